@@ -1,0 +1,219 @@
+"""The BiRQA network: features -> bidirectional gated pyramid -> reliability-aware head.
+
+Functional Flax linen: parameters live outside the module (``model.init`` / ``model.apply``).
+The names CSRAM (bottom-up gated residual), SCGB (top-down cross-gating) and the
+reliability-aware head come from the paper; their exact form is this project's reconstruction
+(see ``ModelConfig`` and the README), every open choice being a field of ``ModelConfig``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from birqa_jax import features
+
+# Smallest accepted height/width: the 11-tap Gaussian needs 6 pixels for its symmetric padding
+# and every pyramid level should keep at least 2x2 pixels for the gates to see context.
+MIN_SIZE = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Every architectural choice of the model. Defaults follow ``birqa.md`` ([ours] parts).
+
+    widths: channels of each pyramid level; the number of levels is ``len(widths)``. Level l
+      works at 1/2^(l+1) of the input resolution (each level starts with a stride-2 3x3 conv).
+    lbp_temperature: temperature of the soft LBP bits (luma units).
+    info_c: constant of the information map log(1 + sigma^2 / C).
+    include_luma: feed Y of both images to the pyramid besides the four features.
+    cross_gate_coarse: SCGB also gates each coarse level by pooled fine-level context.
+    gem_init: initial GeM exponent p of the head (learned, clamped to >= 1).
+    head_hidden: hidden width of the per-level score/reliability MLP.
+    dtype: compute dtype of the pyramid ("float32" or "bfloat16"); parameters and the
+      features stay float32, and the head pools and combines in float32.
+    """
+
+    widths: tuple[int, ...] = (32, 48, 64, 96)
+    lbp_temperature: float = 0.02
+    info_c: float = features.SSIM_C2
+    include_luma: bool = True
+    cross_gate_coarse: bool = True
+    gem_init: float = 3.0
+    head_hidden: int = 32
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        if self.gem_init <= 1:
+            raise ValueError(f"gem_init must be > 1 (p = 1 + softplus(.)), got {self.gem_init}")
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        if len(self.widths) < 1 or min(self.widths) < 1:
+            raise ValueError(f"widths must be a non-empty sequence of positive ints, got {self.widths}")
+        if self.dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
+        if self.lbp_temperature <= 0:
+            raise ValueError(f"lbp_temperature must be > 0, got {self.lbp_temperature}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model config fields {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["widths"] = list(self.widths)
+        return d
+
+
+def _down(x: jax.Array) -> jax.Array:
+    """2x2 average pooling with the output size of a stride-2 'SAME' conv (ceil(H/2))."""
+    return nn.avg_pool(x, (2, 2), strides=(2, 2), padding="SAME", count_include_pad=False)
+
+
+def _up_to(x: jax.Array, shape: Sequence[int]) -> jax.Array:
+    """Nearest-neighbour 2x upsampling of ``x`` cropped to the spatial ``shape`` (H, W)."""
+    x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+    return x[:, : shape[0], : shape[1], :]
+
+
+class PyramidLevel(nn.Module):
+    """One encoder level: stride-2 3x3 conv, then a 3x3 conv with a residual connection."""
+
+    width: int
+    dtype: Any
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.gelu(nn.Conv(self.width, (3, 3), strides=(2, 2), dtype=self.dtype, name="down")(x))
+        return x + nn.gelu(nn.Conv(self.width, (3, 3), dtype=self.dtype, name="conv")(x))
+
+
+class CSRAM(nn.Module):
+    """Bottom-up uncertainty-aware gated residual: injects fine-scale cues into a coarse level.
+
+    m = Down(fine); s = softplus(W_s [coarse, m]) is the injection strength, c = sigmoid(W_c
+    [coarse, m]) the confidence, and coarse <- coarse + s * c * phi(m). Keeping strength and
+    confidence separate lets the gate say "strong but unsure" apart from "weak but sure".
+    """
+
+    dtype: Any
+
+    @nn.compact
+    def __call__(self, coarse, fine):
+        width = coarse.shape[-1]
+        m = _down(fine)
+        h = jnp.concatenate([coarse, m], axis=-1)
+        strength = nn.softplus(nn.Conv(width, (1, 1), dtype=self.dtype, name="strength")(h))
+        confidence = nn.sigmoid(nn.Conv(width, (1, 1), dtype=self.dtype, name="confidence")(h))
+        phi = nn.Conv(width, (1, 1), dtype=self.dtype, name="phi")(m)
+        return coarse + strength * confidence * phi
+
+
+class SCGB(nn.Module):
+    """Top-down spatial cross-gating block between a fine level and the next coarser one.
+
+    fine <- fine * sigmoid(conv3x3(Up(coarse))) routes coarse context to high resolution; with
+    ``cross`` the coarse level is also gated by pooled fine detail, coarse <- coarse *
+    sigmoid(conv1x1(Down(fine))). Gates are 2 * sigmoid so that a zero logit is the identity.
+    """
+
+    dtype: Any
+    cross: bool
+
+    @nn.compact
+    def __call__(self, fine, coarse):
+        g = nn.Conv(fine.shape[-1], (3, 3), dtype=self.dtype, name="fine_gate")(
+            _up_to(coarse, fine.shape[1:3])
+        )
+        new_fine = fine * (2.0 * nn.sigmoid(g))
+        if self.cross:
+            gc = nn.Conv(coarse.shape[-1], (1, 1), dtype=self.dtype, name="coarse_gate")(_down(fine))
+            coarse = coarse * (2.0 * nn.sigmoid(gc))
+        return new_fine, coarse
+
+
+class ReliabilityHead(nn.Module):
+    """Reliability-aware head: GeM pooling per level, a score and a reliability logit per level,
+    and the softmax of the logits as convex weights of the per-level scores (float32)."""
+
+    hidden: int
+    gem_init: float
+
+    @nn.compact
+    def __call__(self, levels: Sequence[jax.Array]):
+        scores, logits = [], []
+        for i, f in enumerate(levels):
+            f = f.astype(jnp.float32)
+            p = 1.0 + nn.softplus(
+                self.param(f"gem_p_{i}", nn.initializers.constant(_softplus_inv(self.gem_init - 1.0)), ())
+            )
+            pooled = jnp.mean(jnp.maximum(f, 1e-6) ** p, axis=(1, 2)) ** (1.0 / p)
+            h = nn.gelu(nn.Dense(self.hidden, name=f"hidden_{i}")(pooled))
+            out = nn.Dense(2, name=f"out_{i}")(h)
+            scores.append(out[:, 0])
+            logits.append(out[:, 1])
+        scores = jnp.stack(scores, axis=-1)
+        weights = jax.nn.softmax(jnp.stack(logits, axis=-1), axis=-1)
+        return jnp.sum(weights * scores, axis=-1), scores, weights
+
+
+def _softplus_inv(y: float) -> float:
+    return math.log(math.expm1(y))
+
+
+class BiRQA(nn.Module):
+    """BiRQA: full-reference quality of ``dist`` with respect to ``ref``.
+
+    ``__call__(ref, dist)`` with ref, dist: [B, H, W, 3] float32 RGB in [0, 1], H, W >=
+    ``MIN_SIZE``; returns the score [B] (higher = better quality), or with
+    ``return_levels=True`` the tuple (score [B], per-level scores [B, L], weights [B, L]).
+    Inputs are not validated here (it is traced inside jit); the scoring API validates them.
+    """
+
+    config: ModelConfig = ModelConfig()
+
+    @nn.compact
+    def __call__(self, ref, dist, return_levels: bool = False):
+        cfg = self.config
+        dtype = jnp.dtype(cfg.dtype)
+        x = features.feature_stack(
+            ref, dist, lbp_temperature=cfg.lbp_temperature, info_c=cfg.info_c,
+            include_luma=cfg.include_luma,
+        ).astype(dtype)
+
+        levels = []
+        for i, w in enumerate(cfg.widths):
+            x = PyramidLevel(w, dtype, name=f"level_{i}")(x)
+            if levels:  # bottom-up: fine -> coarse, each level sees the updated finer one
+                x = CSRAM(dtype, name=f"csram_{i}")(x, levels[-1])
+            levels.append(x)
+
+        for i in reversed(range(len(levels) - 1)):  # top-down: coarse -> fine
+            levels[i], levels[i + 1] = SCGB(dtype, cfg.cross_gate_coarse, name=f"scgb_{i}")(
+                levels[i], levels[i + 1]
+            )
+
+        score, level_scores, weights = ReliabilityHead(cfg.head_hidden, cfg.gem_init, name="head")(levels)
+        if return_levels:
+            return score, level_scores, weights
+        return score
+
+
+def init_params(config: ModelConfig = ModelConfig(), rng: jax.Array | int = 0, size: int = MIN_SIZE):
+    """Initialise parameters (float32) for ``config``; they do not depend on the image size."""
+    if isinstance(rng, int):
+        rng = jax.random.key(rng)
+    x = jnp.zeros((1, size, size, 3), jnp.float32)
+    return jax.jit(BiRQA(config).init)(rng, x, x)
+
+
+def param_count(params) -> int:
+    return sum(int(p.size) for p in jax.tree_util.tree_leaves(params))

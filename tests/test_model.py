@@ -1,0 +1,78 @@
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from birqa_jax.model import MIN_SIZE, BiRQA, ModelConfig, init_params, param_count
+
+
+def _pair(shape, seed=0):
+    k1, k2 = jax.random.split(jax.random.key(seed))
+    ref = jax.random.uniform(k1, shape)
+    return ref, jnp.clip(ref + 0.1 * jax.random.normal(k2, shape), 0, 1)
+
+
+@pytest.mark.parametrize("hw", [(MIN_SIZE, MIN_SIZE), (37, 53), (48, 40)])
+def test_any_size_at_or_above_minimum(tiny_config, tiny_params, hw):
+    ref, dist = _pair((2, *hw, 3))
+    apply = jax.jit(BiRQA(tiny_config).apply, static_argnames="return_levels")
+    score, levels, weights = apply(tiny_params, ref, dist, return_levels=True)
+    assert score.shape == (2,) and levels.shape == (2, 3) and weights.shape == (2, 3)
+    np.testing.assert_allclose(np.asarray(weights.sum(-1)), 1.0, atol=1e-6)
+    assert bool(jnp.all(weights >= 0))
+    # The score is the convex combination of the per-level scores.
+    np.testing.assert_allclose(np.asarray(score), np.asarray((weights * levels).sum(-1)), rtol=1e-5)
+
+
+def test_batch_items_are_independent(tiny_config, tiny_params):
+    ref, dist = _pair((3, 32, 40, 3))
+    apply = jax.jit(BiRQA(tiny_config).apply)
+    full = apply(tiny_params, ref, dist)
+    one = apply(tiny_params, ref[1:2], dist[1:2])
+    np.testing.assert_allclose(np.asarray(full[1]), np.asarray(one[0]), rtol=1e-5, atol=1e-6)
+
+
+@functools.lru_cache
+def _score_grad(config):
+    return jax.jit(jax.grad(lambda p, r, d: BiRQA(config).apply(p, r, d).sum(), argnums=2))
+
+
+@pytest.mark.parametrize("case", ["flat", "saturated", "identical"])
+def test_score_gradient_finite(tiny_config, tiny_params, case):
+    ref, dist = _pair((1, 32, 32, 3))
+    if case == "flat":
+        ref = dist = jnp.full_like(ref, 0.5)
+    elif case == "saturated":
+        ref, dist = jnp.ones_like(ref), jnp.ones_like(ref)
+    elif case == "identical":
+        dist = ref
+    g = _score_grad(tiny_config)(tiny_params, ref, dist)
+    assert bool(jnp.all(jnp.isfinite(g)))
+
+
+def test_bfloat16_compute_keeps_float32_params(tiny_config, tiny_params):
+    cfg = ModelConfig(widths=tiny_config.widths, head_hidden=tiny_config.head_hidden, dtype="bfloat16")
+    shapes = jax.eval_shape(lambda: init_params(cfg, 0))
+    assert {x.dtype for x in jax.tree_util.tree_leaves(shapes)} == {jnp.dtype("float32")}
+    assert jax.tree_util.tree_structure(shapes) == jax.tree_util.tree_structure(tiny_params)
+    ref, dist = _pair((1, 32, 32, 3))
+    s16 = jax.jit(BiRQA(cfg).apply)(tiny_params, ref, dist)
+    s32 = jax.jit(BiRQA(tiny_config).apply)(tiny_params, ref, dist)  # same weights, float32 compute
+    assert s16.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(s16), np.asarray(s32), atol=0.05)
+
+
+def test_default_model_is_compact():
+    params = jax.eval_shape(lambda: init_params(ModelConfig()))
+    n = param_count(params)
+    assert 100_000 < n < 1_000_000
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="dtype"):
+        ModelConfig(dtype="float16")
+    with pytest.raises(ValueError, match="unknown model config fields"):
+        ModelConfig.from_dict({"widths": [8], "depth": 3})
+    assert ModelConfig.from_dict(ModelConfig().to_dict()) == ModelConfig()
