@@ -157,7 +157,10 @@ class ReliabilityHead(nn.Module):
             )
             pooled = jnp.mean(jnp.maximum(f, 1e-6) ** p, axis=(1, 2)) ** (1.0 / p)
             h = nn.gelu(nn.Dense(self.hidden, name=f"hidden_{i}")(pooled))
-            out = nn.Dense(2, name=f"out_{i}")(h)
+            # Small output init: predictions start near zero but not constant (a constant batch
+            # has no Pearson gradient worth following).
+            out = nn.Dense(2, kernel_init=nn.initializers.variance_scaling(0.01, "fan_in", "normal"),
+                           name=f"out_{i}")(h)
             scores.append(out[:, 0])
             logits.append(out[:, 1])
         scores = jnp.stack(scores, axis=-1)

@@ -1,7 +1,9 @@
 import os
 
-# Tests run on the CPU; keep XLA to the cores the CI machine has.
+# Tests run on the CPU, split into 8 virtual devices so data-parallel code runs sharded.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 
 import jax
 import numpy as np

@@ -1,0 +1,602 @@
+"""L-inf adversarial attacks on full-reference quality scores, as pure jit/vmap-safe functions.
+
+Threat model (``robustness.md``): pixels live in [0, 1]; the reference stays fixed and only the
+distorted image is perturbed, inside the L-inf ball of radius ``eps`` around it (``eps`` in
+[0, 1] units: 4/255, not the 8/255 of [-1, 1] code) intersected with [0, 1].
+
+Objectives. An attack maximises a per-item objective ``objective(x) -> [B]`` of the perturbed
+batch ``x: [B, H, W, 3]``. Two builders cover the uses, so no attack is written twice:
+
+- ``direction_objective(score_fn, ref, direction)``: ``direction_i * score_i``. Evaluation:
+  ``direction = +1`` makes an image look better, ``-1`` worse (``robustness.scrambling_direction``
+  gives the ranking-scrambling directions from MOS).
+- ``away_objective(score_fn, ref, target)``: ``|score_i - target_i|``. Training: push each
+  prediction away from its label.
+
+``score_fn(ref, dist) -> [B]`` is any differentiable JAX function, higher = better quality, e.g.
+``lambda r, d: model.apply(params, r, d)``. Items are independent: gradient attacks differentiate
+the sum of the objective over the batch, so item i moves along d objective_i / d x_i only, and
+all per-item state (step sizes, best points, accepted proposals) is kept per item.
+
+Every attack returns only the adversarial batch, so it can run inside a jitted train step (wrap
+it in ``jax.lax.stop_gradient`` there). ``run_attack`` adds the perturbation statistics of
+``perturbation_stats`` and the default settings of ``robustness.md`` for evaluation.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from birqa_jax.features import rgb_to_ycbcr, ssim_map
+
+ScoreFn = Callable[[jax.Array, jax.Array], jax.Array]
+Objective = Callable[[jax.Array], jax.Array]
+Scalar = float | jax.Array
+
+# APGD constants of Croce & Hein (2020): momentum weight, oscillation threshold, first
+# checkpoint, checkpoint-interval decrement and minimum interval (fractions of the budget).
+_APGD_ALPHA = 0.75
+_APGD_RHO = 0.75
+_APGD_P1 = 0.22
+_APGD_DECREMENT = 0.03
+_APGD_MIN_INTERVAL = 0.06
+
+# Square Attack schedule (Andriushchenko et al. 2020): the square's area fraction halves after
+# these iterations of a 10000-query run; shorter runs rescale their iteration count to it.
+_SQUARE_HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _check_images(name: str, x: jax.Array) -> None:
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"{name} must be [B, H, W, 3], got shape {tuple(x.shape)}")
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(f"{name} must be a float array in [0, 1], got dtype {x.dtype}")
+
+
+def _check_per_item(name: str, v: jax.Array, batch: int) -> None:
+    if jnp.shape(v) != (batch,):
+        raise ValueError(f"{name} must have shape [B] = ({batch},), got {tuple(jnp.shape(v))}")
+
+
+def _check_eps(eps: Scalar) -> None:
+    if jnp.ndim(eps) != 0:
+        raise ValueError(f"eps must be a scalar, got shape {jnp.shape(eps)}")
+    if isinstance(eps, (int, float)) and not 0.0 < eps <= 1.0:
+        raise ValueError(f"eps must be in (0, 1] ([0, 1] pixel units, e.g. 4/255), got {eps}")
+
+
+def _check_count(name: str, n: int) -> None:
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"{name} must be a positive Python int (a static loop bound), got {n!r}")
+
+
+# ----------------------------------------------------------------------------- objectives
+
+
+def direction_objective(score_fn: ScoreFn, ref: jax.Array, direction: jax.Array) -> Objective:
+    """Objective ``x -> direction * score_fn(ref, x)``: [B]; +1 pushes a score up, -1 down.
+
+    Args:
+      score_fn: ``(ref, dist) -> [B]`` differentiable quality score, higher = better.
+      ref: [B, H, W, 3] float32 in [0, 1], the fixed reference.
+      direction: [B] float32, +1 or -1 per item.
+    """
+    _check_images("ref", ref)
+    _check_per_item("direction", direction, ref.shape[0])
+
+    def objective(x: jax.Array) -> jax.Array:
+        return direction * score_fn(ref, x)
+
+    return objective
+
+
+def away_objective(score_fn: ScoreFn, ref: jax.Array, target: jax.Array) -> Objective:
+    """Objective ``x -> |score_fn(ref, x) - target|``: [B]; pushes predictions off their labels.
+
+    Args:
+      score_fn: ``(ref, dist) -> [B]`` differentiable quality score.
+      ref: [B, H, W, 3] float32 in [0, 1], the fixed reference.
+      target: [B] float32, the label (MOS on the model's scale) of each item.
+    """
+    _check_images("ref", ref)
+    _check_per_item("target", target, ref.shape[0])
+
+    def objective(x: jax.Array) -> jax.Array:
+        return jnp.abs(score_fn(ref, x) - target)
+
+    return objective
+
+
+def _evaluate(objective: Objective, x: jax.Array) -> jax.Array:
+    f = objective(x)
+    _check_per_item("objective(x)", f, x.shape[0])
+    return f
+
+
+def _value_and_grad(objective: Objective, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Per-item objective [B] and its gradient [B, H, W, 3] (gradient of the batch sum)."""
+
+    def total(x):
+        f = _evaluate(objective, x)
+        return jnp.sum(f), f
+
+    (_, f), g = jax.value_and_grad(total, has_aux=True)(x)
+    return f, g
+
+
+def _ball(dist: jax.Array, eps: Scalar) -> tuple[jax.Array, jax.Array]:
+    """Per-pixel bounds of the feasible set: the eps ball around ``dist`` within [0, 1]."""
+    return jnp.maximum(dist - eps, 0.0), jnp.minimum(dist + eps, 1.0)
+
+
+def _per_item(v: jax.Array) -> jax.Array:
+    return v[:, None, None, None]
+
+
+# ----------------------------------------------------------------------------- sign-gradient
+
+
+def fgsm(objective: Objective, dist: jax.Array, *, eps: Scalar) -> jax.Array:
+    """FGSM: one signed-gradient step of size ``eps``.
+
+    Args:
+      objective: ``x -> [B]`` to maximise (``direction_objective`` or ``away_objective``).
+      dist: [B, H, W, 3] float32 in [0, 1], the image to perturb.
+      eps: L-inf budget in [0, 1] pixel units.
+
+    Returns:
+      [B, H, W, 3] float32 within ``eps`` of ``dist`` (L-inf) and within [0, 1].
+    """
+    _check_images("dist", dist)
+    _check_eps(eps)
+    lo, hi = _ball(dist, eps)
+    _, g = _value_and_grad(objective, dist)
+    return jnp.clip(dist + eps * jnp.sign(g), lo, hi)
+
+
+def _signed_ascent(objective, dist, start, eps, steps, step_size):
+    lo, hi = _ball(dist, eps)
+
+    def body(_, x):
+        _, g = _value_and_grad(objective, x)
+        return jnp.clip(x + step_size * jnp.sign(g), lo, hi)
+
+    return jax.lax.fori_loop(0, steps, body, start)
+
+
+def ifgsm(
+    objective: Objective,
+    dist: jax.Array,
+    *,
+    eps: Scalar,
+    steps: int = 10,
+    step_size: Scalar = 1.0 / 255.0,
+) -> jax.Array:
+    """I-FGSM (BIM): ``steps`` signed steps of ``step_size`` from ``dist``, each projected.
+
+    Same arguments and result as ``fgsm``; returns the last iterate (by definition, no
+    best-point tracking).
+    """
+    _check_images("dist", dist)
+    _check_eps(eps)
+    _check_count("steps", steps)
+    return _signed_ascent(objective, dist, dist, eps, steps, step_size)
+
+
+def pgd(
+    objective: Objective,
+    dist: jax.Array,
+    *,
+    eps: Scalar,
+    rng: jax.Array,
+    steps: int = 10,
+    step_size: Scalar | None = None,
+) -> jax.Array:
+    """PGD (Madry et al. 2018): I-FGSM from a uniform random point of the eps ball.
+
+    ``step_size`` defaults to ``eps / 4``; ``rng`` draws the start: one key for the batch, or
+    a [B] array of keys, one per item (a data-parallel step derives them from each item's
+    global index so that the result does not depend on how the batch is sharded). Same
+    arguments and result as ``ifgsm``.
+    """
+    _check_images("dist", dist)
+    _check_eps(eps)
+    _check_count("steps", steps)
+    lo, hi = _ball(dist, eps)
+    if jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key) and rng.ndim == 1:
+        noise = jax.vmap(lambda k: jax.random.uniform(k, dist.shape[1:], dist.dtype, minval=-eps, maxval=eps))(rng)
+    else:
+        noise = jax.random.uniform(rng, dist.shape, dist.dtype, minval=-eps, maxval=eps)
+    start = jnp.clip(dist + noise, lo, hi)
+    step = eps / 4 if step_size is None else step_size
+    return _signed_ascent(objective, dist, start, eps, steps, step)
+
+
+def mifgsm(
+    objective: Objective,
+    dist: jax.Array,
+    *,
+    eps: Scalar,
+    steps: int = 10,
+    decay: float = 1.0,
+) -> jax.Array:
+    """MI-FGSM (Dong et al. 2018): signed steps of ``eps / steps`` along an accumulated gradient.
+
+    The momentum is ``m <- decay * m + g / ||g||_1`` with the L1 norm taken per item, so every
+    item's history is weighted on its own scale. Same arguments and result as ``ifgsm``.
+    """
+    _check_images("dist", dist)
+    _check_eps(eps)
+    _check_count("steps", steps)
+    lo, hi = _ball(dist, eps)
+    step = eps / steps
+
+    def body(_, carry):
+        x, m = carry
+        _, g = _value_and_grad(objective, x)
+        l1 = jnp.sum(jnp.abs(g), axis=(1, 2, 3), keepdims=True)
+        m = decay * m + g / jnp.where(l1 > 0, l1, 1.0)  # a zero gradient adds nothing
+        return jnp.clip(x + step * jnp.sign(m), lo, hi), m
+
+    x, _ = jax.lax.fori_loop(0, steps, body, (dist, jnp.zeros_like(dist)))
+    return x
+
+
+# ----------------------------------------------------------------------------- APGD
+
+
+def apgd_checkpoints(steps: int) -> tuple[int, ...]:
+    """Iterations at which APGD may halve its step: ``ceil(p_j * steps)`` for j >= 1, < steps.
+
+    ``p_0 = 0``, ``p_1 = 0.22``, ``p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)``; duplicates
+    (short budgets) are merged. For 100 steps: (22, 41, 57, 70, 80, 87, 93, 99).
+    """
+    _check_count("steps", steps)
+    p_prev, p = 0.0, _APGD_P1
+    out: list[int] = []
+    while p < 1.0:
+        w = math.ceil(round(p * steps, 9))  # round: 0.41 * 100 must give 41, not 42
+        if 0 < w < steps and (not out or w > out[-1]):
+            out.append(w)
+        p_prev, p = p, p + max(p - p_prev - _APGD_DECREMENT, _APGD_MIN_INTERVAL)
+    return tuple(out)
+
+
+def apgd(objective: Objective, dist: jax.Array, *, eps: Scalar, steps: int = 100) -> jax.Array:
+    """APGD (Croce & Hein 2020, L-inf), returning each item's best point.
+
+    Starts at ``dist`` with step ``2 * eps``; each iteration takes a signed step and mixes it
+    with the previous move (momentum 0.75, none on the first step). At each checkpoint of
+    ``apgd_checkpoints(steps)`` an item halves its step and restarts from its best point if
+    fewer than 75% of the steps since the last checkpoint increased its objective, or if its
+    step was not halved at the last checkpoint and its best objective has not improved since.
+    ``steps`` gradient evaluations plus one forward pass. Same arguments and result as ``fgsm``.
+    """
+    _check_images("dist", dist)
+    _check_eps(eps)
+    lo, hi = _ball(dist, eps)
+    ckpts = apgd_checkpoints(steps)
+    # Static per-iteration tables: is it a checkpoint, and how many steps the interval ending
+    # there spans (the oscillation test compares its count of improving steps with rho * that).
+    is_ckpt = np.zeros(steps, bool)
+    interval = np.ones(steps, np.float32)
+    is_ckpt[list(ckpts)] = True
+    interval[list(ckpts)] = np.diff((0,) + ckpts)
+    is_ckpt, interval = jnp.asarray(is_ckpt), jnp.asarray(interval)
+
+    b = dist.shape[0]
+    state = dict(
+        x=dist,
+        x_prev=dist,
+        f_prev=jnp.full((b,), jnp.inf, dist.dtype),  # no improving step is counted at i = 0
+        eta=jnp.full((b,), 2.0, dist.dtype) * eps,
+        x_best=dist,
+        g_best=jnp.zeros_like(dist),
+        f_best=jnp.full((b,), -jnp.inf, dist.dtype),
+        n_up=jnp.zeros((b,), dist.dtype),
+        f_best_ckpt=jnp.full((b,), -jnp.inf, dist.dtype),
+        halved_ckpt=jnp.zeros((b,), bool),
+    )
+
+    def body(i, s):
+        x, x_prev, eta = s["x"], s["x_prev"], s["eta"]
+        f, g = _value_and_grad(objective, x)
+        better = f > s["f_best"]
+        x_best = jnp.where(_per_item(better), x, s["x_best"])
+        g_best = jnp.where(_per_item(better), g, s["g_best"])
+        f_best = jnp.where(better, f, s["f_best"])
+        n_up = s["n_up"] + (f > s["f_prev"])
+
+        oscillating = n_up < _APGD_RHO * interval[i]
+        stagnating = ~s["halved_ckpt"] & (f_best <= s["f_best_ckpt"])
+        halve = is_ckpt[i] & (oscillating | stagnating)
+        eta = jnp.where(halve, eta / 2, eta)
+        x = jnp.where(_per_item(halve), x_best, x)
+        g = jnp.where(_per_item(halve), g_best, g)
+        f = jnp.where(halve, f_best, f)
+        # i = 0 opens the first interval; every checkpoint opens the next one.
+        opens = is_ckpt[i] | (i == 0)
+        n_up = jnp.where(opens, 0.0, n_up)
+        f_best_ckpt = jnp.where(opens, f_best, s["f_best_ckpt"])
+        halved_ckpt = jnp.where(opens, halve, s["halved_ckpt"])
+
+        z = jnp.clip(x + _per_item(eta) * jnp.sign(g), lo, hi)
+        a = jnp.where(i == 0, 1.0, _APGD_ALPHA)
+        x_next = jnp.clip(x + a * (z - x) + (1 - a) * (x - x_prev), lo, hi)
+        return dict(
+            x=x_next,
+            x_prev=x,
+            f_prev=f,
+            eta=eta,
+            x_best=x_best,
+            g_best=g_best,
+            f_best=f_best,
+            n_up=n_up,
+            f_best_ckpt=f_best_ckpt,
+            halved_ckpt=halved_ckpt,
+        )
+
+    s = jax.lax.fori_loop(0, steps, body, state)
+    f_last = _evaluate(objective, s["x"])
+    return jnp.where(_per_item(f_last > s["f_best"]), s["x"], s["x_best"])
+
+
+# ----------------------------------------------------------------------------- Korhonen & You
+
+
+def spatial_activity_map(x: jax.Array) -> jax.Array:
+    """Where a perturbation hides: Sobel gradient magnitude of luma, scaled, dilated.
+
+    Args:
+      x: [B, H, W, 3] float32 RGB in [0, 1].
+
+    Returns:
+      [B, H, W, 1] float32 in [0, 1]: ``sqrt(sobel_rows(Y)^2 + sobel_cols(Y)^2)`` (borders
+      reflected as scipy's ``mode='reflect'``), divided by its per-image maximum (all zeros for
+      a flat image), then a 3x3 maximum filter.
+    """
+    _check_images("x", x)
+    y = rgb_to_ycbcr(x)[..., :1]
+    h, w = y.shape[1:3]
+    yp = jnp.pad(y, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="symmetric")
+
+    def win(dr, dc):
+        return yp[:, 1 + dr : 1 + dr + h, 1 + dc : 1 + dc + w]
+
+    smooth_c = {dr: win(dr, -1) + 2 * win(dr, 0) + win(dr, 1) for dr in (-1, 1)}
+    smooth_r = {dc: win(-1, dc) + 2 * win(0, dc) + win(1, dc) for dc in (-1, 1)}
+    g_rows = smooth_c[1] - smooth_c[-1]
+    g_cols = smooth_r[1] - smooth_r[-1]
+    mag = jnp.sqrt(g_rows**2 + g_cols**2)
+    peak = jnp.max(mag, axis=(1, 2, 3), keepdims=True)
+    mag = mag / jnp.where(peak > 0, peak, 1.0)
+    return jax.lax.reduce_window(mag, -jnp.inf, jax.lax.max, (1, 3, 3, 1), (1, 1, 1, 1), "SAME")
+
+
+def korhonen(
+    objective: Objective,
+    dist: jax.Array,
+    *,
+    eps: Scalar,
+    steps: int = 10,
+    lr: float = 0.005,
+) -> jax.Array:
+    """Korhonen & You (2022) style attack: Adam on a perturbation confined to textured areas.
+
+    The image is ``x = clip(dist + m * delta, 0, 1)`` with ``m = spatial_activity_map(dist)``;
+    Adam (learning rate ``lr``) maximises the objective over ``delta`` for ``steps`` steps,
+    clipping ``delta`` to [-eps, eps] after each one. The gradient in ``delta`` is the image
+    gradient masked by ``m``. The mask scales the perturbation rather than only the gradient
+    because Adam normalises each coordinate's gradient, which would cancel a fixed per-pixel
+    factor; this way flat regions (m ~ 0) stay nearly untouched. Same result as ``fgsm``.
+    """
+    _check_images("dist", dist)
+    _check_eps(eps)
+    _check_count("steps", steps)
+    mask = jax.lax.stop_gradient(spatial_activity_map(dist))
+    opt = optax.adam(lr)
+
+    def image(delta):
+        return jnp.clip(dist + mask * delta, 0.0, 1.0)
+
+    def body(_, carry):
+        delta, opt_state = carry
+        _, g = _value_and_grad(lambda d: objective(image(d)), delta)
+        updates, opt_state = opt.update(-g, opt_state)  # optax minimises
+        delta = jnp.clip(optax.apply_updates(delta, updates), -eps, eps)
+        return delta, opt_state
+
+    delta0 = jnp.zeros_like(dist)
+    delta, _ = jax.lax.fori_loop(0, steps, body, (delta0, opt.init(delta0)))
+    return image(delta)
+
+
+# ----------------------------------------------------------------------------- Square (black box)
+
+
+def _square_fraction(i: jax.Array, queries: int, p_init: float) -> jax.Array:
+    """Area fraction of the square at iteration ``i``: ``p_init`` halved on the paper schedule."""
+    it = (i * 10000) // queries
+    halvings = sum((it > t).astype(jnp.int32) for t in _SQUARE_HALVINGS)
+    return p_init / (2.0**halvings)
+
+
+def square(
+    objective: Objective,
+    dist: jax.Array,
+    *,
+    eps: Scalar,
+    rng: jax.Array,
+    queries: int = 1000,
+    p_init: float = 0.05,
+) -> jax.Array:
+    """Square Attack (Andriushchenko et al. 2020, L-inf): random search with forward passes only.
+
+    The perturbation stays on the corners of the eps ball: it starts as vertical stripes of
+    random sign per column and channel; each iteration redraws, per item, one random square
+    (side ``sqrt(p * H * W)`` with ``p`` shrinking from ``p_init`` on the paper's schedule,
+    between 1 and min(H, W) - 1) to one random sign per channel, and keeps it if the objective
+    increases. ``queries`` counts every evaluation of the objective; no gradient is ever taken,
+    so it also scores models that mask their gradients. Returns each item's best point, within
+    ``eps`` of ``dist`` and within [0, 1].
+    """
+    _check_images("dist", dist)
+    _check_eps(eps)
+    _check_count("queries", queries)
+    b, h, w, c = dist.shape
+    max_side = max(min(h, w) - 1, 1)
+    rows = jnp.arange(h)[None, :, None, None]
+    cols = jnp.arange(w)[None, None, :, None]
+
+    def image(delta):
+        return jnp.clip(dist + delta, 0.0, 1.0)
+
+    k_init, k_loop = jax.random.split(rng)
+    stripes = jax.random.rademacher(k_init, (b, 1, w, c), dist.dtype)
+    delta = jnp.broadcast_to(eps * stripes, dist.shape)
+    f = _evaluate(objective, image(delta))
+
+    def body(i, carry):
+        delta, f = carry
+        k_r, k_c, k_s = jax.random.split(jax.random.fold_in(k_loop, i), 3)
+        p = _square_fraction(i, queries, p_init)
+        side = jnp.clip(jnp.round(jnp.sqrt(p * h * w)).astype(jnp.int32), 1, max_side)
+        r0 = jax.random.randint(k_r, (b,), 0, h - side + 1)[:, None, None, None]
+        c0 = jax.random.randint(k_c, (b,), 0, w - side + 1)[:, None, None, None]
+        inside = (rows >= r0) & (rows < r0 + side) & (cols >= c0) & (cols < c0 + side)
+        colour = eps * jax.random.rademacher(k_s, (b, 1, 1, c), dist.dtype)
+        proposal = jnp.where(inside, colour, delta)
+        f_new = _evaluate(objective, image(proposal))
+        better = f_new > f
+        return jnp.where(_per_item(better), proposal, delta), jnp.where(better, f_new, f)
+
+    delta, _ = jax.lax.fori_loop(1, queries, body, (delta, f))
+    return image(delta)
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+ATTACKS: dict[str, Callable[..., jax.Array]] = {
+    "fgsm": fgsm,
+    "ifgsm": ifgsm,
+    "pgd": pgd,
+    "mifgsm": mifgsm,
+    "apgd": apgd,
+    "korhonen": korhonen,
+    "square": square,
+}
+
+
+def _settings(name: str) -> frozenset[str]:
+    """Keyword settings an attack accepts besides ``eps`` and ``rng``."""
+    params = inspect.signature(ATTACKS[name]).parameters
+    return frozenset(p for p, v in params.items() if v.kind is v.KEYWORD_ONLY) - {"eps", "rng"}
+
+
+def _uses_rng(name: str) -> bool:
+    return "rng" in inspect.signature(ATTACKS[name]).parameters
+
+
+@jax.jit
+def perturbation_stats(adv: jax.Array, dist: jax.Array) -> dict[str, jax.Array]:
+    """Size of each perturbation: L-inf, PSNR and SSIM of ``adv`` against ``dist``.
+
+    Args:
+      adv, dist: [B, H, W, 3] float32 in [0, 1].
+
+    Returns:
+      ``{"linf": [B], "psnr": [B], "ssim": [B]}`` float32: max |adv - dist|; PSNR in dB for peak
+      1 (inf for identical images); SSIM on BT.601 luma (``features.ssim_map``, Gaussian sigma
+      1.5, reflected borders) averaged over the whole image.
+    """
+    _check_images("adv", adv)
+    _check_images("dist", dist)
+    diff = adv - dist
+    linf = jnp.max(jnp.abs(diff), axis=(1, 2, 3))
+    psnr = -10.0 * jnp.log10(jnp.mean(diff**2, axis=(1, 2, 3)))
+    y_adv, y_dist = rgb_to_ycbcr(adv)[..., :1], rgb_to_ycbcr(dist)[..., :1]
+    ssim = jnp.mean(ssim_map(y_adv, y_dist), axis=(1, 2, 3))
+    return {"linf": linf, "psnr": psnr, "ssim": ssim}
+
+
+@functools.partial(jax.jit, static_argnames=("name", "score_fn", "settings"))
+def _attack(ref, dist, direction, eps, rng, *, name, score_fn, settings):
+    extra = {"rng": rng} if _uses_rng(name) else {}
+    objective = direction_objective(score_fn, ref, direction)
+    return ATTACKS[name](objective, dist, eps=eps, **extra, **dict(settings))
+
+
+def run_attack(
+    name: str,
+    score_fn: ScoreFn,
+    ref: jax.Array,
+    dist: jax.Array,
+    direction: jax.Array,
+    *,
+    eps: float,
+    rng: jax.Array,
+    **overrides,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Run a registered attack with the ``robustness.md`` defaults and measure its perturbations.
+
+    Defaults: fgsm one step of ``eps``; ifgsm 10 steps of 1/255; pgd 10 steps of ``eps / 4``
+    from a random start; mifgsm 10 steps, decay 1.0; apgd 100 iterations; korhonen 10 Adam
+    steps at lr 0.005; square 1000 queries. Override any setting of the attack function by a
+    keyword holding a Python scalar (``steps=50``); each distinct value compiles anew.
+
+    Args:
+      name: a key of ``ATTACKS``.
+      score_fn: ``(ref, dist) -> [B]``, higher = better. The attack is compiled once per
+        ``score_fn`` object, settings and shapes: pass the same function object across batches.
+      ref, dist: [B, H, W, 3] float32 in [0, 1].
+      direction: [B] float32 of +1 (push the score up) or -1 (push it down).
+      eps: L-inf budget in (0, 1], [0, 1] pixel units (4/255, ...).
+      rng: PRNG key; used by pgd and square, ignored by the deterministic attacks.
+
+    Returns:
+      ``(adv, stats)``: adv [B, H, W, 3] float32, stats as ``perturbation_stats(adv, dist)``.
+    """
+    if name not in ATTACKS:
+        raise ValueError(f"unknown attack {name!r}; choose one of {sorted(ATTACKS)}")
+    unknown = set(overrides) - _settings(name)
+    if unknown:
+        raise TypeError(
+            f"{name} takes no setting(s) {sorted(unknown)}; it accepts {sorted(_settings(name))}"
+        )
+    _check_images("ref", ref)
+    _check_images("dist", dist)
+    if ref.shape != dist.shape:
+        raise ValueError(f"ref {tuple(ref.shape)} and dist {tuple(dist.shape)} differ in shape")
+    for label, img in (("ref", ref), ("dist", dist)):
+        lo, hi = float(jnp.min(img)), float(jnp.max(img))
+        if lo < 0.0 or hi > 1.0:
+            raise ValueError(f"{label} must be in [0, 1], got values in [{lo:.4g}, {hi:.4g}]")
+    direction = jnp.asarray(direction, jnp.float32)
+    _check_per_item("direction", direction, dist.shape[0])
+    if not bool(jnp.all(jnp.abs(direction) == 1.0)):
+        raise ValueError("direction must hold only +1 and -1")
+    _check_eps(float(eps))
+    dist = dist.astype(jnp.float32)
+    adv = _attack(
+        ref.astype(jnp.float32),
+        dist,
+        direction,
+        jnp.float32(eps),
+        rng,
+        name=name,
+        score_fn=score_fn,
+        settings=tuple(sorted(overrides.items())),
+    )
+    return adv, perturbation_stats(adv, dist)

@@ -1,0 +1,214 @@
+"""Classical full-reference IQA baselines in JAX: PSNR, SSIM, MS-SSIM, GMSD.
+
+Every metric is a pure, jit/vmap-compatible function ``(ref, dist) -> [B]`` of
+``ref, dist: [B, H, W, 3] float32 RGB in [0, 1]`` (shape checks run at trace time, so a wrong
+input fails with a ValueError before XLA sees it). Each follows its original definition; the
+docstrings say where a choice had to be made. SSIM-type metrics and GMSD work on BT.601 luma
+(``features.rgb_to_ycbcr``), as the reference MATLAB code works on grey images.
+
+``BASELINES`` maps a name to ``(jitted fn, higher_is_better)``; GMSD is the one lower-better.
+To jit ``psnr`` or ``ssim`` with a non-default option, mark it static
+(``jax.jit(ssim, static_argnames="downsample")``).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from birqa_jax.features import SSIM_C1, SSIM_C2, local_moments, rgb_to_ycbcr, ssim_map
+
+# Half-width of the 11-tap Gaussian window: the valid region drops this many pixels per border.
+_SSIM_RADIUS = 5
+_SSIM_WINDOW = 2 * _SSIM_RADIUS + 1
+
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+# Smallest short side for MS-SSIM: every scale (ceil-halved 4 times) must hold one 11-px window.
+MS_SSIM_MIN_SIZE = 16 * (_SSIM_WINDOW - 1) + 1  # 161: ceil(161 / 16) == 11
+
+GMSD_T = 170.0  # stability constant for luma in [0, 255]
+_PREWITT = np.array([1.0, 1.0, 1.0]) / 3.0  # smoothing taps of the Prewitt filter (/3)
+
+
+def _check_pair(ref: jax.Array, dist: jax.Array, name: str, min_size: int = 1) -> None:
+    for label, x in (("ref", ref), ("dist", dist)):
+        if x.ndim != 4 or x.shape[-1] != 3:
+            raise ValueError(f"{name}: {label} must be NHWC RGB [B, H, W, 3], got shape {x.shape}")
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            raise ValueError(f"{name}: {label} must be float in [0, 1], got dtype {x.dtype}")
+    if ref.shape != dist.shape:
+        raise ValueError(f"{name}: ref and dist shapes differ: {ref.shape} vs {dist.shape}")
+    if min(ref.shape[1:3]) < min_size:
+        raise ValueError(
+            f"{name}: images of {ref.shape[1]}x{ref.shape[2]} are too small, "
+            f"need at least {min_size} px on the short side"
+        )
+
+
+def _luma(x: jax.Array) -> jax.Array:
+    """BT.601 Y of ``x`` [B, H, W, 3] in [0, 1] -> [B, H, W, 1] float32."""
+    return rgb_to_ycbcr(x.astype(jnp.float32))[..., :1]
+
+
+def _box_downsample(x: jax.Array, f: int, pad_mode: str) -> jax.Array:
+    """MATLAB ``imfilter``/``conv2`` 'same' with an f x f box, then ``x(1:f:end, 1:f:end)``.
+
+    The box is anchored as MATLAB anchors even and odd kernels (origin ``floor((f + 1) / 2)``),
+    so for f = 2 every output is the mean of a 2x2 block starting at an even pixel. Borders are
+    padded with ``pad_mode`` ('symmetric' as imfilter's option, 'constant' = zeros as conv2).
+    ``x``: [B, H, W, C] -> [B, ceil(H / f), ceil(W / f), C].
+    """
+    before = (f + 1) // 2 - 1
+    for axis in (1, 2):
+        n = x.shape[axis]
+        m = -(-n // f)  # outputs: ceil(n / f)
+        pad = [(0, 0)] * 4
+        pad[axis] = (before, max(0, m * f - n - before))
+        xp = jnp.pad(x, pad, mode=pad_mode)
+        xp = jax.lax.slice_in_dim(xp, 0, m * f, axis=axis)
+        shape = xp.shape[:axis] + (m, f) + xp.shape[axis + 1 :]
+        x = xp.reshape(shape).mean(axis=axis + 1)
+    return x
+
+
+def _valid_mean(x: jax.Array) -> jax.Array:
+    """Mean over H, W, C of the region where the 11-tap window needs no padding: [B]."""
+    r = _SSIM_RADIUS
+    return jnp.mean(x[:, r:-r, r:-r, :], axis=(1, 2, 3))
+
+
+def psnr(ref: jax.Array, dist: jax.Array, luma: bool = False) -> jax.Array:
+    """Peak signal-to-noise ratio in dB, data range 1.
+
+    Args:
+      ref, dist: [B, H, W, 3] float32 RGB in [0, 1].
+      luma: compute on BT.601 Y instead of on the three RGB channels.
+    Returns [B] float32, higher = better. Identical images give +inf (not capped: the MSE is 0);
+    callers that correlate scores must exclude such pairs.
+    """
+    _check_pair(ref, dist, "psnr")
+    if luma:
+        a, b = _luma(ref), _luma(dist)
+    else:
+        a, b = ref.astype(jnp.float32), dist.astype(jnp.float32)
+    mse = jnp.mean((a - b) ** 2, axis=(1, 2, 3))
+    return -10.0 * jnp.log10(mse)
+
+
+def ssim_downsample_factor(height: int, width: int) -> int:
+    """Wang et al.'s ``f = max(1, round(min(H, W) / 256))`` with MATLAB's half-up rounding."""
+    return max(1, math.floor(min(height, width) / 256 + 0.5))
+
+
+def ssim(ref: jax.Array, dist: jax.Array, downsample: bool = True) -> jax.Array:
+    """SSIM (Wang et al. 2004) on BT.601 luma, 11-tap Gaussian window (sigma 1.5), K = (0.01, 0.03).
+
+    Args:
+      ref, dist: [B, H, W, 3] float32 RGB in [0, 1]; at least 11 px on the short side after the
+        optional downsampling.
+      downsample: the reference MATLAB code's pre-processing (the evaluation default): an f x f
+        box filter with symmetric borders, then every f-th pixel, with
+        ``f = ssim_downsample_factor(H, W)`` (f = 1, a no-op, below 384 px on the short side).
+    Returns [B] float32 in [-1, 1], higher = better: the mean SSIM over the valid region (5-px
+    border dropped). With ``downsample=False`` it equals skimage's ``structural_similarity(
+    gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1)`` on Y.
+    """
+    _check_pair(ref, dist, "ssim")
+    x, y = _luma(ref), _luma(dist)
+    if downsample:
+        f = ssim_downsample_factor(*x.shape[1:3])
+        if f > 1:
+            x, y = _box_downsample(x, f, "symmetric"), _box_downsample(y, f, "symmetric")
+    if min(x.shape[1:3]) < _SSIM_WINDOW:
+        raise ValueError(f"ssim: {x.shape[1]}x{x.shape[2]} luma is smaller than the 11-px window")
+    return _valid_mean(ssim_map(x, y))
+
+
+def ms_ssim(ref: jax.Array, dist: jax.Array) -> jax.Array:
+    """Multi-scale SSIM (Wang, Simoncelli & Bovik 2003) on BT.601 luma.
+
+    Five scales with weights ``MS_SSIM_WEIGHTS``; between scales a 2x2 box filter (symmetric
+    borders) and every second pixel, as the reference MATLAB code (odd sizes round up). At
+    scales 1-4 the mean contrast-structure term cs over the valid region, at scale 5 the mean
+    SSIM (luminance x cs); the score is ``prod(cs_j ** w_j) * ssim_5 ** w_5``.
+
+    Negative means (possible for anti-correlated images) are clipped to 0 before the
+    fractional powers (a ReLU), so the score is 0 rather than NaN; the gradient is undefined
+    where a scale's term is exactly 0.
+
+    Args:
+      ref, dist: [B, H, W, 3] float32 RGB in [0, 1], at least ``MS_SSIM_MIN_SIZE`` (161) px on
+        the short side so that the fifth scale still holds an 11-px window.
+    Returns [B] float32 in [0, 1], higher = better.
+    """
+    _check_pair(ref, dist, "ms_ssim", MS_SSIM_MIN_SIZE)
+    x, y = _luma(ref), _luma(dist)
+    score = 1.0
+    for j, w in enumerate(MS_SSIM_WEIGHTS):
+        mx, my, vx, vy, cxy = local_moments(x, y)
+        cs_map = (2 * cxy + SSIM_C2) / (vx + vy + SSIM_C2)
+        if j < len(MS_SSIM_WEIGHTS) - 1:
+            term = _valid_mean(cs_map)
+            x, y = _box_downsample(x, 2, "symmetric"), _box_downsample(y, 2, "symmetric")
+        else:
+            lum = (2 * mx * my + SSIM_C1) / (mx * mx + my * my + SSIM_C1)
+            term = _valid_mean(lum * cs_map)
+        score = score * jnp.maximum(term, 0.0) ** w
+    return score
+
+
+def _prewitt_magnitude(y: jax.Array) -> jax.Array:
+    """|gradient| of ``y`` [B, H, W, C], Prewitt filters [1 0 -1]/3, zero borders (conv2 'same').
+
+    The square root is guarded so that flat patches (magnitude 0) get a zero, not a NaN, gradient.
+    """
+    yp = jnp.pad(y, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    h, w = y.shape[1:3]
+
+    def window(dr: int, dc: int) -> jax.Array:
+        return yp[:, 1 + dr : 1 + dr + h, 1 + dc : 1 + dc + w, :]
+
+    gx = sum(t * (window(dr, 1) - window(dr, -1)) for dr, t in zip((-1, 0, 1), _PREWITT))
+    gy = sum(t * (window(1, dc) - window(-1, dc)) for dc, t in zip((-1, 0, 1), _PREWITT))
+    sq = gx * gx + gy * gy
+    flat = sq == 0
+    return jnp.where(flat, 0.0, jnp.sqrt(jnp.where(flat, 1.0, sq)))
+
+
+def gmsd(ref: jax.Array, dist: jax.Array) -> jax.Array:
+    """Gradient magnitude similarity deviation (Xue et al. 2014).
+
+    As the authors' MATLAB code: luma scaled to [0, 255]; a 2x2 box filter with zero borders
+    (``conv2(..., 'same')``) and every second pixel; Prewitt gradient magnitudes (filters
+    divided by 3, zero borders); ``GMS = (2 m_r m_d + T) / (m_r^2 + m_d^2 + T)`` with T = 170;
+    the score is the standard deviation of the GMS map with MATLAB ``std2``'s n - 1 normaliser.
+
+    Args:
+      ref, dist: [B, H, W, 3] float32 RGB in [0, 1], at least 4 px on the short side.
+    Returns [B] float32 >= 0, lower = better; identical images give exactly 0.
+    """
+    _check_pair(ref, dist, "gmsd", 4)
+    y = 255.0 * jnp.concatenate([_luma(ref), _luma(dist)], axis=-1)
+    m = _prewitt_magnitude(_box_downsample(y, 2, "constant"))
+    mr, md = m[..., :1], m[..., 1:]
+    # The same GMS written as 1 - (m_r - m_d)^2 / (...): exactly 1 where the magnitudes agree
+    # whatever the compiler fuses (the ratio form leaves ~1e-8 under jit), and no cancellation.
+    gms = 1.0 - (mr - md) ** 2 / (mr * mr + md * md + GMSD_T)
+    return jnp.std(gms, axis=(1, 2, 3), ddof=1)
+
+
+_psnr_jit = jax.jit(psnr, static_argnames="luma")
+_ssim_jit = jax.jit(ssim, static_argnames="downsample")
+
+BASELINES: dict[str, tuple[Callable[[jax.Array, jax.Array], jax.Array], bool]] = {
+    "psnr": (_psnr_jit, True),
+    "psnr_y": (functools.partial(_psnr_jit, luma=True), True),
+    "ssim": (_ssim_jit, True),  # with the MATLAB downsampling
+    "ms_ssim": (jax.jit(ms_ssim), True),
+    "gmsd": (jax.jit(gmsd), False),
+}

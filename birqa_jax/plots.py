@@ -1,0 +1,138 @@
+"""Evaluation figures as PNG files (matplotlib's Agg canvas; no pyplot, no global backend change).
+
+Each function writes one PNG at 100 dpi, creating the parent folder if needed, and returns the
+path it wrote.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
+
+from birqa_jax import evaluation
+
+DPI = 100
+
+
+def _save(fig: Figure, path: str | os.PathLike) -> str:
+    path = os.fspath(path)
+    if not path.lower().endswith(".png"):
+        raise ValueError(f"plots are written as PNG; the path must end in .png, got {path!r}")
+    parent = os.path.dirname(path)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+def scatter_with_fit(
+    pred: ArrayLike,
+    mos: ArrayLike,
+    fit: evaluation.LogisticFit,
+    path: str | os.PathLike,
+    title: str,
+) -> str:
+    """Predicted score vs MOS with the fitted logistic curve; SROCC and PLCC in a text box.
+
+    Args:
+      pred, mos: [n] raw predictions and MOS normalised to [0, 1], higher = better.
+      fit: :func:`evaluation.fit_logistic` of ``pred`` and ``mos``; a failed fit draws no curve
+        and says so in the legend.
+      path: output ``.png`` (6.4 x 4.8 in at 100 dpi: 640 x 480 px).
+    """
+    pred = np.asarray(pred, dtype=np.float64)
+    mos = np.asarray(mos, dtype=np.float64)
+    stats = evaluation.correlations(pred, mos)
+    fig = Figure(figsize=(6.4, 4.8))
+    ax = fig.add_subplot()
+    ax.scatter(pred, mos, s=8, alpha=0.5, label=f"images (n = {stats['n']})")
+    if fit.ok:
+        grid = np.linspace(pred.min(), pred.max(), 200)
+        ax.plot(grid, fit.predict(grid), color="C3", lw=2, label="4-parameter logistic fit")
+    else:
+        ax.plot([], [], " ", label=f"logistic fit failed: {fit.message}")
+    ax.set_xlabel("predicted quality (model output)")
+    ax.set_ylabel("MOS (normalised, higher = better)")
+    ax.set_title(title)
+    text = (
+        f"SROCC = {stats['srocc']:.4f}\nPLCC = {stats['plcc']:.4f}\n"
+        f"PLCC (fitted) = {stats['plcc_fitted']:.4f}"
+    )
+    ax.text(
+        0.02, 0.98, text, transform=ax.transAxes, va="top", ha="left",
+        bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8},
+    )
+    ax.legend(loc="best")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def per_type_bars(per_type_dict: Mapping[str, Mapping], path: str | os.PathLike, title: str) -> str:
+    """Horizontal bars of |SROCC| per distortion type, each labelled with its value.
+
+    Args:
+      per_type_dict: type name -> correlations dict (:func:`evaluation.per_type`).
+      path: output ``.png``, 8 in wide (800 px) and 0.3 in per type (at least 3 in) high.
+    """
+    if not per_type_dict:
+        raise ValueError("per_type_dict is empty: nothing to plot")
+    names = list(per_type_dict)
+    values = np.array([float(per_type_dict[n]["srocc"]) for n in names])
+    fig = Figure(figsize=(8.0, max(3.0, 0.3 * len(names) + 1.2)))
+    ax = fig.add_subplot()
+    y = np.arange(len(names))
+    bars = ax.barh(y, np.nan_to_num(values), color="C0")
+    ax.bar_label(bars, labels=[f"{v:.3f}" for v in values], padding=3, fontsize=8)
+    ax.set_yticks(y, labels=names, fontsize=8)
+    ax.invert_yaxis()  # first type on top
+    ax.set_xlim(0, 1.1)
+    ax.set_xlabel("SROCC (absolute)")
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def robustness_curves(
+    results: Mapping[str, Mapping[float, float]],
+    path: str | os.PathLike,
+    title: str = "SROCC under attack",
+) -> str:
+    """SROCC vs L-inf budget, one line per attack.
+
+    Args:
+      results: attack name -> {eps in [0, 1] pixel units (e.g. 4/255): SROCC}; eps = 0 (the clean
+        score) may be included. The x axis shows eps * 255 on a symmetric-log base-2 scale, so
+        the usual budgets {1, 2, 4, 8, 16}/255 are evenly spaced.
+      path: output ``.png`` (6.4 x 4.8 in at 100 dpi: 640 x 480 px).
+    """
+    if not results:
+        raise ValueError("results is empty: nothing to plot")
+    fig = Figure(figsize=(6.4, 4.8))
+    ax = fig.add_subplot()
+    ticks: set[float] = set()
+    for attack, curve in results.items():
+        eps = np.array(sorted(curve), dtype=np.float64)
+        if eps.size == 0 or np.any(eps < 0) or np.any(eps > 1):
+            raise ValueError(
+                f"attack {attack!r}: eps must be non-empty and in [0, 1] units, got {eps.tolist()}"
+            )
+        x = eps * 255.0
+        ticks.update(np.round(x, 6).tolist())
+        ax.plot(x, [curve[e] for e in sorted(curve)], marker="o", label=attack)
+    ax.set_xscale("symlog", base=2, linthresh=1.0)
+    ax.set_xticks(sorted(ticks), labels=[f"{t:g}" for t in sorted(ticks)])
+    ax.set_xlabel("L-inf budget eps (x 1/255)")
+    ax.set_ylabel("SROCC with MOS")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)

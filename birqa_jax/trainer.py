@@ -1,0 +1,228 @@
+"""``train_and_evaluate(config, workdir)``: the training loop behind ``train.py``.
+
+Clean training and (anchored) adversarial fine-tuning share this loop; the config's ``aat``
+block switches the data to MOS-band batches with anchors and puts the attack inside the step.
+A run is resumable: state (params, optimiser, step, RNG, counters) is checkpointed, and batch k
+of the input stream is a pure function of (seed, k), so restarting with the same workdir
+continues exactly where the last checkpoint left off.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from birqa_jax import baselines, evaluation, training
+from birqa_jax.api import apply_fn
+from birqa_jax.checkpointing import Checkpoints
+from birqa_jax.io import load_model, save_model
+from birqa_jax.model import BiRQA, ModelConfig, init_params
+from birqa_jax.predict import predict_examples
+
+MODEL_FILE = "birqa.msgpack"
+
+
+def _data(config):
+    from birqa_jax import data
+
+    kwargs: dict[str, Any] = {}
+    if config.data.name == "kadid_synthetic":
+        wanted = data.KadidSyntheticConfig(**_plain(config.data.synthetic))
+        registered = {c.name: c for c in data.KadidSynthetic.BUILDER_CONFIGS}
+        if wanted.name not in registered:
+            kwargs["config"] = wanted
+        elif registered[wanted.name].options() == wanted.options():
+            kwargs["config"] = wanted.name
+        else:
+            raise ValueError(f"kadid_synthetic config {wanted.name!r} is built-in with options "
+                             f"{registered[wanted.name].options()}; give changed options another name "
+                             "(--config.data.synthetic.name=...)")
+    source = data.load_source(config.data.name, config.data.data_dir, config.data.manual_dir or None, **kwargs)
+    if config.data.split == "official":
+        splits = data.official_split(config.data.name, len(source))
+    else:
+        splits = data.split_indices(data.group_ids(source), config.data.split_id, tuple(config.data.ratios))
+    return data, source, splits
+
+
+def _plain(cd) -> dict:
+    d = cd.to_dict() if isinstance(cd, ml_collections.ConfigDict) else dict(cd)
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+
+
+def model_config(config) -> ModelConfig:
+    return ModelConfig.from_dict(_plain(config.model))
+
+
+def _initial_params(config, model_cfg: ModelConfig):
+    """Fresh parameters, or those of ``config.init_from`` (a model file or a run's workdir)."""
+    if not config.init_from:
+        return init_params(model_cfg, config.seed)
+    path = config.init_from
+    if os.path.isdir(path):
+        path = os.path.join(path, MODEL_FILE)
+    params, stored_cfg, _ = load_model(path)
+    if stored_cfg != model_cfg:
+        raise ValueError(f"init_from {path!r} has model config {stored_cfg}, this run {model_cfg}")
+    return params
+
+
+def _train_stream(data, source, indices, config):
+    common = dict(batch_size=config.batch_size, crop_size=tuple(config.data.crop_size), seed=config.seed,
+                  process_index=jax.process_index(), process_count=jax.process_count())
+    if config.aat.enabled:
+        return data.mos_band_dataset(source, indices, band_width=config.aat.band_width,
+                                     num_anchors=config.aat.num_anchors if config.aat.anchored else 0,
+                                     anchor_rule=config.aat.anchor_rule, **common)
+    return data.train_dataset(source, indices, **common)
+
+
+def _optimizer_args(config) -> tuple:
+    return (config.learning_rate, config.num_steps, config.warmup_steps, config.weight_decay, config.grad_clip)
+
+
+@functools.lru_cache(maxsize=8)
+def _train_step(model_cfg: ModelConfig, optimizer_args: tuple, mesh, weights, attack):
+    """One compiled step per distinct setting in this process (runs in one process share it)."""
+    return training.make_train_step(BiRQA(model_cfg), training.make_optimizer(*optimizer_args), mesh, weights, attack)
+
+
+def _attack_spec(config) -> training.AttackSpec | None:
+    a = config.aat
+    if not a.enabled:
+        return None
+    return training.AttackSpec(name=a.attack, eps=a.eps, steps=a.steps, step_size=a.step_size or None,
+                               anchored=a.anchored)
+
+
+def evaluate_split(score_fns: dict, data, source, indices, batch_size: int, progress: bool = False):
+    """Predictions of every score function on ``indices``, with correlations against MOS."""
+    preds = predict_examples(score_fns, data.eval_examples(source, indices), batch_size,
+                             total=len(indices), progress=progress)
+    return preds, {name: evaluation.correlations(preds[name], preds["mos"]) for name in score_fns}
+
+
+class _MetricsLog:
+    def __init__(self, workdir: str):
+        self.path = os.path.join(workdir, "metrics.jsonl")
+        self.primary = jax.process_index() == 0
+
+    def write(self, record: dict) -> None:
+        if self.primary:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at: int | None = None) -> dict:
+    """Train (or fine-tune) BiRQA as ``config`` says; checkpoints and results go to ``workdir``.
+
+    ``stop_at``: leave after this step (checkpointed), as a preempted job would; starting again
+    with the same workdir resumes there. Returns the final summary (also in results.json).
+    """
+    from tqdm import tqdm
+
+    training.maybe_initialize_distributed()
+    os.makedirs(workdir, exist_ok=True)
+    primary = jax.process_index() == 0
+    if primary:
+        with open(os.path.join(workdir, "config.json"), "w") as f:
+            f.write(config.to_json_best_effort(indent=2))
+
+    data, source, splits = _data(config)
+    model_cfg = model_config(config)
+    tx = training.make_optimizer(*_optimizer_args(config))
+    schedule = training.make_schedule(*_optimizer_args(config)[:3])
+    mesh = training.make_mesh()
+    if config.batch_size % mesh.devices.size:
+        raise ValueError(f"batch_size {config.batch_size} is not a multiple of the {mesh.devices.size} devices")
+
+    template = training.create_train_state(_initial_params(config, model_cfg), tx, config.seed)
+    ckpts = Checkpoints(workdir, config.keep_checkpoints)
+    restored = ckpts.restore_latest(template)
+    state = restored if restored is not None else template
+    start = int(state.step)
+    if restored is not None and primary:
+        print(f"Resuming from step {start} in {workdir}")
+    state = training.replicate(state, mesh)
+
+    weights = training.LossWeights(**_plain(config.loss))
+    train_step = _train_step(model_cfg, _optimizer_args(config), mesh, weights, _attack_spec(config))
+    stream = data.iterate(_train_stream(data, source, splits["train"], config), start_step=start,
+                          prefetch=config.prefetch)
+    predict = apply_fn(model_cfg)
+    log = _MetricsLog(workdir)
+    best = ckpts.best_val_srocc()
+    best = -np.inf if best is None else best
+    end = config.num_steps if stop_at is None else min(stop_at, config.num_steps)
+    keys = ("ref", "dist", "mos", "anchor")
+
+    bar = tqdm(total=config.num_steps, initial=start, desc="training", unit="step", disable=not primary)
+    t_last, n_last = time.perf_counter(), start
+    for step in range(start + 1, end + 1):
+        batch = next(stream)
+        state, metrics = train_step(state, training.global_batch({k: batch[k] for k in keys if k in batch}, mesh))
+        if step % config.log_every == 0 or step == end:
+            m = {k: float(v) for k, v in jax.device_get(metrics).items()}
+            now = time.perf_counter()
+            m.update(step=step, lr=float(schedule(step)), nonfinite_total=int(state.nonfinite),
+                     pairs_per_s=(step - n_last) * config.batch_size / (now - t_last))
+            t_last, n_last = now, step
+            log.write(m)
+            bar.set_postfix(loss=f"{m['loss']:.4f}", lr=f"{m['lr']:.2e}", pairs_s=f"{m['pairs_per_s']:.1f}")
+            if int(state.consecutive_nonfinite) >= config.max_consecutive_nonfinite:
+                raise FloatingPointError(
+                    f"{int(state.consecutive_nonfinite)} consecutive steps had a non-finite loss or gradient "
+                    f"(last at step {step}); stopping. Lower the learning rate or check the data."
+                )
+        if step % config.eval_every == 0 or step == config.num_steps:
+            params = jax.device_get(state.params)
+            _, val = evaluate_split({"birqa": lambda r, d: predict(params, r, d)}, data, source,
+                                    splits["val"], config.eval_batch_size)
+            v = val["birqa"]
+            log.write({"step": step, "val_srocc": v["srocc"], "val_plcc": v["plcc"]})
+            bar.write(f"step {step}: val SROCC {v['srocc']:.4f} PLCC {v['plcc']:.4f}")
+            if np.isfinite(v["srocc"]) and v["srocc"] > best:
+                best = v["srocc"]
+                ckpts.save_best(step, state, best)
+        if step % config.checkpoint_every == 0 or step == end:
+            ckpts.save(step, state)
+        bar.update(1)
+    bar.close()
+
+    if end < config.num_steps:
+        ckpts.close()
+        return {"stopped_at": end}
+    return _finish(config, workdir, data, source, splits, model_cfg, predict, ckpts, state, template)
+
+
+def _finish(config, workdir, data, source, splits, model_cfg, predict, ckpts, state, template) -> dict:
+    """Export the best model, evaluate it and the baselines on the test split, write results."""
+    best_state = ckpts.restore_best(template)
+    ckpts.close()
+    params = jax.device_get((best_state if best_state is not None else state).params)
+    best_step = int((best_state if best_state is not None else state).step)
+    model_path = os.path.join(workdir, MODEL_FILE)
+    if jax.process_index() == 0:
+        save_model(model_path, params, model_cfg, meta={"dataset": config.data.name, "step": best_step})
+
+    fns = {"birqa": lambda r, d: predict(params, r, d)}
+    for name in config.test_baselines:
+        fns[name] = baselines.BASELINES[name][0]
+    _, test = evaluate_split(fns, data, source, splits["test"], config.eval_batch_size, progress=True)
+    summary = {"dataset": config.data.name, "test_examples": len(splits["test"]), "best_step": best_step,
+               "model_file": model_path, "test": test}
+    if jax.process_index() == 0:
+        with open(os.path.join(workdir, "results.json"), "w") as f:
+            json.dump(summary, f, indent=2, default=float)
+        cols = ["srocc", "krocc", "plcc", "plcc_fitted", "rmse_fitted"]
+        print(f"\nTest split of {config.data.name} ({len(splits['test'])} pairs), best checkpoint step {best_step}:")
+        print(evaluation.markdown_table(test, cols))
+        print(f"Model exported to {model_path}")
+    return summary

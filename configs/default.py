@@ -1,0 +1,54 @@
+"""Embedded default: train BiRQA on the synthetic kadid_synthetic set (2 CPU cores, < 10 min).
+
+kadid_synthetic pairs scikit-image photographs with the 25 KADID-10k distortion types at 5
+levels; its labels are KADID-10k's human mean MOS per (type, level), not per-image judgements.
+Every field can be overridden on the command line: ``--config.batch_size=8``.
+"""
+
+import ml_collections
+
+from birqa_jax.model import ModelConfig
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+
+    c.data = ml_collections.ConfigDict()
+    c.data.name = "kadid_synthetic"
+    c.data.data_dir = "data_cache"   # built datasets (ArrayRecord) live here
+    c.data.manual_dir = ""           # official files of a real dataset ("" = not needed)
+    c.data.split = "random"          # "random" (reference-disjoint, seeded) or "official" (PIPAL)
+    c.data.split_id = 0
+    c.data.ratios = (0.6, 0.2, 0.2)  # train/val/test; (0.8, 0.2) for train/test
+    c.data.crop_size = (96, 96)
+    c.data.synthetic = ml_collections.ConfigDict(
+        dict(name="default", num_refs=40, crop_size=(192, 256), seed=0, label_noise=0.0)
+    )
+
+    c.model = ml_collections.ConfigDict(ModelConfig(widths=(16, 24, 32, 48), head_hidden=32).to_dict())
+    c.init_from = ""                 # model file or workdir to start from (fine-tuning)
+
+    c.batch_size = 16
+    c.num_steps = 600
+    c.learning_rate = 2e-3
+    c.warmup_steps = 50
+    c.weight_decay = 1e-4
+    c.grad_clip = 1.0
+    c.loss = ml_collections.ConfigDict(dict(plcc=1.0, mse=1.0, rank=0.5, rank_margin=0.0, rank_kind="hinge"))
+
+    # Adversarial fine-tuning (see configs/aat_default.py); off for clean training.
+    c.aat = ml_collections.ConfigDict(
+        dict(enabled=False, anchored=True, attack="pgd", eps=4 / 255, steps=3, step_size=0.0,
+             band_width=0.2, num_anchors=4, anchor_rule="spread")
+    )
+
+    c.log_every = 10
+    c.eval_every = 200
+    c.eval_batch_size = 16
+    c.checkpoint_every = 200
+    c.keep_checkpoints = 2
+    c.max_consecutive_nonfinite = 20
+    c.prefetch = 2
+    c.test_baselines = ("psnr", "ssim")
+    return c

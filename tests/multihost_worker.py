@@ -1,0 +1,58 @@
+"""One process of the multi-host test (run by tests/test_training.py, not collected by pytest).
+
+Usage: python multihost_worker.py OUT.npy STEPS
+Reads JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID; each process has 2 CPU
+devices and feeds its own rows of every global batch; process 0 saves the final parameters.
+"""
+
+import os
+import sys
+
+import jax
+import numpy as np
+import optax
+
+from birqa_jax import training
+from birqa_jax.model import BiRQA, ModelConfig, init_params
+
+CONFIG = ModelConfig(widths=(8, 12, 16), head_hidden=8)
+GLOBAL_BATCH = 8
+
+
+def optimizer():
+    """Plain SGD: Adam and clipping would hide a gradient scaled by the device count."""
+    return optax.sgd(0.05)
+
+
+def global_batches(steps):
+    """The same global batches as tests/test_training.py's reference run."""
+    rng = np.random.default_rng(123)
+    for _ in range(steps):
+        ref = rng.random((GLOBAL_BATCH, 32, 32, 3), dtype=np.float32)
+        dist = np.clip(ref + rng.normal(0, 0.1, ref.shape).astype(np.float32), 0, 1)
+        yield {"ref": ref, "dist": dist, "mos": rng.random(GLOBAL_BATCH, dtype=np.float32)}
+
+
+def main(out, steps):
+    training.maybe_initialize_distributed()
+    p, n = jax.process_index(), jax.process_count()
+    assert jax.device_count() == 2 * n and jax.local_device_count() == 2
+    tx = optimizer()
+    mesh = training.make_mesh()
+    step = training.make_train_step(BiRQA(CONFIG), tx, mesh)
+    state = training.replicate(training.create_train_state(init_params(CONFIG, 0), tx, 0), mesh)
+    rows = slice(p * GLOBAL_BATCH // n, (p + 1) * GLOBAL_BATCH // n)
+    for batch in global_batches(steps):
+        state, _ = step(state, training.global_batch({k: v[rows] for k, v in batch.items()}, mesh))
+    flat = np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(jax.device_get(state.params))])
+    if p == 0:
+        np.save(out, flat)
+    jax.distributed.shutdown()
+
+
+if __name__ == "__main__":
+    # Set before JAX initialises its backend (on first use, not on import).
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    os.environ["JAX_PLATFORMS"] = "cpu"
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    main(sys.argv[1], int(sys.argv[2]))

@@ -1,0 +1,300 @@
+"""The real-dataset builders on tiny fixture trees in the official layouts (tests/fixtures_iqa.py)."""
+
+import sys
+
+import fixtures_iqa as fx
+import numpy as np
+import pytest
+import scipy.io
+import tensorflow_datasets as tfds
+
+from birqa_jax import data
+from birqa_jax.data.base import ImageReadError
+
+
+def build(name, tmp_path, root, **kwargs):
+    return data.load_source(name, data_dir=str(tmp_path / "tfds"), manual_dir=str(root), **kwargs)
+
+
+def constant(name, size=(fx.H, fx.W)):
+    return np.broadcast_to(np.array(fx.colour_of(name), np.uint8), (*size, 3))
+
+
+def check_pairs(source, expected, mos_of):
+    """Every example equals its expected entry: names, the files' pixels (pairing), scores,
+    normalised MOS (``mos_of(raw)``), reference ids, type/level, and the metadata columns."""
+    assert len(source) == len(expected)
+    ref_ids = {name: i for i, name in enumerate(sorted({e.ref_name for e in expected}, key=str.lower))}
+    columns = data.example_columns(source)
+    for i, want in enumerate(expected):
+        got = source[i]
+        assert got["ref_name"].decode() == want.ref_name
+        assert got["dist_name"].decode() == want.dist_name
+        np.testing.assert_array_equal(got["ref"], constant(want.ref_name))
+        np.testing.assert_array_equal(got["dist"], constant(want.dist_name))
+        assert got["mos_raw"] == pytest.approx(want.mos_raw, rel=1e-6)
+        assert got["mos"] == pytest.approx(mos_of(want.mos_raw), abs=1e-6)
+        assert (got["ref_id"], got["dist_type"], got["dist_level"]) == (
+            ref_ids[want.ref_name],
+            want.dist_type,
+            want.dist_level,
+        )
+        for key in ("ref_id", "dist_type", "dist_level", "mos", "mos_raw"):
+            assert columns[key][i] == np.asarray(got[key], columns[key].dtype)
+    np.testing.assert_array_equal(columns["group_id"], columns["ref_id"])
+    np.testing.assert_array_equal(columns["height"], fx.H)
+    # Higher normalised MOS = better: the best raw score gets the highest mos.
+    raws = np.array([e.mos_raw for e in expected])
+    best = raws.argmax() if mos_of(raws.max()) > mos_of(raws.min()) else raws.argmin()
+    assert columns["mos"].argmax() == best
+
+
+def test_kadid10k_references_beside_distorted(tmp_path):
+    expected = fx.write_kadid(tmp_path / "kadid10k")
+    source = build("kadid10k", tmp_path, tmp_path / "kadid10k")
+    check_pairs(source, expected, lambda r: (r - 1) / 4)
+    assert "tensorflow" not in sys.modules
+
+
+def test_kadid10k_through_tfds_data_source_and_manual_dir(tmp_path):
+    fx.write_kadid(tmp_path / "kadid10k")
+    config = tfds.download.DownloadConfig(manual_dir=str(tmp_path / "kadid10k"))
+    source = tfds.data_source(
+        "kadid10k",
+        data_dir=str(tmp_path / "tfds"),
+        download_and_prepare_kwargs={"download_config": config},
+    )["full"]
+    assert len(source) == 5
+    assert source[2]["dist"].shape == (fx.H, fx.W, 3) and source[2]["dist"].dtype == np.uint8
+    assert "tensorflow" not in sys.modules
+
+
+@pytest.mark.parametrize("version", ["tid2013", "tid2008"])
+def test_tid_case_insensitive_names(tmp_path, version):
+    expected = fx.write_tid(tmp_path / version, version)
+    source = build(version, tmp_path, tmp_path / version)
+    check_pairs(source, expected, lambda r: r / 9)
+    assert source[3]["ref_name"] == b"i25.bmp" and source[3]["ref_id"] == 2
+
+
+def test_tid2008_rejects_tid2013_types(tmp_path):
+    fx.write_tid(tmp_path / "tid", "tid2013")  # type 24, level 5 do not exist in TID2008
+    with pytest.raises(ValueError, match="i02_24_5.bmp.*expected 1-17 / 1-4"):
+        build("tid2008", tmp_path, tmp_path / "tid")
+
+
+@pytest.mark.parametrize("convention", ["realigned", "original"])
+def test_live_drops_orgs_and_takes_the_dmos_convention(tmp_path, convention):
+    expected = fx.write_live(tmp_path / "live")[convention]
+    source = build(f"live/{convention}", tmp_path, tmp_path / "live")
+    raws = [e.mos_raw for e in expected]
+    lo, hi = min(raws), max(raws)
+    # DMOS: lower = better, so the normalised mos flips it; range observed over kept entries.
+    check_pairs(source, expected, lambda r: (hi - r) / (hi - lo))
+    assert len(source) == 6  # the reference copy jp2k/img2.bmp (orgs = 1) is not an example
+    assert data.example_columns(source)["dist_type"].tolist() == [1, 1, 2, 3, 4, 5]
+
+
+def test_live_default_is_realigned(tmp_path):
+    expected = fx.write_live(tmp_path / "live")["realigned"]
+    source = build("live", tmp_path, tmp_path / "live")
+    assert [source[i]["mos_raw"] for i in range(len(source))] == [e.mos_raw for e in expected]
+
+
+def test_csiq_xlsx_header_row_4_and_numeric_names(tmp_path):
+    expected = fx.write_csiq(tmp_path / "csiq")
+    source = build("csiq", tmp_path, tmp_path / "csiq")
+    check_pairs(source, expected, lambda r: 1 - r)
+    assert source[0]["dist_name"] == b"1600.AWGN.1.png"
+
+
+@pytest.mark.parametrize("merged", [True, False])
+def test_pipal_reference_from_name(tmp_path, merged):
+    expected = fx.write_pipal(tmp_path / "pipal", merged)
+    source = build("pipal", tmp_path, tmp_path / "pipal")
+    raws = [e.mos_raw for e in expected]
+    lo, hi = min(raws), max(raws)
+    check_pairs(source, expected, lambda r: (r - lo) / (hi - lo))
+
+
+def test_pieapp_columns_with_leading_space(tmp_path):
+    expected = fx.write_pieapp(tmp_path / "pieapp")
+    source = build("pieapp", tmp_path, tmp_path / "pieapp")
+    raws = [e.mos_raw for e in expected]
+    lo, hi = min(raws), max(raws)
+    check_pairs(source, expected, lambda r: (hi - r) / (hi - lo))
+
+
+def test_bapps_2afc_triplets(tmp_path):
+    expected = fx.write_bapps(tmp_path / "dataset")
+    source = build("bapps_2afc", tmp_path, tmp_path / "dataset")
+    assert len(source) == len(expected)
+    for i, (name, judge) in enumerate(expected):
+        got = source[i]
+        subset, stem = name.split("/")
+        assert got["name"].decode() == name and got["subset"].decode() == subset
+        assert got["subset_id"] == data.bapps.SUBSETS.index(subset)
+        assert got["judge"] == pytest.approx(judge)
+        for part in ("ref", "p0", "p1"):
+            np.testing.assert_array_equal(got[part], constant(f"{subset}/{part}/{stem}", (8, 8)))
+    np.testing.assert_allclose(data.example_columns(source)["judge"], [j for _, j in expected])
+    with pytest.raises(ValueError, match="no reference groups"):
+        data.group_ids(source)
+
+
+# --- Errors: missing folders and files, bad images, wrong columns. -------------------------
+
+WRITERS = {
+    "kadid10k": fx.write_kadid,
+    "tid2013": fx.write_tid,
+    "live": fx.write_live,
+    "csiq": fx.write_csiq,
+    "pipal": lambda root: fx.write_pipal(root, merged=True),
+    "pieapp": fx.write_pieapp,
+    "bapps_2afc": fx.write_bapps,
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRITERS))
+def test_missing_source_folder_names_path_and_layout(tmp_path, name):
+    missing = tmp_path / "not_there"
+    with pytest.raises(FileNotFoundError, match=f"(?s){missing}.*Expected layout:"):
+        build(name, tmp_path, missing)
+
+
+@pytest.mark.parametrize(
+    "name, removed, message",
+    [
+        ("kadid10k", "dmos.csv", "score file .*dmos.csv not found"),
+        ("tid2013", "mos_with_names.txt", "score file .*mos_with_names.txt not found"),
+        ("live", "dmos_realigned.mat", "score file .*dmos_realigned.mat not found"),
+        ("live", "refnames_all.mat", "reference list .*refnames_all.mat not found"),
+        ("csiq", "csiq.DMOS.xlsx", "score file .*csiq.DMOS.xlsx not found"),
+        ("pipal", "Train_Label/A0001.txt", None),
+        ("pieapp", "labels/test/ref_A_per_image_score.csv", None),
+    ],
+)
+def test_missing_score_file_names_path_and_layout(tmp_path, name, removed, message):
+    root = tmp_path / "root"
+    WRITERS[name](root)
+    (root / removed).unlink()
+    if message is None:  # these read every label file of a folder: empty it
+        for f in (root / removed).parent.iterdir():
+            f.unlink()
+        message = f"no .*file in {(root / removed).parent}"
+    with pytest.raises(FileNotFoundError, match=f"(?s){message}.*Expected layout:"):
+        build(name, tmp_path, root)
+
+
+def test_missing_image_fails_by_name_or_is_skipped_and_counted(tmp_path, capsys):
+    root = tmp_path / "kadid10k"
+    fx.write_kadid(root)
+    (root / "images" / "I02_25_03.png").unlink()
+    with pytest.raises(FileNotFoundError, match="1 listed examples have missing images: .*I02_25_03.png"):
+        build("kadid10k", tmp_path / "a", root)
+    source = build("kadid10k", tmp_path / "b", root, skip_bad_images=True)
+    assert len(source) == 4 and b"I02_25_03.png" not in [source[i]["dist_name"] for i in range(4)]
+    assert "skipped 1 examples" in capsys.readouterr().out
+    assert data.example_columns(source)["mos_raw"].tolist() == pytest.approx([4.57, 1.2, 2.05, 5.0])
+
+
+def test_missing_reference_is_named(tmp_path):
+    root = tmp_path / "tid"
+    fx.write_tid(root)
+    (root / "reference_images" / "i25.bmp").unlink()
+    with pytest.raises(FileNotFoundError, match="i25.bmp"):
+        build("tid2013", tmp_path, root)
+
+
+def test_unreadable_image_fails_by_name_or_is_skipped(tmp_path, capsys):
+    root = tmp_path / "csiq"
+    fx.write_csiq(root)
+    bad = root / "dst_imgs" / "blur" / "1600.BLUR.4.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    with pytest.raises(ImageReadError, match="1600.BLUR.4.png"):
+        build("csiq", tmp_path / "a", root)
+    source = build("csiq", tmp_path / "b", root, skip_bad_images=True)
+    assert len(source) == 5
+    assert "skipped 1 examples" in capsys.readouterr().out
+    assert data.example_columns(source)["mos_raw"].tolist() == pytest.approx([0.062, 0.35, 0.2, 0.9, 0.0])
+
+
+def test_kadid_wrong_columns(tmp_path):
+    root = tmp_path / "kadid10k"
+    fx.write_kadid(root)
+    text = (root / "dmos.csv").read_text().replace("dmos,var", "mos,var", 1)
+    (root / "dmos.csv").write_text(text)
+    with pytest.raises(ValueError, match="expected the header dist_img,ref_img,dmos,var"):
+        build("kadid10k", tmp_path, root)
+
+
+def test_tid_wrong_columns(tmp_path):
+    root = tmp_path / "tid"
+    fx.write_tid(root)
+    with (root / "mos_with_names.txt").open("a") as f:
+        f.write("4.0 0.2 i01_02_1.bmp\n")
+    with pytest.raises(ValueError, match="line 7 .*expected two space-separated columns `<mos> <image name>`"):
+        build("tid2013", tmp_path, root)
+
+
+def test_live_wrong_variables(tmp_path):
+    root = tmp_path / "live"
+    fx.write_live(root)
+    scipy.io.savemat(root / "dmos_realigned.mat", {"dmos": np.zeros((1, 982)), "orgs": np.zeros((1, 982))})
+    with pytest.raises(ValueError, match=r"has variables \['dmos', 'orgs'\]; expected \['dmos_new', 'orgs'\]"):
+        build("live", tmp_path, root)
+    scipy.io.savemat(root / "dmos_realigned.mat", {"dmos_new": np.zeros((1, 981)), "orgs": np.zeros((1, 981))})
+    with pytest.raises(ValueError, match="dmos_new has 981 entries; expected 982"):
+        build("live", tmp_path, root)
+
+
+def test_csiq_wrong_header(tmp_path):
+    root = tmp_path / "csiq"
+    fx.write_csiq(root, header=("image", "dst_idx", "type", "dst_lev", "dmos_std", "dmos"))
+    with pytest.raises(ValueError, match="row 4 has columns .*expected image, dst_idx, dst_type, dst_lev, dmos_std, dmos"):
+        build("csiq", tmp_path, root)
+
+
+def test_pipal_rejects_a_header_line(tmp_path):
+    root = tmp_path / "pipal"
+    fx.write_pipal(root, merged=True)
+    label = root / "Train_Label" / "A0002.txt"
+    label.write_text("dist_img,elo\n" + label.read_text())
+    with pytest.raises(ValueError, match="A0002.txt line 1 .*expected headerless lines with two columns"):
+        build("pipal", tmp_path, root)
+
+
+def test_pieapp_wrong_columns(tmp_path):
+    root = tmp_path / "pieapp"
+    fx.write_pieapp(root)
+    label = root / "labels" / "test" / "ref_B_per_image_score.csv"
+    label.write_text(label.read_text().replace("score for distorted image", "score"))
+    expected = r"expected \[' distorted image', ' score for distorted image'\]"
+    with pytest.raises(ValueError, match=f"ref_B_per_image_score.csv has columns .*{expected}"):
+        build("pieapp", tmp_path, root)
+
+
+def test_documented_score_range_is_enforced(tmp_path):
+    root = tmp_path / "kadid10k"
+    fx.write_kadid(root)
+    (root / "dmos.csv").write_text((root / "dmos.csv").read_text().replace("4.57", "5.7"))
+    with pytest.raises(ValueError, match=r"outside the documented range \[1, 5\] for I01_01_01.png \(5.7\)"):
+        build("kadid10k", tmp_path, root)
+
+
+def test_ref_and_dist_of_different_sizes_is_an_error(tmp_path):
+    root = tmp_path / "kadid10k"
+    fx.write_kadid(root)
+    fx.write_image(root / "images" / "I03_11_02.png", size=(fx.H, fx.W + 1))
+    with pytest.raises(ValueError, match=r"images of I03_11_02.png differ in size: .*\(16, 25\)"):
+        build("kadid10k", tmp_path, root)
+
+
+def test_load_source_builds_once_and_says_so(tmp_path, capsys):
+    root = tmp_path / "kadid10k"
+    fx.write_kadid(root)
+    build("kadid10k", tmp_path, root)
+    assert "Built kadid10k/1.0.0: 5 examples in" in capsys.readouterr().out
+    (root / "dmos.csv").unlink()  # a built dataset no longer needs its source files
+    assert len(data.load_source("kadid10k", data_dir=str(tmp_path / "tfds"))) == 5
+    assert "Built" not in capsys.readouterr().out

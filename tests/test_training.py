@@ -1,0 +1,207 @@
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from birqa_jax import training
+from birqa_jax.checkpointing import Checkpoints
+from birqa_jax.model import BiRQA
+
+HERE = os.path.dirname(__file__)
+sys.path.insert(0, HERE)
+import multihost_worker  # noqa: E402  (shares the batches and model config with the workers)
+
+
+def _flat(params):
+    return np.concatenate([np.ravel(np.asarray(x)) for x in jax.tree_util.tree_leaves(jax.device_get(params))])
+
+
+def _batches(n, b=8, seed=0, anchors=False):
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        ref = rng.random((b, 32, 32, 3), dtype=np.float32)
+        batch = {"ref": ref, "dist": np.clip(ref + rng.normal(0, 0.1, ref.shape).astype(np.float32), 0, 1),
+                 "mos": rng.random(b, dtype=np.float32)}
+        if anchors:
+            batch["anchor"] = np.arange(b) % 4 == 0
+        out.append(batch)
+    return out
+
+
+def _run(tiny_config, tiny_params, devices, batches, attack=None):
+    # Plain SGD: Adam and clipping would hide a gradient scaled by the device count.
+    tx = optax.sgd(0.05)
+    mesh = training.make_mesh(devices)
+    step = training.make_train_step(BiRQA(tiny_config), tx, mesh, attack=attack)
+    state = training.replicate(training.create_train_state(tiny_params, tx, 0), mesh)
+    for b in batches:
+        state, metrics = step(state, training.global_batch(b, mesh))
+    return state, jax.device_get(metrics)
+
+
+@pytest.mark.parametrize("attack", [None, training.AttackSpec(name="pgd", eps=4 / 255, steps=2)], ids=["clean", "aat"])
+def test_sharded_step_matches_one_device(tiny_config, tiny_params, attack):
+    assert jax.device_count() == 8, "conftest should provide 8 CPU devices"
+    batches = _batches(2, anchors=attack is not None)
+    s8, m8 = _run(tiny_config, tiny_params, jax.devices(), batches, attack)
+    s1, m1 = _run(tiny_config, tiny_params, jax.devices()[:1], batches, attack)
+    np.testing.assert_allclose(_flat(s8.params), _flat(s1.params), rtol=1e-4, atol=1e-5)
+    assert abs(m8["loss"] - m1["loss"]) < 1e-5 and int(s8.step) == 2
+    # The update did something (a bug that skips it would also "match").
+    assert np.abs(_flat(s8.params) - _flat(tiny_params)).max() > 1e-4
+    if attack is not None:
+        assert 0 < m8["attack_linf"] <= 4 / 255 + 1e-6
+        assert m8["two_sided_coverage"] == pytest.approx(m1["two_sided_coverage"])
+
+
+def test_nonfinite_batch_is_skipped_and_counted(tiny_config, tiny_params):
+    good, bad = _batches(2)
+    bad["dist"][0, 0, 0, 0] = np.nan
+    state, metrics = _run(tiny_config, tiny_params, jax.devices(), [bad])
+    assert metrics["finite"] == 0.0 and int(state.nonfinite) == 1 and int(state.consecutive_nonfinite) == 1
+    np.testing.assert_array_equal(_flat(state.params), _flat(tiny_params))
+    tx = training.make_optimizer(1e-3, 10, 2, 1e-4, 1.0)
+    mesh = training.make_mesh()
+    step = training.make_train_step(BiRQA(tiny_config), tx, mesh)
+    state = training.replicate(training.create_train_state(tiny_params, tx, 0), mesh)
+    state, _ = step(state, training.global_batch(bad, mesh))
+    state, _ = step(state, training.global_batch(good, mesh))
+    assert int(state.nonfinite) == 1 and int(state.consecutive_nonfinite) == 0
+    assert np.all(np.isfinite(_flat(state.params)))
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_multi_host_two_processes_match_one(tmp_path, tiny_config, tiny_params):
+    steps = 3
+    port = _free_port()
+    out = tmp_path / "params.npy"
+    procs = []
+    try:
+        for pid in range(2):
+            env = dict(os.environ, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2",
+                       JAX_PROCESS_ID=str(pid))
+            env.pop("XLA_FLAGS", None)
+            procs.append(subprocess.Popen([sys.executable, os.path.join(HERE, "multihost_worker.py"), str(out),
+                                           str(steps)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        logs = [p.communicate(timeout=240)[0].decode(errors="replace") for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert all(p.returncode == 0 for p in procs), "\n".join(l[-3000:] for l in logs)
+    assert tiny_config == multihost_worker.CONFIG
+    tx = multihost_worker.optimizer()
+    mesh = training.make_mesh(jax.devices()[:1])
+    step = training.make_train_step(BiRQA(tiny_config), tx, mesh)
+    state = training.replicate(training.create_train_state(tiny_params, tx, 0), mesh)
+    for b in multihost_worker.global_batches(steps):
+        state, _ = step(state, training.global_batch(b, mesh))
+    # Float reassociation across processes moves a few weights by ~2e-5; a wrong gradient scale
+    # or a wrong batch slice moves them by the size of the update (> 1e-2 here).
+    np.testing.assert_allclose(np.load(out), _flat(state.params), rtol=1e-3, atol=1e-4)
+    assert np.abs(np.load(out) - _flat(tiny_params)).max() > 1e-2
+
+
+# ----- the training loop on a tiny kadid_synthetic (built once per session) -----
+
+@pytest.fixture(scope="module")
+def tiny_run_config(tmp_path_factory, tiny_config):
+    from configs import default
+
+    c = default.get_config()
+    c.data.data_dir = str(tmp_path_factory.mktemp("tfds"))
+    c.data.synthetic.name = "test_tiny"
+    c.data.synthetic.num_refs = 7
+    c.data.synthetic.crop_size = (48, 64)
+    c.data.synthetic.dist_types = (1, 10, 11, 16, 21)
+    c.data.crop_size = (32, 32)
+    c.model = type(c.model)(tiny_config.to_dict())
+    c.batch_size = 8
+    c.num_steps = 40
+    c.warmup_steps = 2
+    c.learning_rate = 3e-3
+    c.log_every = 1
+    c.eval_every = 1000
+    c.checkpoint_every = 10
+    c.eval_batch_size = 25
+    c.test_baselines = ("ssim",)
+    c.prefetch = 0
+    return c
+
+
+def _metrics(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [json.loads(l) for l in f]
+
+
+def _final_params(workdir, config):
+    from birqa_jax import trainer
+
+    tx = training.make_optimizer(*trainer._optimizer_args(config))
+    template = training.create_train_state(trainer._initial_params(config, trainer.model_config(config)), tx, 0)
+    ckpts = Checkpoints(workdir)
+    state = ckpts.restore_latest(template)
+    ckpts.close()
+    return state
+
+
+def test_train_resume_is_exact_and_loss_falls(tmp_path, tiny_run_config):
+    from birqa_jax import api
+    from birqa_jax.trainer import MODEL_FILE, train_and_evaluate
+
+    once, twice = str(tmp_path / "once"), str(tmp_path / "twice")
+    summary = train_and_evaluate(tiny_run_config, once)
+    assert train_and_evaluate(tiny_run_config, twice, stop_at=20) == {"stopped_at": 20}
+    assert _final_params(twice, tiny_run_config).step == 20
+    train_and_evaluate(tiny_run_config, twice)  # resumes at step 20
+
+    a, b = _final_params(once, tiny_run_config), _final_params(twice, tiny_run_config)
+    assert int(a.step) == int(b.step) == 40
+    np.testing.assert_allclose(_flat(a.params), _flat(b.params), atol=1e-5)
+    np.testing.assert_allclose(_flat(a.opt_state), _flat(b.opt_state), atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(a.rng), np.asarray(b.rng))
+
+    losses_once = [m["loss"] for m in _metrics(once) if "loss" in m]
+    losses_twice = [m["loss"] for m in _metrics(twice) if "loss" in m]
+    np.testing.assert_allclose(losses_twice, losses_once, rtol=1e-4, atol=1e-5)
+    assert np.mean(losses_once[-10:]) < 0.8 * np.mean(losses_once[:5])
+
+    # The exported model loads through the public API, and the summary compares against SSIM.
+    params, config = api.load(os.path.join(once, MODEL_FILE))
+    assert config.widths == tuple(tiny_run_config.model.widths)
+    assert np.isfinite(api.score(np.zeros((32, 32, 3), np.uint8), np.full((32, 32, 3), 9, np.uint8),
+                                 params=params, config=config))
+    assert set(summary["test"]) == {"birqa", "ssim"} and summary["test"]["birqa"]["n"] == summary["test_examples"]
+
+
+def test_corrupt_latest_checkpoint_falls_back(tmp_path, tiny_config, tiny_params):
+    tx = training.make_optimizer(1e-3, 10, 2, 1e-4, 1.0)
+    template = training.create_train_state(tiny_params, tx, 0)
+    ckpts = Checkpoints(str(tmp_path), keep=3)
+    ckpts.save(1, template)
+    ckpts.save(2, template.replace(step=jnp.asarray(2, jnp.int32)))
+    ckpts.close()
+    step_dir = tmp_path / "checkpoints" / "latest" / "2"
+    for root, _, files in os.walk(step_dir):
+        for f in files:
+            with open(os.path.join(root, f), "wb") as fh:
+                fh.write(b"garbage")
+    ckpts = Checkpoints(str(tmp_path), keep=3)
+    with pytest.warns(UserWarning, match="step 2 .* unreadable"):
+        state = ckpts.restore_latest(template)
+    ckpts.close()
+    assert int(state.step) == 0  # step 1's checkpoint holds the template (step counter 0)
