@@ -9,6 +9,7 @@ reliability-aware head come from the paper; their exact form is this project's r
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, Sequence
 
@@ -210,12 +211,21 @@ class BiRQA(nn.Module):
         return score
 
 
+@functools.lru_cache(maxsize=None)
+def _init_fn(config: ModelConfig):
+    return jax.jit(BiRQA(config).init)
+
+
 def init_params(config: ModelConfig = ModelConfig(), rng: jax.Array | int = 0, size: int = MIN_SIZE):
-    """Initialise parameters (float32) for ``config``; they do not depend on the image size."""
+    """Initialise parameters (float32) for ``config``; they do not depend on the image size.
+
+    An int seed makes an ``rbg`` key: its init compiles in a few seconds on the CPU where the
+    default threefry key takes over ten (values are reproducible per backend).
+    """
     if isinstance(rng, int):
-        rng = jax.random.key(rng)
+        rng = jax.random.key(rng, impl="rbg")
     x = jnp.zeros((1, size, size, 3), jnp.float32)
-    return jax.jit(BiRQA(config).init)(rng, x, x)
+    return _init_fn(config)(rng, x, x)
 
 
 def param_count(params) -> int:

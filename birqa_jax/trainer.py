@@ -44,7 +44,8 @@ def _data(config):
             raise ValueError(f"kadid_synthetic config {wanted.name!r} is built-in with options "
                              f"{registered[wanted.name].options()}; give changed options another name "
                              "(--config.data.synthetic.name=...)")
-    source = data.load_source(config.data.name, config.data.data_dir, config.data.manual_dir or None, **kwargs)
+    manual_dir = os.path.expanduser(config.data.manual_dir) if config.data.manual_dir else None
+    source = data.load_source(config.data.name, os.path.expanduser(config.data.data_dir), manual_dir, **kwargs)
     if config.data.split == "official":
         splits = data.official_split(config.data.name, len(source))
     else:

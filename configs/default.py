@@ -30,7 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.init_from = ""                 # model file or workdir to start from (fine-tuning)
 
     c.batch_size = 16
-    c.num_steps = 600
+    c.num_steps = 900
     c.learning_rate = 2e-3
     c.warmup_steps = 50
     c.weight_decay = 1e-4
@@ -40,13 +40,13 @@ def get_config() -> ml_collections.ConfigDict:
     # Adversarial fine-tuning (see configs/aat_default.py); off for clean training.
     c.aat = ml_collections.ConfigDict(
         dict(enabled=False, anchored=True, attack="pgd", eps=4 / 255, steps=3, step_size=0.0,
-             band_width=0.2, num_anchors=4, anchor_rule="spread")
+             band_width=0.2, num_anchors=4, anchor_rule="spread")  # step_size 0: the attack's default
     )
 
     c.log_every = 10
-    c.eval_every = 200
+    c.eval_every = 300
     c.eval_batch_size = 16
-    c.checkpoint_every = 200
+    c.checkpoint_every = 300
     c.keep_checkpoints = 2
     c.max_consecutive_nonfinite = 20
     c.prefetch = 2

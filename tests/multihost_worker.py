@@ -21,7 +21,7 @@ GLOBAL_BATCH = 8
 
 def optimizer():
     """Plain SGD: Adam and clipping would hide a gradient scaled by the device count."""
-    return optax.sgd(0.05)
+    return optax.sgd(1e-3)
 
 
 def global_batches(steps):

@@ -1,0 +1,402 @@
+"""Evaluation of a trained run and of the classical baselines: the library behind ``eval.py``.
+
+``run(config, workdir, out)`` evaluates the metrics ``config.metrics`` ("birqa" = the run's
+exported model, plus any of ``baselines.BASELINES``) on full-resolution images of
+
+- the test split of the run's own dataset and split (``<workdir>/config.json``), or without a
+  workdir the test split of ``config.data`` (``config.own_test_split``);
+- every entry of ``config.cross``: all examples of another dataset (cross-dataset),
+
+and optionally (``config.robustness.enabled``) runs ``robust_eval.evaluate_robustness`` on
+centre crops of a seeded subset of the first of those sets. It writes into ``out``:
+``eval.json`` (every number; strict JSON, an undefined value is null), ``eval.md`` (the tables,
+also printed) and PNG figures: one scatter with the fitted logistic and one per-distortion-type
+SROCC bar chart per (dataset, metric), and the SROCC-vs-eps curves of the attacks.
+
+A metric that cannot run on a dataset's images (MS-SSIM below 161 px on the short side) is
+skipped with a printed note and recorded under ``skipped``; pairs a metric scores as non-finite
+(PSNR of an image identical to its reference) are left out of that metric's correlations and
+counted in ``n_excluded``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from fractions import Fraction
+from typing import Any
+
+import ml_collections
+import numpy as np
+
+from birqa_jax import baselines, evaluation, plots, robust_eval
+from birqa_jax.io import load_model
+from birqa_jax.model import MIN_SIZE, ModelConfig
+
+MODEL_METRIC = "birqa"
+METRICS = (MODEL_METRIC, *baselines.BASELINES)
+# Smallest short side each metric accepts: BiRQA's pyramid, one 11-px SSIM window, MS-SSIM's
+# fifth scale, GMSD's 2x downsampling followed by a 3x3 filter.
+MIN_SIDE = {"birqa": MIN_SIZE, "psnr": 1, "psnr_y": 1, "ssim": 11, "ms_ssim": baselines.MS_SSIM_MIN_SIZE, "gmsd": 4}
+# Datasets whose dist_type is the KADID-10k type id (names in distortions.DISTORTION_NAMES).
+KADID_STYLE = ("kadid10k", "kadid_synthetic")
+MODEL_FILE = "birqa.msgpack"
+BASELINES_OUT = os.path.join("runs", "baselines", "eval")
+TABLE_COLUMNS = ("n", "srocc", "krocc", "plcc", "plcc_fitted", "rmse_fitted", "fit_ok")
+
+
+class EvalError(Exception):
+    """A problem with the run folder, a dataset or an option, worded for the command line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """A finished training run: its config and its exported best model."""
+
+    workdir: str
+    config: ml_collections.ConfigDict
+    params: Any
+    model_config: ModelConfig
+    meta: dict
+
+
+def load_run(workdir: str) -> Run:
+    """Read ``<workdir>/config.json`` and ``<workdir>/birqa.msgpack``; EvalError says what is
+    missing or unreadable."""
+    if not os.path.isdir(workdir):
+        raise EvalError(f"workdir {workdir!r} does not exist")
+    model_path = os.path.join(workdir, MODEL_FILE)
+    if not os.path.isfile(model_path):
+        raise EvalError(
+            f"{workdir!r} holds no exported model {MODEL_FILE}; train.py writes it when training "
+            "finishes (an interrupted run only has checkpoints: rerun train.py with the same "
+            "--workdir to finish it)"
+        )
+    config_path = os.path.join(workdir, "config.json")
+    if not os.path.isfile(config_path):
+        raise EvalError(f"{workdir!r} has no config.json, so its dataset and split are unknown")
+    try:
+        with open(config_path) as f:
+            config = ml_collections.ConfigDict(json.load(f))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise EvalError(f"{config_path!r} is not valid JSON: {e}") from e
+    if "data" not in config or "name" not in config.data:
+        raise EvalError(f"{config_path!r} is not a training config (no data.name)")
+    try:
+        params, model_config, meta = load_model(model_path)
+    except ValueError as e:
+        raise EvalError(str(e)) from e
+    return Run(workdir, config, params, model_config, meta)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSet:
+    """Examples to evaluate: ``indices`` of ``source`` (a ``data.load_source`` data source)."""
+
+    label: str  # key in eval.json and part of the figure names
+    dataset: str  # registered dataset name
+    split: str  # "test" or "all"
+    source: Any
+    indices: np.ndarray
+
+
+def _columns(source: Any, dataset: str) -> dict[str, np.ndarray]:
+    from birqa_jax import data
+
+    columns = data.example_columns(source)
+    if "mos" not in columns:
+        raise EvalError(f"{dataset} has no per-image MOS (a 2AFC set?); eval.py correlates scores with MOS")
+    return columns
+
+
+def test_split_set(data_config: ml_collections.ConfigDict) -> EvalSet:
+    """The test split of a training config's ``data`` block (dataset, split rule, split id)."""
+    from birqa_jax import trainer
+
+    try:
+        _, source, splits = trainer._data(ml_collections.ConfigDict({"data": data_config}))
+    except FileNotFoundError as e:
+        raise EvalError(f"{data_config.name}: {e}") from e
+    if "test" not in splits:
+        raise EvalError(f"the split of {data_config.name} has no test part (parts: {sorted(splits)})")
+    _columns(source, data_config.name)
+    return EvalSet(f"{data_config.name}-test", data_config.name, "test", source, splits["test"])
+
+
+def full_set(label: str, name: str, data_dir: str, manual_dir: str = "") -> EvalSet:
+    """Every example of dataset ``name`` (cross-dataset evaluation), built first if needed."""
+    from birqa_jax import data
+
+    try:
+        source = data.load_source(name, data_dir, manual_dir or None)
+    except FileNotFoundError as e:
+        raise EvalError(f"{label} ({name}): {e}") from e
+    _columns(source, name)
+    return EvalSet(label, name, "all", source, np.arange(len(source)))
+
+
+def _size_text(heights: np.ndarray, widths: np.ndarray) -> str:
+    sizes = sorted({(int(h), int(w)) for h, w in zip(heights, widths)})
+    if len(sizes) == 1:
+        return f"{sizes[0][0]}x{sizes[0][1]}"
+    return f"{len(sizes)} sizes, {sizes[0][0]}x{sizes[0][1]} to {sizes[-1][0]}x{sizes[-1][1]}"
+
+
+def _per_type(pred: np.ndarray, mos: np.ndarray, types: np.ndarray, kadid_style: bool) -> dict[str, dict]:
+    """``evaluation.per_type`` over the types with at least 3 pairs (-1 = no type: none)."""
+    from birqa_jax.data.distortions import DISTORTION_NAMES
+
+    labels, counts = np.unique(types, return_counts=True)
+    keep = np.isin(types, labels[(counts >= 3) & (labels >= 0)])
+    if not keep.any():
+        return {}
+    names = DISTORTION_NAMES if kadid_style else {int(t): f"type {int(t)}" for t in labels}
+    return evaluation.per_type(pred[keep], mos[keep], types[keep], names)
+
+
+def evaluate_set(
+    eval_set: EvalSet, score_fns: Mapping[str, Callable], batch_size: int, progress: bool = True
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Correlations of every metric with MOS on ``eval_set``, overall and per distortion type.
+
+    Args:
+      score_fns: metric name (a key of ``MIN_SIDE``) -> ``fn(ref, dist) -> [b]`` on float32
+        [b, H, W, 3] in [0, 1].
+      batch_size: pairs per call (consecutive pairs of one size).
+
+    Returns ``(summary, preds)``: summary holds dataset, split, n, image_size, results (metric ->
+    ``evaluation.correlations`` plus n_excluded), per_type (metric -> type name ->
+    correlations), skipped (metric -> reason); preds holds each run metric's [n] predictions
+    and mos, dist_type [n] as ``predict.predict_examples`` returns them.
+    """
+    from birqa_jax import data
+    from birqa_jax.predict import predict_examples
+
+    columns = _columns(eval_set.source, eval_set.dataset)
+    heights, widths = columns["height"][eval_set.indices], columns["width"][eval_set.indices]
+    short = int(min(heights.min(), widths.min()))
+    smallest = int(np.argmin(np.minimum(heights, widths)))
+    runnable, skipped = {}, {}
+    for name, fn in score_fns.items():
+        if short < MIN_SIDE[name]:
+            skipped[name] = (f"needs at least {MIN_SIDE[name]} px on the short side; the smallest image of "
+                             f"{eval_set.label} is {heights[smallest]}x{widths[smallest]}")
+            print(f"Note: {name} skipped on {eval_set.label}: {skipped[name]}")
+        else:
+            runnable[name] = fn
+    summary: dict[str, Any] = {
+        "dataset": eval_set.dataset, "split": eval_set.split, "n": len(eval_set.indices),
+        "image_size": _size_text(heights, widths), "results": {}, "per_type": {}, "skipped": skipped,
+    }
+    if not runnable:
+        return summary, {}
+    print(f"Evaluating {', '.join(runnable)} on {eval_set.label} ({len(eval_set.indices)} pairs, "
+          f"{summary['image_size']})")
+    preds = predict_examples(dict(runnable), data.eval_examples(eval_set.source, eval_set.indices), batch_size,
+                             total=len(eval_set.indices), progress=progress)
+    kadid_style = eval_set.dataset.split("/")[0] in KADID_STYLE
+    for name in runnable:
+        finite = np.isfinite(preds[name])
+        if finite.sum() < 3:
+            skipped[name] = f"only {int(finite.sum())} of {finite.size} scores are finite"
+            print(f"Note: {name} skipped on {eval_set.label}: {skipped[name]}")
+            continue
+        if not finite.all():
+            print(f"Note: {name} scored {int((~finite).sum())} pairs of {eval_set.label} as non-finite "
+                  "(identical to the reference?); they are left out of its correlations")
+        pred, mos = preds[name][finite], preds["mos"][finite]
+        summary["results"][name] = {**evaluation.correlations(pred, mos), "n_excluded": int((~finite).sum())}
+        summary["per_type"][name] = _per_type(pred, mos, preds["dist_type"][finite], kadid_style)
+    return summary, preds
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+def write_set_plots(eval_set: EvalSet, summary: Mapping[str, Any], preds: Mapping[str, np.ndarray],
+                    out: str) -> list[str]:
+    """Scatter with the fitted logistic and per-type SROCC bars of each evaluated metric."""
+    paths = []
+    for name in summary["results"]:
+        finite = np.isfinite(preds[name])
+        pred, mos = preds[name][finite], preds["mos"][finite]
+        title = f"{name} on {eval_set.label} (n = {finite.sum()})"
+        paths.append(plots.scatter_with_fit(pred, mos, evaluation.fit_logistic(pred, mos),
+                                            os.path.join(out, f"scatter_{_safe_name(eval_set.label)}_{name}.png"), title))
+        if summary["per_type"][name]:
+            paths.append(plots.per_type_bars(
+                summary["per_type"][name], os.path.join(out, f"per_type_{_safe_name(eval_set.label)}_{name}.png"),
+                f"{name}: SROCC per distortion type, {eval_set.label}"))
+    return paths
+
+
+def parse_eps(values: Sequence[str]) -> tuple[float, ...]:
+    """L-inf budgets from text in [0, 1] units, as decimals or fractions: ``["1/255", "0.01"]``."""
+    out = []
+    for v in values:
+        try:
+            e = float(Fraction(v.strip()))
+        except (ValueError, ZeroDivisionError) as err:
+            raise EvalError(f"eps {v!r} is not a number or fraction (e.g. 4/255)") from err
+        if not 0.0 < e <= 1.0:
+            raise EvalError(f"eps {v!r} is outside (0, 1]; budgets are in [0, 1] units: write 8/255, not 8")
+        out.append(e)
+    return tuple(out)
+
+
+def parse_crop(text: str) -> tuple[int, int]:
+    """``"96x96"`` -> (96, 96): height x width of the centre crop the attacks run on."""
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not m:
+        raise EvalError(f"crop {text!r} must read HxW, e.g. 96x96")
+    return int(m[1]), int(m[2])
+
+
+def robustness_examples(eval_set: EvalSet, max_examples: int, crop: Sequence[int], seed: int) -> list[dict]:
+    """A seeded random subset of ``max_examples`` pairs (all if fewer), centre-cropped to ``crop``.
+
+    The subset is random rather than the first pairs because a split lists its pairs by
+    reference and type, so a prefix would cover few distortions and a narrow MOS range.
+    Returns one-pair dicts: ref, dist float32 [1, h, w, 3] in [0, 1], mos [1], dist_type [1].
+    """
+    from birqa_jax import data
+
+    h, w = (int(c) for c in crop)
+    if min(h, w) < MIN_SIZE:
+        raise EvalError(f"robustness crop {h}x{w} is smaller than BiRQA's minimum {MIN_SIZE}x{MIN_SIZE}")
+    if max_examples < 3:
+        raise EvalError(f"robustness needs at least 3 pairs, max_examples is {max_examples}")
+    columns = _columns(eval_set.source, eval_set.dataset)
+    indices = eval_set.indices
+    small = (columns["height"][indices] < h) | (columns["width"][indices] < w)
+    if small.any():
+        i = int(np.flatnonzero(small)[0])
+        raise EvalError(f"robustness crop {h}x{w} exceeds image {int(indices[i])} of {eval_set.label} "
+                        f"({columns['height'][indices[i]]}x{columns['width'][indices[i]]})")
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(indices, min(max_examples, len(indices)), replace=False))
+    out = []
+    for ex in data.eval_examples(eval_set.source, pick):
+        y, x = (ex["ref"].shape[1] - h) // 2, (ex["ref"].shape[2] - w) // 2
+        out.append({"ref": ex["ref"][:, y:y + h, x:x + w], "dist": ex["dist"][:, y:y + h, x:x + w],
+                    "mos": ex["mos"], "dist_type": ex["dist_type"]})
+    return out
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON values: numpy scalars to Python, tuples to lists, NaN and inf to None."""
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
+
+
+def _check_metrics(metrics: Sequence[str], have_model: bool) -> tuple[str, ...]:
+    metrics = tuple(dict.fromkeys(metrics))  # drop repeats, keep order
+    if not metrics:
+        raise EvalError("no metrics given")
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise EvalError(f"unknown metric(s) {unknown}; choose from {list(METRICS)}")
+    if MODEL_METRIC in metrics and not have_model:
+        raise EvalError("metric 'birqa' needs --workdir (a trained run); for baselines only, name them "
+                        "with --metric, e.g. --metric ssim --metric psnr")
+    return metrics
+
+
+def _set_markdown(label: str, summary: Mapping[str, Any]) -> str:
+    what = "test split" if summary["split"] == "test" else "all pairs"
+    text = f"## {label}: {what} of {summary['dataset']} ({summary['n']} pairs, {summary['image_size']})\n\n"
+    if summary["results"]:
+        text += evaluation.markdown_table(summary["results"], TABLE_COLUMNS)
+    notes = [f"- {m} skipped: {why}" for m, why in summary["skipped"].items()]
+    notes += [f"- {m}: {r['n_excluded']} pairs with a non-finite score left out"
+              for m, r in summary["results"].items() if r["n_excluded"]]
+    notes += [f"- {m}: logistic fit failed ({r['fit_message']})" for m, r in summary["results"].items()
+              if not r["fit_ok"]]
+    return text + ("\n" + "\n".join(notes) + "\n" if notes else "")
+
+
+def run(config: ml_collections.ConfigDict, workdir: str | None = None, out: str | None = None,
+        progress: bool = True) -> dict[str, Any]:
+    """Evaluate as ``config`` (``configs/eval_default.py``) says; write eval.json, eval.md and the
+    figures into ``out`` (default ``<workdir>/eval``, or ``runs/baselines/eval`` without a
+    workdir). Returns the content of eval.json (before NaN/inf become null)."""
+    metrics = _check_metrics(config.metrics, workdir is not None)
+    r = config.robustness
+    if r.enabled and workdir is None:
+        raise EvalError("the robustness evaluation attacks BiRQA and needs --workdir (a trained run)")
+    trained = load_run(workdir) if workdir is not None else None
+    out = out or (os.path.join(workdir, "eval") if workdir is not None else BASELINES_OUT)
+
+    sets = []
+    if config.own_test_split:
+        sets.append(test_split_set(trained.config.data if trained is not None else config.data))
+    for label, entry in config.cross.items():
+        sets.append(full_set(label, entry.name, entry.data_dir, entry.manual_dir))
+    if not sets:
+        raise EvalError("nothing to evaluate: own_test_split is off and config.cross is empty")
+
+    score_fns: dict[str, Callable] = {}
+    for name in metrics:
+        if name == MODEL_METRIC:
+            from birqa_jax.api import apply_fn
+
+            apply, params = apply_fn(trained.model_config), trained.params
+            score_fns[name] = lambda ref, dist: apply(params, ref, dist)
+        else:
+            score_fns[name] = baselines.BASELINES[name][0]
+
+    os.makedirs(out, exist_ok=True)
+    result: dict[str, Any] = {"metrics": list(metrics), "datasets": {}, "plots": []}
+    if trained is not None:
+        result.update(workdir=workdir, model_file=os.path.join(workdir, MODEL_FILE), model_meta=trained.meta)
+    for eval_set in sets:
+        summary, preds = evaluate_set(eval_set, score_fns, config.batch_size, progress)
+        result["datasets"][eval_set.label] = summary
+        result["plots"] += write_set_plots(eval_set, summary, preds, out)
+
+    if r.enabled:
+        target = sets[0]
+        examples = robustness_examples(target, r.max_examples, r.crop, r.seed)
+        h, w = (int(c) for c in r.crop)
+        print(f"Attacking BiRQA on {len(examples)} pairs of {target.label}, {h}x{w} centre crops: "
+              f"{', '.join(r.attacks)} at eps {', '.join(f'{e * 255:g}/255' for e in r.eps)}")
+        rob = robust_eval.evaluate_robustness(
+            trained.params, trained.model_config, examples, attacks=tuple(r.attacks), eps_list=tuple(r.eps), seed=r.seed,
+            batch_size=r.batch_size, attack_overrides=r.overrides.to_dict(), progress=progress)
+        rob.update(dataset=target.label, crop=[h, w],
+                   note=f"Attacks ran on {h}x{w} centre crops of {len(examples)} randomly chosen pairs "
+                        f"(seed {r.seed}) of {target.label}, not on full images")
+        result["robustness"] = rob
+        result["plots"].append(plots.robustness_curves(
+            robust_eval.srocc_curves(rob), os.path.join(out, "robustness_curves.png"),
+            f"BiRQA SROCC under attack, {target.label} ({h}x{w} crops)"))
+
+    title = (f"# Evaluation of {workdir} ({MODEL_FILE}, step {trained.meta.get('step', '?')})" if trained is not None
+             else "# Evaluation of the baselines")
+    md = title + "\n\n" + "\n".join(_set_markdown(label, s) for label, s in result["datasets"].items())
+    if "robustness" in result:
+        rob = result["robustness"]
+        md += (f"\n## Robustness of BiRQA on {rob['dataset']}\n\nSigned SROCC with MOS under the ranking-scrambling "
+               f"attack; gain and R of the make-it-look-better attack. {rob['note']}.\n\n"
+               + robust_eval.robustness_markdown(rob))
+    with open(os.path.join(out, "eval.md"), "w") as f:
+        f.write(md)
+    with open(os.path.join(out, "eval.json"), "w") as f:
+        json.dump(_jsonable(result), f, indent=2, allow_nan=False)
+    print("\n" + md)
+    print(f"Wrote eval.json, eval.md and {len(result['plots'])} figures to {out}")
+    return result

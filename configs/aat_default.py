@@ -1,0 +1,32 @@
+"""Anchored Adversarial Training on the embedded default (fine-tunes the clean ``runs/demo``).
+
+Every batch comes from a MOS band [y_low, y_low + R] (R = 0.2 of normalised MOS); 4 of its 16
+items are clean anchors spread over the band and the other 12 are attacked inside the jitted
+step by PGD (eps 4/255, 3 steps of eps/2, random start, pushing each prediction away from its
+MOS). ``--config.aat.anchored=False`` attacks every item: plain adversarial training.
+"""
+
+from configs import default
+
+
+def get_config():
+    c = default.get_config()
+    c.init_from = "runs/demo"
+    c.aat.enabled = True
+    c.aat.anchored = True
+    c.aat.attack = "pgd"
+    c.aat.eps = 4 / 255
+    c.aat.steps = 3
+    c.aat.step_size = 2 / 255
+    c.aat.band_width = 0.2
+    c.aat.num_anchors = 4
+    c.aat.anchor_rule = "spread"
+    c.loss.rank = 1.0
+    c.loss.rank_margin = 0.05
+    c.batch_size = 16
+    c.num_steps = 300
+    c.learning_rate = 3e-4
+    c.warmup_steps = 20
+    c.eval_every = 150
+    c.checkpoint_every = 150
+    return c

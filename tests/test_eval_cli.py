@@ -1,0 +1,191 @@
+"""eval.py end to end on a tiny trained run (kadid_synthetic, 7 refs x 3 types x 5 levels, 48x48),
+checked against PSNR and BiRQA scores computed here on the same test split."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.stats
+from PIL import Image
+
+from birqa_jax import eval_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LABEL = "kadid_synthetic-test"
+# A config file that points the no-workdir default dataset at the tiny one.
+CONFIG_FILE = """
+import ml_collections
+from configs import eval_default
+
+
+def get_config():
+    c = eval_default.get_config()
+    c.data = ml_collections.ConfigDict({data!r})
+    return c
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_config):
+    """(workdir, training config) of a tiny run trained for 4 steps."""
+    from configs import default
+
+    from birqa_jax.trainer import train_and_evaluate
+
+    c = default.get_config()
+    c.data.data_dir = str(tmp_path_factory.mktemp("tfds"))
+    c.data.synthetic.name = "eval_tiny"
+    c.data.synthetic.num_refs = 7
+    c.data.synthetic.crop_size = (48, 48)
+    c.data.synthetic.dist_types = (1, 10, 11)
+    c.data.crop_size = (32, 32)
+    c.model = type(c.model)(tiny_config.to_dict())
+    c.batch_size = 8
+    c.num_steps = 4
+    c.warmup_steps = 1
+    c.eval_every = c.checkpoint_every = 1000
+    c.eval_batch_size = 16
+    c.test_baselines = ()
+    c.prefetch = 0
+    workdir = str(tmp_path_factory.mktemp("run"))
+    train_and_evaluate(c, workdir)
+    return workdir, c
+
+
+def _eval(*args: str, cwd: str = ROOT) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)  # one CPU device is enough here
+    return subprocess.run([sys.executable, os.path.join(ROOT, "eval.py"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def full_eval(tiny_run, tmp_path_factory):
+    workdir, _ = tiny_run
+    out = str(tmp_path_factory.mktemp("eval"))
+    proc = _eval("--workdir", workdir, "--out", out, "--robustness", "--robust_attacks=fgsm",
+                 "--robust_eps=2/255,8/255", "--robust_max_examples=6", "--robust_crop=32x32")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(os.path.join(out, "eval.json")) as f:
+        return json.load(f), out, proc.stdout
+
+
+def _test_pairs(config):
+    """(ref, dist, mos, dist_type) of the run's test split, read here independently of eval.py."""
+    from birqa_jax import data
+
+    source = data.load_source(config.data.name, config.data.data_dir,
+                              config=data.KadidSyntheticConfig(**config.data.synthetic.to_dict()))
+    test = data.split_indices(data.group_ids(source), config.data.split_id, tuple(config.data.ratios))["test"]
+    exs = [source[int(i)] for i in test]
+    ref = np.stack([e["ref"] for e in exs]).astype(np.float32) / 255
+    dist = np.stack([e["dist"] for e in exs]).astype(np.float32) / 255
+    return ref, dist, np.array([e["mos"] for e in exs]), np.array([e["dist_type"] for e in exs])
+
+
+def test_eval_json_matches_independent_scores(full_eval, tiny_run):
+    result, _, stdout = full_eval
+    workdir, config = tiny_run
+    ds = result["datasets"][LABEL]
+    assert result["metrics"] == ["birqa", "psnr", "ssim", "ms_ssim", "gmsd"]
+    assert set(ds["results"]) == {"birqa", "psnr", "ssim", "gmsd"}
+    # 48x48 images are too small for MS-SSIM: skipped with a note, not a crash.
+    assert "161" in ds["skipped"]["ms_ssim"] and "ms_ssim skipped" in stdout
+    keys = {"srocc", "krocc", "plcc", "plcc_fitted", "rmse_fitted", "direction", "fit_ok", "fit_message", "n",
+            "n_excluded"}
+    for name, r in ds["results"].items():
+        assert keys <= set(r), name
+        assert set(ds["per_type"][name]) == {"GBLUR", "JPEG", "AWGN"}
+    assert ds["results"]["gmsd"]["direction"] == -1
+
+    ref, dist, mos, types = _test_pairs(config)
+    assert ds["n"] == ds["results"]["psnr"]["n"] == len(mos) == 15
+    psnr = -10 * np.log10(np.mean((ref.astype(np.float64) - dist) ** 2, axis=(1, 2, 3)))
+    assert ds["results"]["psnr"]["srocc"] == pytest.approx(abs(scipy.stats.spearmanr(psnr, mos).statistic))
+    assert ds["results"]["psnr"]["plcc"] == pytest.approx(abs(scipy.stats.pearsonr(psnr, mos).statistic), rel=1e-4)
+    gblur = types == 1
+    assert ds["per_type"]["psnr"]["GBLUR"]["srocc"] == pytest.approx(
+        abs(scipy.stats.spearmanr(psnr[gblur], mos[gblur]).statistic))
+    from birqa_jax import api
+
+    params, model_config = api.load(os.path.join(workdir, "birqa.msgpack"))
+    birqa = api.score(ref, dist, params=params, config=model_config)
+    assert ds["results"]["birqa"]["srocc"] == pytest.approx(abs(scipy.stats.spearmanr(birqa, mos).statistic),
+                                                            abs=1e-6)
+
+
+def test_robustness_section(full_eval):
+    result, out, _ = full_eval
+    rob = result["robustness"]
+    assert rob["n"] == 6 and rob["image_size"] == [32, 32] and rob["crop"] == [32, 32]
+    assert rob["eps"] == pytest.approx([2 / 255, 8 / 255]) and list(rob["attacks"]) == ["fgsm"]
+    assert "32x32 centre crops" in rob["note"]
+    for s in rob["attacks"]["fgsm"]["scramble"]:
+        assert s["linf_max"] <= s["eps"] + 1e-6
+    with open(os.path.join(out, "eval.md")) as f:
+        md = f.read()
+    assert "Robustness of BiRQA" in md and "32x32 centre crops" in md and "| fgsm |" in md
+
+
+def test_figures_open(full_eval):
+    result, out, _ = full_eval
+    names = {os.path.basename(p) for p in result["plots"]}
+    want = {f"{kind}_{LABEL}_{m}.png" for kind in ("scatter", "per_type") for m in ("birqa", "psnr", "ssim", "gmsd")}
+    assert names == want | {"robustness_curves.png"}
+    for name in names:
+        with Image.open(os.path.join(out, name)) as im:
+            assert im.format == "PNG" and im.size[0] >= 640
+            assert np.asarray(im.convert("L")).std() > 10  # not blank
+
+
+def test_baselines_without_workdir(full_eval, tiny_run, tmp_path):
+    result, _, _ = full_eval
+    _, config = tiny_run
+    cfg = tmp_path / "eval_tiny.py"
+    cfg.write_text(CONFIG_FILE.format(data=config.data.to_dict()))
+    out = tmp_path / "out"
+    proc = _eval("--metric", "ssim", f"--config={cfg}", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(out / "eval.json") as f:
+        base = json.load(f)
+    assert base["metrics"] == ["ssim"] and "workdir" not in base and "robustness" not in base
+    ssim = base["datasets"][LABEL]["results"]
+    assert list(ssim) == ["ssim"]
+    # Same dataset and split as the run's own test split: the same numbers.
+    assert ssim["ssim"] == pytest.approx(result["datasets"][LABEL]["results"]["ssim"])
+
+
+def test_workdir_without_model_is_a_clear_error(tiny_run, tmp_path):
+    workdir, _ = tiny_run
+    empty = tmp_path / "unfinished"
+    empty.mkdir()
+    (empty / "config.json").write_text(open(os.path.join(workdir, "config.json")).read())
+    with pytest.raises(eval_lib.EvalError, match="no exported model birqa.msgpack"):
+        eval_lib.load_run(str(empty))
+    (empty / "birqa.msgpack").write_bytes(b"not a model")
+    with pytest.raises(eval_lib.EvalError, match="not a (readable )?BiRQA model file"):
+        eval_lib.load_run(str(empty))
+    with pytest.raises(eval_lib.EvalError, match="does not exist"):
+        eval_lib.load_run(str(tmp_path / "nowhere"))
+
+
+def test_option_errors():
+    from configs import eval_default
+
+    with pytest.raises(eval_lib.EvalError, match="needs --workdir"):
+        eval_lib.run(eval_default.get_config())
+    c = eval_default.get_config()
+    c.metrics = ("ssim", "lpips")
+    with pytest.raises(eval_lib.EvalError, match="unknown metric"):
+        eval_lib.run(c)
+    assert eval_lib.parse_eps(["1/255", "0.5"]) == (1 / 255, 0.5)
+    with pytest.raises(eval_lib.EvalError, match="8/255, not 8"):
+        eval_lib.parse_eps(["8"])
+    assert eval_lib.parse_crop("96x128") == (96, 128)
+    with pytest.raises(eval_lib.EvalError, match="HxW"):
+        eval_lib.parse_crop("96")

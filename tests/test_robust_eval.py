@@ -1,0 +1,152 @@
+"""evaluate_robustness on a tiny model and six 32x32 pairs, checked against scipy and direct
+calls of the attack; one shared run (module fixture) keeps the compilations to one per attack."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import numpy as np
+import pytest
+import scipy.stats
+
+from birqa_jax import attacks, robust_eval
+from birqa_jax.api import apply_fn
+
+EPS = (2 / 255, 8 / 255)
+ATTACKS = ("fgsm", "pgd")
+N, BATCH = 6, 4  # two batches, the second padded: the compile-once check needs both
+
+
+@pytest.fixture(scope="module")
+def examples():
+    from skimage import data
+
+    img = data.astronaut().astype(np.float32) / 255.0
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(N):
+        ref = img[60 * i : 60 * i + 32, 200 : 232]
+        sigma = 0.02 + 0.03 * i
+        dist = np.clip(ref + rng.normal(0, sigma, ref.shape).astype(np.float32), 0, 1)
+        out.append({"ref": ref[None], "dist": dist[None], "mos": np.array([1.0 - sigma], np.float32)})
+    return out
+
+
+@pytest.fixture(scope="module")
+def run(examples, tiny_config, tiny_params):
+    before = attacks._attack._cache_size()
+    result = robust_eval.evaluate_robustness(
+        tiny_params, tiny_config, examples, attacks=ATTACKS, eps_list=EPS[::-1], batch_size=BATCH,
+        attack_overrides={"pgd": {"steps": 3}})
+    return result, attacks._attack._cache_size() - before
+
+
+def test_result_layout(run):
+    result, _ = run
+    assert result["n"] == N and result["image_size"] == [32, 32] and result["batch_size"] == BATCH
+    assert result["eps"] == list(EPS)  # sorted ascending
+    assert set(result["attacks"]) == set(ATTACKS)
+    assert result["attacks"]["pgd"]["settings"] == {"steps": 3}
+    for entry in result["attacks"].values():
+        for kind in robust_eval.KINDS:
+            assert [s["eps"] for s in entry[kind]] == list(EPS)
+            for s in entry[kind]:
+                assert all(len(s[k]) == N for k in ("scores", "linf", "psnr", "ssim"))
+    # mos above the mean (the three smallest sigmas) are pushed down
+    assert result["n_pushed_down"] == 3
+
+
+def test_each_attack_compiles_once(run):
+    # eps and the direction are traced and the last batch is padded: one executable per attack.
+    _, compiled = run
+    assert compiled == len(ATTACKS)
+
+
+def test_numbers_match_independent_computation(run, examples, tiny_config, tiny_params):
+    result, _ = run
+    mos = np.array([ex["mos"][0] for ex in examples])
+    clean = np.asarray(result["clean_scores"])
+    assert result["clean"]["srocc"] == pytest.approx(scipy.stats.spearmanr(clean, mos).statistic)
+    for name, entry in result["attacks"].items():
+        for s in entry["scramble"]:
+            scores = np.asarray(s["scores"])
+            assert s["srocc"] == pytest.approx(scipy.stats.spearmanr(scores, mos).statistic)
+            assert s["plcc"] == pytest.approx(scipy.stats.pearsonr(scores, mos).statistic)
+        for s in entry["better"]:
+            lo, hi = clean.min(), clean.max()
+            f, fa = (clean - lo) / (hi - lo), (np.asarray(s["scores"]) - lo) / (hi - lo)
+            assert s["gain"] == pytest.approx(np.mean(fa - f))
+            assert s["R"] == pytest.approx(np.mean(np.log10(np.maximum(1 - f, f) / (np.abs(f - fa) + 1e-6))))
+        curve = [result["clean"]["srocc"]] + [s["srocc"] for s in entry["scramble"]]
+        e = [0.0, *EPS]
+        area = sum((e[i + 1] - e[i]) * (curve[i] + curve[i + 1]) / 2 for i in range(len(EPS)))
+        assert entry["srocc_integral"] == pytest.approx(area / EPS[-1])
+        assert min(curve) - 1e-9 <= entry["srocc_integral"] <= max(curve) + 1e-9
+
+    # FGSM is deterministic: the first batch's scores equal a direct run_attack + apply.
+    ref = np.concatenate([ex["ref"] for ex in examples[:BATCH]])
+    dist = np.concatenate([ex["dist"] for ex in examples[:BATCH]])
+    direction = np.where(mos > mos.mean(), -1.0, 1.0)[:BATCH]
+    fn = apply_fn(tiny_config)
+    adv, _ = attacks.run_attack("fgsm", lambda r, d: fn(tiny_params, r, d), ref, dist, direction,
+                                eps=EPS[-1], rng=jax.random.PRNGKey(0))
+    want = np.asarray(fn(tiny_params, ref, adv))
+    np.testing.assert_allclose(result["attacks"]["fgsm"]["scramble"][-1]["scores"][:BATCH], want, rtol=1e-5, atol=1e-6)
+
+
+def test_attacks_move_scores_as_directed_within_budget(run):
+    result, _ = run
+    clean = np.asarray(result["clean_scores"])
+    mos = np.asarray(result["mos"])
+    direction = np.where(mos > mos.mean(), -1.0, 1.0)
+    for entry in result["attacks"].values():
+        for s_scr, s_bet, eps in zip(entry["scramble"], entry["better"], EPS):
+            for s in (s_scr, s_bet):
+                assert max(s["linf"]) <= eps + 1e-6 and s["linf_max"] <= eps + 1e-6
+                assert s["linf_mean"] > 0.5 * eps  # the attacks spend their budget
+                assert math.isfinite(s["psnr_mean"]) and 0 < s["ssim_mean"] <= 1
+            # Every image moves the way it is pushed: the ranking scrambles and the gain is positive.
+            assert np.all(np.sign(np.asarray(s_scr["scores"]) - clean) == direction)
+            assert s_scr["srocc"] <= result["clean"]["srocc"] + 1e-6
+            assert np.all(np.asarray(s_bet["scores"]) > clean)
+            assert s_bet["gain"] > 0 and math.isfinite(s_bet["R"])
+        # A bigger budget scrambles at least as much.
+        assert entry["scramble"][1]["srocc"] <= entry["scramble"][0]["srocc"] + 1e-6
+
+
+def test_markdown_and_curves(run):
+    result, _ = run
+    md = robust_eval.robustness_markdown(result)
+    lines = md.strip().splitlines()
+    assert len(lines) == 2 + len(ATTACKS)
+    assert "2/255" in lines[0] and "gain @8/255" in lines[0]
+    fgsm = result["attacks"]["fgsm"]
+    row = lines[2].split(" | ")
+    assert row[0] == "| fgsm" and row[1] == f"{result['clean']['srocc']:.3f}"
+    assert row[2] == f"{fgsm['scramble'][0]['srocc']:.3f}" and row[4] == f"{fgsm['srocc_integral']:.3f}"
+    curves = robust_eval.srocc_curves(result)
+    assert curves["pgd"] == {0.0: result["clean"]["srocc"], EPS[0]: result["attacks"]["pgd"]["scramble"][0]["srocc"],
+                             EPS[1]: result["attacks"]["pgd"]["scramble"][1]["srocc"]}
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(attacks=("fgsm", "cw")), "unknown attack"),
+    (dict(attacks=("fgsm",), eps_list=(8,)), r"\(0, 1\]"),
+    (dict(attacks=("pgd",), attack_overrides={"pgd": {"iterations": 5}}), "takes no setting"),
+    (dict(attacks=("fgsm",), attack_overrides={"pgd": {"steps": 5}}), "not run"),
+])
+def test_bad_options_raise(examples, tiny_config, tiny_params, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        robust_eval.evaluate_robustness(tiny_params, tiny_config, examples, **kwargs)
+
+
+def test_bad_examples_raise(examples, tiny_config, tiny_params):
+    mixed = examples[:2] + [{**examples[2], "dist": examples[2]["dist"][:, :16]}]
+    with pytest.raises(ValueError, match="differ"):
+        robust_eval.evaluate_robustness(tiny_params, tiny_config, mixed, attacks=("fgsm",))
+    loud = examples[:2] + [{**examples[2], "dist": examples[2]["dist"] * 255}]
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        robust_eval.evaluate_robustness(tiny_params, tiny_config, loud, attacks=("fgsm",))
+    with pytest.raises(ValueError, match="at least 3"):
+        robust_eval.evaluate_robustness(tiny_params, tiny_config, examples[:2], attacks=("fgsm",))
