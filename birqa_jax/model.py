@@ -75,8 +75,13 @@ class ModelConfig:
 
 
 def _down(x: jax.Array) -> jax.Array:
-    """2x2 average pooling with the output size of a stride-2 'SAME' conv (ceil(H/2))."""
-    return nn.avg_pool(x, (2, 2), strides=(2, 2), padding="SAME", count_include_pad=False)
+    """2x2 average pooling to the output size of a stride-2 'SAME' conv (ceil(H/2)).
+
+    An odd last row/column is averaged on its own (edge padding), as pooling that ignores
+    padding would; a reshape-mean avoids the divisor map XLA otherwise constant-folds."""
+    n, h, w, c = x.shape
+    x = jnp.pad(x, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    return x.reshape(n, (h + 1) // 2, 2, (w + 1) // 2, 2, c).mean(axis=(2, 4))
 
 
 def _up_to(x: jax.Array, shape: Sequence[int]) -> jax.Array:

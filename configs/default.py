@@ -44,9 +44,9 @@ def get_config() -> ml_collections.ConfigDict:
     )
 
     c.log_every = 10
-    c.eval_every = 300
+    c.eval_every = 450
     c.eval_batch_size = 16
-    c.checkpoint_every = 300
+    c.checkpoint_every = 450
     c.keep_checkpoints = 2
     c.max_consecutive_nonfinite = 20
     c.prefetch = 2

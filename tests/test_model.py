@@ -76,3 +76,14 @@ def test_config_validation():
     with pytest.raises(ValueError, match="unknown model config fields"):
         ModelConfig.from_dict({"widths": [8], "depth": 3})
     assert ModelConfig.from_dict(ModelConfig().to_dict()) == ModelConfig()
+
+
+@pytest.mark.parametrize("hw", [(8, 8), (7, 9), (5, 4)])
+def test_down_equals_average_pooling_that_ignores_padding(hw):
+    import flax.linen as nn
+
+    from birqa_jax.model import _down
+
+    x = jax.random.normal(jax.random.key(0), (2, *hw, 3))
+    expected = nn.avg_pool(x, (2, 2), strides=(2, 2), padding="SAME", count_include_pad=False)
+    np.testing.assert_allclose(np.asarray(_down(x)), np.asarray(expected), atol=1e-6)
