@@ -36,22 +36,11 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # tfds logs every dataset it opens at INFO
     from birqa_jax import eval_lib
 
-    config = FLAGS.config
     try:
-        if FLAGS.metric:
-            config.metrics = tuple(FLAGS.metric)
-        r = config.robustness
-        if FLAGS.robustness is not None:
-            r.enabled = FLAGS.robustness
-        if FLAGS.robust_attacks:
-            r.attacks = tuple(FLAGS.robust_attacks)
-        if FLAGS.robust_eps:
-            r.eps = eval_lib.parse_eps(FLAGS.robust_eps)
-        if FLAGS.robust_max_examples is not None:
-            r.max_examples = FLAGS.robust_max_examples
-        if FLAGS.robust_crop:
-            r.crop = eval_lib.parse_crop(FLAGS.robust_crop)
-        eval_lib.run(config, FLAGS.workdir, FLAGS.out)
+        eval_lib.apply_overrides(
+            FLAGS.config, metrics=FLAGS.metric, robustness=FLAGS.robustness, attacks=FLAGS.robust_attacks,
+            eps=FLAGS.robust_eps, max_examples=FLAGS.robust_max_examples, crop=FLAGS.robust_crop)
+        eval_lib.run(FLAGS.config, FLAGS.workdir, FLAGS.out)
     except eval_lib.EvalError as e:
         sys.exit(f"eval.py: error: {e}")
 

@@ -24,11 +24,10 @@ import jax.numpy as jnp
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from birqa_jax import attacks, training
-from birqa_jax.model import MIN_SIZE, BiRQA, ModelConfig, init_params
-
 from benchmarks import common
 from benchmarks.train_speed import OPTIMIZER, host_batch, stepper
+from birqa_jax import attacks, training
+from birqa_jax.model import MIN_SIZE, BiRQA, ModelConfig, init_params
 
 Step = Callable[[training.TrainState, dict], tuple[training.TrainState, dict]]
 
@@ -146,11 +145,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     a = p.parse_args(argv)
     result = run(*a.size, per_device_batch=a.per_device_batch, num_anchors=a.anchors, eps=a.eps, steps=a.steps,
                  dtype=a.dtype, widths=a.widths, iters=a.iters, warmup=a.warmup, seed=a.seed)
-    print(common.env_line(result["env"]))
-    print(markdown(result))
-    if a.out:
-        common.write_json(a.out, result)
-    return result
+    return common.report_result(result, markdown, a.out)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 Every benchmark reports the same row format (``timing_row``): the settings of the measured call,
 its median and mean wall time over the timed iterations, and pairs per second from the median.
-Warm-up calls (the first one compiles) are never timed into the statistics; the first call's
-time is kept apart as ``compile_s``.
+Warm-up calls are never timed into the statistics; the first call's time (for JAX, mostly
+compilation) is kept apart as ``first_call_s``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def time_calls(
     """Wall time of ``call()`` after ``warmup`` untimed calls; each timed call is waited for.
 
     ``wait(output)`` blocks until the call's work is done (``jax.block_until_ready`` for JAX,
-    a device synchronise for torch). Returns seconds: ``compile_s`` (the first warm-up call,
+    a device-to-host copy for torch). Returns seconds: ``first_call_s`` (the first warm-up call,
     which compiles), ``median_s``, ``mean_s``, ``min_s``, ``max_s`` and every timed
     iteration in ``times_s``.
     """
@@ -47,19 +47,18 @@ def time_calls(
         raise ValueError(f"warmup must be >= 1 (the first call compiles and is never timed), got {warmup}")
     if iters < 1:
         raise ValueError(f"iters must be >= 1, got {iters}")
-    compile_s = 0.0
-    for i in range(warmup):
-        t0 = time.perf_counter()
+    t0 = time.perf_counter()
+    wait(call())
+    first_call_s = time.perf_counter() - t0
+    for _ in range(warmup - 1):
         wait(call())
-        if i == 0:
-            compile_s = time.perf_counter() - t0
     times = []
     for _ in range(iters):
         t0 = time.perf_counter()
         wait(call())
         times.append(time.perf_counter() - t0)
     return {
-        "compile_s": compile_s,
+        "first_call_s": first_call_s,
         "median_s": statistics.median(times),
         "mean_s": statistics.fmean(times),
         "min_s": min(times),
@@ -123,12 +122,12 @@ def random_pair(seed: int, batch: int, height: int, width: int) -> tuple[jax.Arr
 def table(rows: Sequence[dict], extra: Sequence[tuple[str, str]] = ()) -> str:
     """Markdown table of timing rows; ``extra`` adds ``(header, key)`` columns after ``what``."""
     headers = ["what", *(h for h, _ in extra), "dtype", "batch", "H x W", "median ms", "mean ms", "pairs/s",
-               "compile s"]
+               "first call s"]
     lines = ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
     for r in rows:
         cells = [r["what"], *(str(r[k]) for _, k in extra), r["dtype"], str(r["batch"]),
                  f"{r['height']} x {r['width']}", f"{1e3 * r['median_s']:.2f}", f"{1e3 * r['mean_s']:.2f}",
-                 f"{r['pairs_per_s']:,.1f}", f"{r['compile_s']:.1f}"]
+                 f"{r['pairs_per_s']:,.1f}", f"{r['first_call_s']:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -147,3 +146,12 @@ def write_json(path: str, obj: Any) -> None:
     with open(path, "w") as f:
         json.dump(obj, f, indent=2)
         f.write("\n")
+
+
+def report_result(result: dict[str, Any], markdown, out: str | None) -> dict[str, Any]:
+    """The end of every benchmark's ``main``: print the environment and the table, write JSON."""
+    print(env_line(result["env"]))
+    print(markdown(result))
+    if out:
+        write_json(out, result)
+    return result

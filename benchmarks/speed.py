@@ -12,14 +12,14 @@ The feature stage is ``features.feature_stack`` at batch 1 with the config's fea
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from typing import Sequence
 
+from benchmarks import common
 from birqa_jax import features
 from birqa_jax.api import apply_fn
 from birqa_jax.model import MIN_SIZE, ModelConfig, init_params
-
-from benchmarks import common
 
 
 def run(
@@ -34,9 +34,8 @@ def run(
 ) -> dict:
     """Time the feature stage (batch 1) and the whole model for every batch x dtype.
 
-    ``widths`` are the pyramid's ``ModelConfig.widths`` (default: the model's defaults).
-
-    Inputs: a random [batch, height, width, 3] float32 pair in [0, 1], on the default device.
+    Inputs: a random [batch, height, width, 3] float32 pair in [0, 1] on the default device.
+    ``dtypes`` are ``ModelConfig.dtype`` values and ``widths`` the pyramid's ``ModelConfig.widths``.
     Returns ``{"benchmark": "speed", "env", "settings", "rows"}``; rows as ``common.timing_row``.
     """
     if min(height, width) < MIN_SIZE:
@@ -62,7 +61,7 @@ def run(
         ref, dist = common.random_pair(seed, batch, height, width)
         for dtype, cfg in configs.items():
             fn = apply_fn(cfg)
-            timing = common.time_calls(lambda: fn(params, ref, dist), **timed)
+            timing = common.time_calls(functools.partial(fn, params, ref, dist), **timed)
             rows.append(common.timing_row("BiRQA apply_fn", batch=batch, height=height, width=width,
                                           dtype=dtype, timing=timing))
     return {
@@ -92,11 +91,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     a = p.parse_args(argv)
     result = run(*a.size, batches=a.batches, dtypes=a.dtypes, widths=a.widths, iters=a.iters, warmup=a.warmup,
                  seed=a.seed)
-    print(common.env_line(result["env"]))
-    print(markdown(result))
-    if a.out:
-        common.write_json(a.out, result)
-    return result
+    return common.report_result(result, markdown, a.out)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,9 @@ from typing import Any, Callable, Sequence
 import jax
 import numpy as np
 
+from benchmarks import common
 from birqa_jax import training
 from birqa_jax.model import MIN_SIZE, BiRQA, ModelConfig, init_params
-
-from benchmarks import common
 
 # Optimiser settings only shape the update's arithmetic, which costs the same for any values.
 OPTIMIZER = dict(learning_rate=1e-4, num_steps=10_000, warmup_steps=100, weight_decay=1e-4, grad_clip=1.0)
@@ -79,7 +78,8 @@ def run(
         raise ValueError(f"height and width must be >= {MIN_SIZE}, got {height}x{width}")
     devices = jax.local_devices()
     if batch < 1 or batch % len(devices):
-        raise ValueError(f"the global batch ({batch}) must be a positive multiple of the {len(devices)} local device(s)")
+        raise ValueError(f"the global batch ({batch}) must be a positive multiple of the "
+                         f"{len(devices)} local device(s)")
     cfg = ModelConfig(widths=tuple(widths), dtype=dtype)
     mesh = training.make_mesh(devices)
     tx = training.make_optimizer(**OPTIMIZER)
@@ -119,11 +119,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     a = p.parse_args(argv)
     result = run(*a.size, batch=a.batch, dtype=a.dtype, widths=a.widths, iters=a.iters, warmup=a.warmup,
                  seed=a.seed)
-    print(common.env_line(result["env"]))
-    print(markdown(result))
-    if a.out:
-        common.write_json(a.out, result)
-    return result
+    return common.report_result(result, markdown, a.out)
 
 
 if __name__ == "__main__":

@@ -499,10 +499,16 @@ ATTACKS: dict[str, Callable[..., jax.Array]] = {
 }
 
 
-def _settings(name: str) -> frozenset[str]:
-    """Keyword settings an attack accepts besides ``eps`` and ``rng``."""
+def check_settings(name: str, settings) -> None:
+    """Raise ValueError unless ``name`` is an attack of ``ATTACKS`` that accepts every keyword
+    of ``settings`` (its keyword-only options besides ``eps`` and ``rng``)."""
+    if name not in ATTACKS:
+        raise ValueError(f"unknown attack {name!r}; choose one of {sorted(ATTACKS)}")
     params = inspect.signature(ATTACKS[name]).parameters
-    return frozenset(p for p, v in params.items() if v.kind is v.KEYWORD_ONLY) - {"eps", "rng"}
+    accepted = {p for p, v in params.items() if v.kind is v.KEYWORD_ONLY} - {"eps", "rng"}
+    unknown = set(settings) - accepted
+    if unknown:
+        raise ValueError(f"{name} takes no setting(s) {sorted(unknown)}; it accepts {sorted(accepted)}")
 
 
 def _uses_rng(name: str) -> bool:
@@ -568,13 +574,7 @@ def run_attack(
     Returns:
       ``(adv, stats)``: adv [B, H, W, 3] float32, stats as ``perturbation_stats(adv, dist)``.
     """
-    if name not in ATTACKS:
-        raise ValueError(f"unknown attack {name!r}; choose one of {sorted(ATTACKS)}")
-    unknown = set(overrides) - _settings(name)
-    if unknown:
-        raise TypeError(
-            f"{name} takes no setting(s) {sorted(unknown)}; it accepts {sorted(_settings(name))}"
-        )
+    check_settings(name, overrides)
     _check_images("ref", ref)
     _check_images("dist", dist)
     if ref.shape != dist.shape:

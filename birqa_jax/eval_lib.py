@@ -16,7 +16,7 @@ SROCC bar chart per (dataset, metric), and the SROCC-vs-eps curves of the attack
 A metric that cannot run on a dataset's images (MS-SSIM below 161 px on the short side) is
 skipped with a printed note and recorded under ``skipped``; pairs a metric scores as non-finite
 (PSNR of an image identical to its reference) are left out of that metric's correlations and
-counted in ``n_excluded``.
+counted in ``n_excluded``. Needs the ``data`` extras (tensorflow-datasets, grain).
 """
 
 from __future__ import annotations
@@ -33,9 +33,13 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from birqa_jax import baselines, evaluation, plots, robust_eval
+from birqa_jax import attacks as attacks_lib
+from birqa_jax import baselines, data, evaluation, plots, robust_eval, trainer
+from birqa_jax.api import apply_fn
+from birqa_jax.data.distortions import DISTORTION_NAMES
 from birqa_jax.io import load_model
 from birqa_jax.model import MIN_SIZE, ModelConfig
+from birqa_jax.predict import predict_examples
 
 MODEL_METRIC = "birqa"
 METRICS = (MODEL_METRIC, *baselines.BASELINES)
@@ -44,7 +48,6 @@ METRICS = (MODEL_METRIC, *baselines.BASELINES)
 MIN_SIDE = {"birqa": MIN_SIZE, "psnr": 1, "psnr_y": 1, "ssim": 11, "ms_ssim": baselines.MS_SSIM_MIN_SIZE, "gmsd": 4}
 # Datasets whose dist_type is the KADID-10k type id (names in distortions.DISTORTION_NAMES).
 KADID_STYLE = ("kadid10k", "kadid_synthetic")
-MODEL_FILE = "birqa.msgpack"
 BASELINES_OUT = os.path.join("runs", "baselines", "eval")
 TABLE_COLUMNS = ("n", "srocc", "krocc", "plcc", "plcc_fitted", "rmse_fitted", "fit_ok")
 
@@ -69,10 +72,10 @@ def load_run(workdir: str) -> Run:
     missing or unreadable."""
     if not os.path.isdir(workdir):
         raise EvalError(f"workdir {workdir!r} does not exist")
-    model_path = os.path.join(workdir, MODEL_FILE)
+    model_path = os.path.join(workdir, trainer.MODEL_FILE)
     if not os.path.isfile(model_path):
         raise EvalError(
-            f"{workdir!r} holds no exported model {MODEL_FILE}; train.py writes it when training "
+            f"{workdir!r} holds no exported model {trainer.MODEL_FILE}; train.py writes it when training "
             "finishes (an interrupted run only has checkpoints: rerun train.py with the same "
             "--workdir to finish it)"
         )
@@ -105,20 +108,16 @@ class EvalSet:
 
 
 def _columns(source: Any, dataset: str) -> dict[str, np.ndarray]:
-    from birqa_jax import data
-
     columns = data.example_columns(source)
     if "mos" not in columns:
         raise EvalError(f"{dataset} has no per-image MOS (a 2AFC set?); eval.py correlates scores with MOS")
     return columns
 
 
-def test_split_set(data_config: ml_collections.ConfigDict) -> EvalSet:
+def held_out_split(data_config: ml_collections.ConfigDict) -> EvalSet:
     """The test split of a training config's ``data`` block (dataset, split rule, split id)."""
-    from birqa_jax import trainer
-
     try:
-        _, source, splits = trainer._data(ml_collections.ConfigDict({"data": data_config}))
+        _, source, splits = trainer.load_data(ml_collections.ConfigDict({"data": data_config}))
     except FileNotFoundError as e:
         raise EvalError(f"{data_config.name}: {e}") from e
     if "test" not in splits:
@@ -129,8 +128,6 @@ def test_split_set(data_config: ml_collections.ConfigDict) -> EvalSet:
 
 def full_set(label: str, name: str, data_dir: str, manual_dir: str = "") -> EvalSet:
     """Every example of dataset ``name`` (cross-dataset evaluation), built first if needed."""
-    from birqa_jax import data
-
     try:
         source = data.load_source(name, data_dir, manual_dir or None)
     except FileNotFoundError as e:
@@ -148,8 +145,6 @@ def _size_text(heights: np.ndarray, widths: np.ndarray) -> str:
 
 def _per_type(pred: np.ndarray, mos: np.ndarray, types: np.ndarray, kadid_style: bool) -> dict[str, dict]:
     """``evaluation.per_type`` over the types with at least 3 pairs (-1 = no type: none)."""
-    from birqa_jax.data.distortions import DISTORTION_NAMES
-
     labels, counts = np.unique(types, return_counts=True)
     keep = np.isin(types, labels[(counts >= 3) & (labels >= 0)])
     if not keep.any():
@@ -173,9 +168,6 @@ def evaluate_set(
     correlations), skipped (metric -> reason); preds holds each run metric's [n] predictions
     and mos, dist_type [n] as ``predict.predict_examples`` returns them.
     """
-    from birqa_jax import data
-    from birqa_jax.predict import predict_examples
-
     columns = _columns(eval_set.source, eval_set.dataset)
     heights, widths = columns["height"][eval_set.indices], columns["width"][eval_set.indices]
     short = int(min(heights.min(), widths.min()))
@@ -257,6 +249,35 @@ def parse_crop(text: str) -> tuple[int, int]:
     return int(m[1]), int(m[2])
 
 
+def apply_overrides(
+    config: ml_collections.ConfigDict,
+    *,
+    metrics: Sequence[str] | None = None,
+    robustness: bool | None = None,
+    attacks: Sequence[str] | None = None,
+    eps: Sequence[str] | None = None,
+    max_examples: int | None = None,
+    crop: str | None = None,
+) -> None:
+    """Set the fields of an eval config that ``eval.py``'s flags stand for, in place: --metric
+    (``metrics``), --robustness, --robust_attacks, --robust_eps (text, ``parse_eps``),
+    --robust_max_examples, --robust_crop (text, ``parse_crop``). None (and an empty list)
+    leaves a field as the config file set it."""
+    r = config.robustness
+    if metrics:
+        config.metrics = tuple(metrics)
+    if robustness is not None:
+        r.enabled = robustness
+    if attacks:
+        r.attacks = tuple(attacks)
+    if eps:
+        r.eps = parse_eps(eps)
+    if max_examples is not None:
+        r.max_examples = max_examples
+    if crop:
+        r.crop = parse_crop(crop)
+
+
 def robustness_examples(eval_set: EvalSet, max_examples: int, crop: Sequence[int], seed: int) -> list[dict]:
     """A seeded random subset of ``max_examples`` pairs (all if fewer), centre-cropped to ``crop``.
 
@@ -264,8 +285,6 @@ def robustness_examples(eval_set: EvalSet, max_examples: int, crop: Sequence[int
     reference and type, so a prefix would cover few distortions and a narrow MOS range.
     Returns one-pair dicts: ref, dist float32 [1, h, w, 3] in [0, 1], mos [1], dist_type [1].
     """
-    from birqa_jax import data
-
     h, w = (int(c) for c in crop)
     if min(h, w) < MIN_SIZE:
         raise EvalError(f"robustness crop {h}x{w} is smaller than BiRQA's minimum {MIN_SIZE}x{MIN_SIZE}")
@@ -329,6 +348,49 @@ def _set_markdown(label: str, summary: Mapping[str, Any]) -> str:
     return text + ("\n" + "\n".join(notes) + "\n" if notes else "")
 
 
+def _eval_sets(config: ml_collections.ConfigDict, trained: Run | None) -> list[EvalSet]:
+    sets = []
+    if config.own_test_split:
+        sets.append(held_out_split(trained.config.data if trained is not None else config.data))
+    for label, entry in config.cross.items():
+        missing = [k for k in ("name", "data_dir") if k not in entry]
+        if missing:
+            raise EvalError(f"config.cross.{label} lacks {missing}; an entry needs name, data_dir and "
+                            "optionally manual_dir")
+        sets.append(full_set(label, entry.name, entry.data_dir, entry.get("manual_dir", "")))
+    if not sets:
+        raise EvalError("nothing to evaluate: own_test_split is off and config.cross is empty")
+    labels = [s.label for s in sets]
+    if len(set(labels)) < len(labels):
+        raise EvalError(f"two evaluated sets share a label: {labels}; rename the config.cross entry")
+    return sets
+
+
+def _score_fns(metrics: Sequence[str], trained: Run | None) -> dict[str, Callable]:
+    fns: dict[str, Callable] = {}
+    for name in metrics:
+        if name == MODEL_METRIC:
+            apply, params = apply_fn(trained.model_config), trained.params
+            fns[name] = lambda ref, dist: apply(params, ref, dist)
+        else:
+            fns[name] = baselines.BASELINES[name][0]
+    return fns
+
+
+def _markdown(result: Mapping[str, Any], trained: Run | None) -> str:
+    if trained is not None:
+        md = f"# Evaluation of {trained.workdir} ({trainer.MODEL_FILE}, step {trained.meta.get('step', '?')})\n\n"
+    else:
+        md = "# Evaluation of the baselines\n\n"
+    md += "\n".join(_set_markdown(label, s) for label, s in result["datasets"].items())
+    if "robustness" in result:
+        rob = result["robustness"]
+        md += (f"\n## Robustness of BiRQA on {rob['dataset']}\n\nSigned SROCC with MOS under the ranking-scrambling "
+               f"attack; gain and R of the make-it-look-better attack. {rob['note']}.\n\n"
+               + robust_eval.robustness_markdown(rob))
+    return md
+
+
 def run(config: ml_collections.ConfigDict, workdir: str | None = None, out: str | None = None,
         progress: bool = True) -> dict[str, Any]:
     """Evaluate as ``config`` (``configs/eval_default.py``) says; write eval.json, eval.md and the
@@ -340,59 +402,40 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None, out: str 
         raise EvalError("the robustness evaluation attacks BiRQA and needs --workdir (a trained run)")
     trained = load_run(workdir) if workdir is not None else None
     out = out or (os.path.join(workdir, "eval") if workdir is not None else BASELINES_OUT)
-
-    sets = []
-    if config.own_test_split:
-        sets.append(test_split_set(trained.config.data if trained is not None else config.data))
-    for label, entry in config.cross.items():
-        sets.append(full_set(label, entry.name, entry.data_dir, entry.manual_dir))
-    if not sets:
-        raise EvalError("nothing to evaluate: own_test_split is off and config.cross is empty")
-
-    score_fns: dict[str, Callable] = {}
-    for name in metrics:
-        if name == MODEL_METRIC:
-            from birqa_jax.api import apply_fn
-
-            apply, params = apply_fn(trained.model_config), trained.params
-            score_fns[name] = lambda ref, dist: apply(params, ref, dist)
-        else:
-            score_fns[name] = baselines.BASELINES[name][0]
+    sets = _eval_sets(config, trained)
+    score_fns = _score_fns(metrics, trained)
+    if r.enabled:  # checked and loaded before the long evaluation, so a bad option fails early
+        unknown = [a for a in r.attacks if a not in attacks_lib.ATTACKS]
+        if unknown:
+            raise EvalError(f"unknown attack(s) {unknown}; choose from {sorted(attacks_lib.ATTACKS)}")
+        examples = robustness_examples(sets[0], r.max_examples, r.crop, r.seed)
 
     os.makedirs(out, exist_ok=True)
     result: dict[str, Any] = {"metrics": list(metrics), "datasets": {}, "plots": []}
     if trained is not None:
-        result.update(workdir=workdir, model_file=os.path.join(workdir, MODEL_FILE), model_meta=trained.meta)
+        result.update(workdir=workdir, model_file=os.path.join(workdir, trainer.MODEL_FILE), model_meta=trained.meta)
     for eval_set in sets:
         summary, preds = evaluate_set(eval_set, score_fns, config.batch_size, progress)
         result["datasets"][eval_set.label] = summary
         result["plots"] += write_set_plots(eval_set, summary, preds, out)
 
     if r.enabled:
-        target = sets[0]
-        examples = robustness_examples(target, r.max_examples, r.crop, r.seed)
+        label = sets[0].label
         h, w = (int(c) for c in r.crop)
-        print(f"Attacking BiRQA on {len(examples)} pairs of {target.label}, {h}x{w} centre crops: "
+        print(f"Attacking BiRQA on {len(examples)} pairs of {label}, {h}x{w} centre crops: "
               f"{', '.join(r.attacks)} at eps {', '.join(f'{e * 255:g}/255' for e in r.eps)}")
         rob = robust_eval.evaluate_robustness(
-            trained.params, trained.model_config, examples, attacks=tuple(r.attacks), eps_list=tuple(r.eps), seed=r.seed,
-            batch_size=r.batch_size, attack_overrides=r.overrides.to_dict(), progress=progress)
-        rob.update(dataset=target.label, crop=[h, w],
+            trained.params, trained.model_config, examples, attacks=tuple(r.attacks), eps_list=tuple(r.eps),
+            seed=r.seed, batch_size=r.batch_size, attack_overrides=r.overrides.to_dict(), progress=progress)
+        rob.update(dataset=label, crop=[h, w],
                    note=f"Attacks ran on {h}x{w} centre crops of {len(examples)} randomly chosen pairs "
-                        f"(seed {r.seed}) of {target.label}, not on full images")
+                        f"(seed {r.seed}) of {label}, not on full images")
         result["robustness"] = rob
         result["plots"].append(plots.robustness_curves(
             robust_eval.srocc_curves(rob), os.path.join(out, "robustness_curves.png"),
-            f"BiRQA SROCC under attack, {target.label} ({h}x{w} crops)"))
+            f"BiRQA SROCC under attack, {label} ({h}x{w} crops)"))
 
-    title = (f"# Evaluation of {workdir} ({MODEL_FILE}, step {trained.meta.get('step', '?')})" if trained is not None
-             else "# Evaluation of the baselines")
-    md = title + "\n\n" + "\n".join(_set_markdown(label, s) for label, s in result["datasets"].items())
-    if "robustness" in result:
-        rob = result["robustness"]
-        md += (f"\n## Robustness of BiRQA on {rob['dataset']}\n\nSigned SROCC with MOS under the ranking-scrambling "
-               f"attack; gain and R of the make-it-look-better attack. {rob['note']}.\n\n"
-               + robust_eval.robustness_markdown(rob))
+    md = _markdown(result, trained)
     with open(os.path.join(out, "eval.md"), "w") as f:
         f.write(md)
     with open(os.path.join(out, "eval.json"), "w") as f:

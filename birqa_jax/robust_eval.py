@@ -26,6 +26,7 @@ from typing import Any
 
 import jax
 import numpy as np
+from tqdm import tqdm
 
 from birqa_jax import attacks as attacks_lib
 from birqa_jax import evaluation, robustness
@@ -92,11 +93,7 @@ def _check_attacks(names: Sequence[str], overrides: Mapping[str, Mapping[str, An
         raise ValueError(f"attack_overrides name attacks that are not run: {stray} (running {list(names)})")
     for name, settings in overrides.items():
         # Checked here, not at the attack's first call, so a typo fails before any work is done.
-        bad = sorted(set(settings) - attacks_lib._settings(name))
-        if bad:
-            raise ValueError(
-                f"{name} takes no setting(s) {bad}; it accepts {sorted(attacks_lib._settings(name))}"
-            )
+        attacks_lib.check_settings(name, settings)
     return names
 
 
@@ -193,8 +190,6 @@ def evaluate_robustness(
     clean = scores_of([dist[rows] for rows, _ in batches])
     directions = {"scramble": robustness.scrambling_direction(mos), "better": np.ones(n, np.float32)}
     base_key = jax.random.PRNGKey(seed)
-
-    from tqdm import tqdm
 
     bar = tqdm(total=len(names) * len(eps_values) * len(KINDS) * len(batches), desc="attacking",
                unit="batch", disable=not progress, leave=False)

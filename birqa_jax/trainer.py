@@ -29,7 +29,8 @@ from birqa_jax.predict import predict_examples
 MODEL_FILE = "birqa.msgpack"
 
 
-def _data(config):
+def load_data(config):
+    """The data module, the source of ``config.data`` (built if needed) and its split indices."""
     from birqa_jax import data
 
     kwargs: dict[str, Any] = {}
@@ -110,6 +111,12 @@ def evaluate_split(score_fns: dict, data, source, indices, batch_size: int, prog
     return preds, {name: evaluation.correlations(preds[name], preds["mos"]) for name in score_fns}
 
 
+def _local_copy(params):
+    """The (replicated) parameters on this process's first device, for single-device evaluation:
+    one transfer per evaluation instead of one per batch."""
+    return jax.device_put(jax.device_get(params), jax.local_devices()[0])
+
+
 class _MetricsLog:
     def __init__(self, workdir: str):
         self.path = os.path.join(workdir, "metrics.jsonl")
@@ -136,7 +143,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at:
         with open(os.path.join(workdir, "config.json"), "w") as f:
             f.write(config.to_json_best_effort(indent=2))
 
-    data, source, splits = _data(config)
+    data, source, splits = load_data(config)
     model_cfg = model_config(config)
     tx = training.make_optimizer(*_optimizer_args(config))
     schedule = training.make_schedule(*_optimizer_args(config)[:3])
@@ -183,7 +190,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at:
                     f"(last at step {step}); stopping. Lower the learning rate or check the data."
                 )
         if step % config.eval_every == 0 or step == config.num_steps:
-            params = jax.device_get(state.params)
+            params = _local_copy(state.params)
             _, val = evaluate_split({"birqa": lambda r, d: predict(params, r, d)}, data, source,
                                     splits["val"], config.eval_batch_size)
             v = val["birqa"]
@@ -205,10 +212,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at:
 
 def _finish(config, workdir, data, source, splits, model_cfg, predict, ckpts, state, template) -> dict:
     """Export the best model, evaluate it and the baselines on the test split, write results."""
-    best_state = ckpts.restore_best(template)
+    best = ckpts.restore_best(template)
     ckpts.close()
-    params = jax.device_get((best_state if best_state is not None else state).params)
-    best_step = int((best_state if best_state is not None else state).step)
+    best = state if best is None else best  # no validation result: the final state
+    params, best_step = _local_copy(best.params), int(best.step)
     model_path = os.path.join(workdir, MODEL_FILE)
     if jax.process_index() == 0:
         save_model(model_path, params, model_cfg, meta={"dataset": config.data.name, "step": best_step})

@@ -1,8 +1,8 @@
 """Cross-dataset evaluation: the run's test split plus TID2013, LIVE and CSIQ in full.
 
 The real datasets cannot be downloaded automatically: put the official files where
-``manual_dir`` points (layouts in the README of ``birqa_jax.data``); the first run builds each
-into ``data_dir``. Use: ``python eval.py --workdir runs/demo --config configs/eval_cross.py``,
+``manual_dir`` points (each builder in ``birqa_jax.data`` documents its layout); the first run
+builds each into ``data_dir``. Use: ``python eval.py --workdir runs/demo --config configs/eval_cross.py``,
 and change folders with ``--config.cross.tid2013.manual_dir=/path/to/tid2013``.
 """
 

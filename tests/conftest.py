@@ -42,3 +42,45 @@ def natural_pair():
     noise = np.random.default_rng(0).normal(0, 0.05, ref.shape).astype(np.float32)
     dist = np.clip(ref + noise, 0, 1)
     return ref[None], dist[None]
+
+
+@pytest.fixture(scope="session")
+def make_tiny_run_config(tmp_path_factory):
+    """Factory of the embedded default config shrunk to seconds: a tiny kadid_synthetic (7 refs
+    x 5 types x 5 levels, 48x64, built once per session), the tiny model, batches of 8 crops of
+    32x32, 40 steps. Tests that train with it share one data build and one compiled step."""
+    data_dir = str(tmp_path_factory.mktemp("tfds"))
+
+    def make():
+        from configs import default
+
+        c = default.get_config()
+        c.data.data_dir = data_dir
+        c.data.synthetic.name = "test_tiny"
+        c.data.synthetic.num_refs = 7
+        c.data.synthetic.crop_size = (48, 64)
+        c.data.synthetic.dist_types = (1, 10, 11, 16, 21)
+        c.data.crop_size = (32, 32)
+        c.model = type(c.model)(TINY_CONFIG.to_dict())
+        c.batch_size = 8
+        c.num_steps = 40
+        c.warmup_steps = 2
+        c.learning_rate = 3e-3
+        c.log_every = 1
+        c.eval_every = c.checkpoint_every = 1000
+        c.eval_batch_size = 16
+        c.test_baselines = ()
+        c.prefetch = 0
+        return c
+
+    return make
+
+
+@pytest.fixture
+def one_device_mesh(monkeypatch):
+    """Make the trainer use one device: eight virtual devices on a 2-core machine only add
+    overhead to a whole training run; the sharded step has its own tests."""
+    from birqa_jax import training
+
+    make_mesh = training.make_mesh
+    monkeypatch.setattr(training, "make_mesh", lambda devices=None: make_mesh(jax.devices()[:1]))

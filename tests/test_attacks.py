@@ -255,7 +255,7 @@ def test_run_attack_stats(results):
     "kwargs, error, match",
     [
         (dict(name="cw"), ValueError, "unknown attack"),
-        (dict(steps=5, name="fgsm"), TypeError, "takes no setting"),
+        (dict(steps=5, name="fgsm"), ValueError, "takes no setting"),
         (dict(dist=DIST + 0.5), ValueError, r"dist must be in \[0, 1\]"),
         (dict(direction=jnp.array([1.0, 0.0, 1.0, -1.0])), ValueError, r"\+1 and -1"),
         (dict(direction=jnp.ones(3)), ValueError, "direction must have shape"),

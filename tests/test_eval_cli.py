@@ -1,19 +1,24 @@
-"""eval.py end to end on a tiny trained run (kadid_synthetic, 7 refs x 3 types x 5 levels, 48x48),
-checked against PSNR and BiRQA scores computed here on the same test split."""
+"""eval.py end to end on a tiny trained run (kadid_synthetic, 7 refs x 5 types x 5 levels, 48x64),
+checked against PSNR and BiRQA scores computed here on the same test split. The run with a model
+goes through ``eval_lib`` in this process (what eval.py calls after parsing its flags); the
+baselines-only run goes through the command line."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 import scipy.stats
 from PIL import Image
 
-from birqa_jax import eval_lib
+from birqa_jax import api, data, eval_lib, training
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LABEL = "kadid_synthetic-test"
@@ -31,54 +36,46 @@ def get_config():
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, tiny_config):
-    """(workdir, training config) of a tiny run trained for 4 steps."""
-    from configs import default
-
+def tiny_run(tmp_path_factory, make_tiny_run_config):
+    """(workdir, training config) of the session's tiny run config (40 steps of 8 crops)."""
     from birqa_jax.trainer import train_and_evaluate
 
-    c = default.get_config()
-    c.data.data_dir = str(tmp_path_factory.mktemp("tfds"))
-    c.data.synthetic.name = "eval_tiny"
-    c.data.synthetic.num_refs = 7
-    c.data.synthetic.crop_size = (48, 48)
-    c.data.synthetic.dist_types = (1, 10, 11)
-    c.data.crop_size = (32, 32)
-    c.model = type(c.model)(tiny_config.to_dict())
-    c.batch_size = 8
-    c.num_steps = 4
-    c.warmup_steps = 1
-    c.eval_every = c.checkpoint_every = 1000
-    c.eval_batch_size = 16
-    c.test_baselines = ()
-    c.prefetch = 0
+    c = make_tiny_run_config()
     workdir = str(tmp_path_factory.mktemp("run"))
-    train_and_evaluate(c, workdir)
+    make_mesh = training.make_mesh
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(training, "make_mesh", lambda devices=None: make_mesh(jax.devices()[:1]))
+        train_and_evaluate(c, workdir)
     return workdir, c
-
-
-def _eval(*args: str, cwd: str = ROOT) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env.pop("XLA_FLAGS", None)  # one CPU device is enough here
-    return subprocess.run([sys.executable, os.path.join(ROOT, "eval.py"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
 def full_eval(tiny_run, tmp_path_factory):
+    """eval.py's work on the tiny run, with robustness, run in this process (shares compilations
+    with the training run): (eval.json content, output folder, printed text)."""
+    from configs import eval_default
+
     workdir, _ = tiny_run
     out = str(tmp_path_factory.mktemp("eval"))
-    proc = _eval("--workdir", workdir, "--out", out, "--robustness", "--robust_attacks=fgsm",
-                 "--robust_eps=2/255,8/255", "--robust_max_examples=6", "--robust_crop=32x32")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    config = eval_default.get_config()
+    eval_lib.apply_overrides(config, robustness=True, attacks=["fgsm"], eps=["2/255", "8/255"], max_examples=6,
+                             crop="32x32")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        eval_lib.run(config, workdir, out, progress=False)
     with open(os.path.join(out, "eval.json")) as f:
-        return json.load(f), out, proc.stdout
+        return json.load(f), out, printed.getvalue()
+
+
+def _eval_cli(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)  # one CPU device is enough here
+    return subprocess.run([sys.executable, os.path.join(ROOT, "eval.py"), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
 
 
 def _test_pairs(config):
     """(ref, dist, mos, dist_type) of the run's test split, read here independently of eval.py."""
-    from birqa_jax import data
-
     source = data.load_source(config.data.name, config.data.data_dir,
                               config=data.KadidSyntheticConfig(**config.data.synthetic.to_dict()))
     test = data.split_indices(data.group_ids(source), config.data.split_id, tuple(config.data.ratios))["test"]
@@ -94,25 +91,23 @@ def test_eval_json_matches_independent_scores(full_eval, tiny_run):
     ds = result["datasets"][LABEL]
     assert result["metrics"] == ["birqa", "psnr", "ssim", "ms_ssim", "gmsd"]
     assert set(ds["results"]) == {"birqa", "psnr", "ssim", "gmsd"}
-    # 48x48 images are too small for MS-SSIM: skipped with a note, not a crash.
+    # 48x64 images are too small for MS-SSIM: skipped with a note, not a crash.
     assert "161" in ds["skipped"]["ms_ssim"] and "ms_ssim skipped" in stdout
     keys = {"srocc", "krocc", "plcc", "plcc_fitted", "rmse_fitted", "direction", "fit_ok", "fit_message", "n",
             "n_excluded"}
     for name, r in ds["results"].items():
         assert keys <= set(r), name
-        assert set(ds["per_type"][name]) == {"GBLUR", "JPEG", "AWGN"}
+        assert set(ds["per_type"][name]) == {"GBLUR", "JPEG", "AWGN", "Brighten", "Pixelate"}
     assert ds["results"]["gmsd"]["direction"] == -1
 
     ref, dist, mos, types = _test_pairs(config)
-    assert ds["n"] == ds["results"]["psnr"]["n"] == len(mos) == 15
+    assert ds["n"] == ds["results"]["psnr"]["n"] == len(mos) == 25  # one test photograph x 5 types x 5 levels
     psnr = -10 * np.log10(np.mean((ref.astype(np.float64) - dist) ** 2, axis=(1, 2, 3)))
     assert ds["results"]["psnr"]["srocc"] == pytest.approx(abs(scipy.stats.spearmanr(psnr, mos).statistic))
     assert ds["results"]["psnr"]["plcc"] == pytest.approx(abs(scipy.stats.pearsonr(psnr, mos).statistic), rel=1e-4)
     gblur = types == 1
     assert ds["per_type"]["psnr"]["GBLUR"]["srocc"] == pytest.approx(
         abs(scipy.stats.spearmanr(psnr[gblur], mos[gblur]).statistic))
-    from birqa_jax import api
-
     params, model_config = api.load(os.path.join(workdir, "birqa.msgpack"))
     birqa = api.score(ref, dist, params=params, config=model_config)
     assert ds["results"]["birqa"]["srocc"] == pytest.approx(abs(scipy.stats.spearmanr(birqa, mos).statistic),
@@ -149,7 +144,7 @@ def test_baselines_without_workdir(full_eval, tiny_run, tmp_path):
     cfg = tmp_path / "eval_tiny.py"
     cfg.write_text(CONFIG_FILE.format(data=config.data.to_dict()))
     out = tmp_path / "out"
-    proc = _eval("--metric", "ssim", f"--config={cfg}", "--out", str(out))
+    proc = _eval_cli("--metric", "ssim", f"--config={cfg}", "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(out / "eval.json") as f:
         base = json.load(f)

@@ -119,27 +119,10 @@ def test_multi_host_two_processes_match_one(tmp_path, tiny_config, tiny_params):
 # ----- the training loop on a tiny kadid_synthetic (built once per session) -----
 
 @pytest.fixture(scope="module")
-def tiny_run_config(tmp_path_factory, tiny_config):
-    from configs import default
-
-    c = default.get_config()
-    c.data.data_dir = str(tmp_path_factory.mktemp("tfds"))
-    c.data.synthetic.name = "test_tiny"
-    c.data.synthetic.num_refs = 7
-    c.data.synthetic.crop_size = (48, 64)
-    c.data.synthetic.dist_types = (1, 10, 11, 16, 21)
-    c.data.crop_size = (32, 32)
-    c.model = type(c.model)(tiny_config.to_dict())
-    c.batch_size = 8
-    c.num_steps = 40
-    c.warmup_steps = 2
-    c.learning_rate = 3e-3
-    c.log_every = 1
-    c.eval_every = 1000
+def tiny_run_config(make_tiny_run_config):
+    c = make_tiny_run_config()
     c.checkpoint_every = 10
-    c.eval_batch_size = 25
     c.test_baselines = ("ssim",)
-    c.prefetch = 0
     return c
 
 
@@ -159,14 +142,9 @@ def _final_params(workdir, config):
     return state
 
 
-def test_train_resume_is_exact_and_loss_falls(tmp_path, tiny_run_config, monkeypatch):
+def test_train_resume_is_exact_and_loss_falls(tmp_path, tiny_run_config, one_device_mesh):
     from birqa_jax import api
     from birqa_jax.trainer import MODEL_FILE, train_and_evaluate
-
-    # One device: eight virtual devices on a 2-core machine only add overhead here; the
-    # sharded step has its own tests above.
-    make_mesh = training.make_mesh
-    monkeypatch.setattr(training, "make_mesh", lambda devices=None: make_mesh(jax.devices()[:1]))
 
     once, twice = str(tmp_path / "once"), str(tmp_path / "twice")
     summary = train_and_evaluate(tiny_run_config, once)
