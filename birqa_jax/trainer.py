@@ -189,7 +189,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at:
                     f"{int(state.consecutive_nonfinite)} consecutive steps had a non-finite loss or gradient "
                     f"(last at step {step}); stopping. Lower the learning rate or check the data."
                 )
-        if step % config.eval_every == 0 or step == config.num_steps:
+        if "val" in splits and (step % config.eval_every == 0 or step == config.num_steps):
             params = _local_copy(state.params)
             _, val = evaluate_split({"birqa": lambda r, d: predict(params, r, d)}, data, source,
                                     splits["val"], config.eval_batch_size)
@@ -214,18 +214,21 @@ def _finish(config, workdir, data, source, splits, model_cfg, predict, ckpts, st
     """Export the best model, evaluate it and the baselines on the test split, write results."""
     best = ckpts.restore_best(template)
     ckpts.close()
-    best = state if best is None else best  # no validation result: the final state
+    best = state if best is None else best  # no validation split or result: the final state
     params, best_step = _local_copy(best.params), int(best.step)
     model_path = os.path.join(workdir, MODEL_FILE)
     if jax.process_index() == 0:
         save_model(model_path, params, model_cfg, meta={"dataset": config.data.name, "step": best_step})
 
+    summary = {"dataset": config.data.name, "best_step": best_step, "model_file": model_path}
+    if "test" not in splits:  # e.g. 8:2 train/test has it; PIPAL's official split trains on all
+        print(f"No test split in this configuration; model exported to {model_path}")
+        return summary
     fns = {"birqa": lambda r, d: predict(params, r, d)}
     for name in config.test_baselines:
         fns[name] = baselines.BASELINES[name][0]
     _, test = evaluate_split(fns, data, source, splits["test"], config.eval_batch_size, progress=True)
-    summary = {"dataset": config.data.name, "test_examples": len(splits["test"]), "best_step": best_step,
-               "model_file": model_path, "test": test}
+    summary.update(test_examples=len(splits["test"]), test=test)
     if jax.process_index() == 0:
         with open(os.path.join(workdir, "results.json"), "w") as f:
             json.dump(summary, f, indent=2, default=float)

@@ -42,11 +42,11 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--clean", default="runs/demo", help="workdir of the clean training run")
     p.add_argument("--steps", type=int, default=300, help="fine-tuning steps for both methods")
-    p.add_argument("--max_examples", type=int, default=48)
-    p.add_argument("--crop", default="64x64")
+    p.add_argument("--max_examples", type=int, default=32)
+    p.add_argument("--crop", default="48x48")
     p.add_argument("--eps", default="2,4,8", help="budgets in 1/255 units")
     p.add_argument("--attacks", default=",".join(ATTACKS))
-    p.add_argument("--square_queries", type=int, default=300)
+    p.add_argument("--square_queries", type=int, default=100)
     p.add_argument("--out", default="experiments/results/aat_default")
     args = p.parse_args(argv)
 
@@ -59,12 +59,15 @@ def main(argv=None) -> int:
     runs = {"clean": args.clean, "plain_at": os.path.join(root, "plain_at"), "aat": os.path.join(root, "aat")}
     timings = {}
     for name, anchored in (("plain_at", False), ("aat", True)):
+        if os.path.exists(os.path.join(runs[name], "birqa.msgpack")):
+            print(f"{runs[name]} is already fine-tuned: reusing it (delete it to fine-tune again)")
+            continue
         t = time.perf_counter()
         finetune(args.clean, runs[name], anchored, args.steps)
         timings[f"finetune_{name}_s"] = time.perf_counter() - t
 
     clean_run = eval_lib.load_run(args.clean)
-    examples = eval_lib.robustness_examples(eval_lib.test_split_set(clean_run.config.data), args.max_examples,
+    examples = eval_lib.robustness_examples(eval_lib.held_out_split(clean_run.config.data), args.max_examples,
                                             eval_lib.parse_crop(args.crop), seed=0)
     eps = tuple(float(e) / 255 for e in args.eps.split(","))
     attacks = tuple(args.attacks.split(","))

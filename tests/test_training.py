@@ -188,3 +188,13 @@ def test_corrupt_latest_checkpoint_falls_back(tmp_path, tiny_config, tiny_params
         state = ckpts.restore_latest(template)
     ckpts.close()
     assert int(state.step) == 0  # step 1's checkpoint holds the template (step counter 0)
+
+
+def test_train_test_split_without_validation(tmp_path, make_tiny_run_config, one_device_mesh):
+    from birqa_jax.trainer import train_and_evaluate
+
+    c = make_tiny_run_config()
+    c.data.ratios = (0.8, 0.2)  # train/test only: no validation, the final state is exported
+    summary = train_and_evaluate(c, str(tmp_path))
+    assert summary["best_step"] == c.num_steps and summary["test"]["birqa"]["n"] == summary["test_examples"] > 0
+    assert not any("val_srocc" in m for m in _metrics(str(tmp_path)))
