@@ -21,7 +21,10 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     from birqa_jax.trainer import train_and_evaluate
 
-    train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir, stop_at=flags.FLAGS.stop_at)
+    try:
+        train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir, stop_at=flags.FLAGS.stop_at)
+    except FileNotFoundError as e:  # a data set or model file that is not where the config says
+        sys.exit(f"train.py: error: {e}")
 
 
 if __name__ == "__main__":
