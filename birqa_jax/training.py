@@ -34,7 +34,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from birqa_jax import losses
+from birqa_jax import attacks, losses
 from birqa_jax.model import BiRQA
 
 AXIS = "data"
@@ -159,8 +159,6 @@ def make_train_step(
 
         anchor_local = batch.get("anchor") if (attack is None or attack.anchored) else None
         if attack is not None:
-            from birqa_jax import attacks  # the attack suite is only needed for adversarial steps
-
             params = state.params
             objective = attacks.away_objective(lambda r, d: model.apply(params, r, d), ref, mos)
             # One key per item from its global index: the attack does not depend on the sharding.
