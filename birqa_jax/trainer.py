@@ -79,11 +79,11 @@ def _initial_params(config, model_cfg: ModelConfig):
 def _train_stream(data, source, indices, config):
     common = dict(batch_size=config.batch_size, crop_size=tuple(config.data.crop_size), seed=config.seed,
                   process_index=jax.process_index(), process_count=jax.process_count())
-    if config.aat.enabled:
+    if config.aat.enabled and config.aat.anchored:  # AAT: MOS-band batches with clean anchors
         return data.mos_band_dataset(source, indices, band_width=config.aat.band_width,
-                                     num_anchors=config.aat.num_anchors if config.aat.anchored else 0,
-                                     anchor_rule=config.aat.anchor_rule, **common)
-    return data.train_dataset(source, indices, **common)
+                                     num_anchors=config.aat.num_anchors, anchor_rule=config.aat.anchor_rule,
+                                     **common)
+    return data.train_dataset(source, indices, **common)  # clean or plain adversarial training
 
 
 def _optimizer_args(config) -> tuple:

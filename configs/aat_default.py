@@ -3,7 +3,8 @@
 Every batch comes from a MOS band [y_low, y_low + R] (R = 0.2 of normalised MOS); 4 of its 16
 items are clean anchors spread over the band and the other 12 are attacked inside the jitted
 step by PGD (eps 4/255, 3 steps of eps/2, random start, pushing each prediction away from its
-MOS). ``--config.aat.anchored=False`` attacks every item: plain adversarial training.
+MOS). ``--config.aat.anchored=False`` attacks every item of ordinary batches: plain adversarial
+training (with ``--config.loss.plcc=1``).
 """
 
 from configs import default
@@ -21,6 +22,11 @@ def get_config():
     c.aat.band_width = 0.2
     c.aat.num_anchors = 4
     c.aat.anchor_rule = "spread"
+    # PLCC over a batch drawn from a MOS band of width 0.2 is close to noise (its loss stayed
+    # near 1 in AAT batches) and cost clean accuracy in a measured run; MSE and the anchored
+    # ranking carry the signal there. Plain adversarial training (anchored=False) draws
+    # ordinary batches, where PLCC is meaningful: set loss.plcc=1 for it.
+    c.loss.plcc = 0.0
     c.loss.rank = 1.0
     c.loss.rank_margin = 0.05
     c.batch_size = 16

@@ -3,8 +3,9 @@
     python experiments/aat_experiment.py --clean runs/demo --steps 300
 
 Fine-tunes two copies of the clean run with the same number of steps and the same training
-attack (``configs/aat_default.py``: PGD-3 at 4/255): plain adversarial training (every item
-attacked) and AAT (MOS-band batches, 4 clean anchors, anchored ranking loss). Then evaluates the
+attack (``configs/aat_default.py``: PGD-3 at 4/255): plain adversarial training (ordinary
+batches, every item attacked, PLCC + MSE + ranking) and AAT (MOS-band batches, 4 clean anchors,
+MSE + anchored ranking). Then evaluates the
 three models on the same seeded subset of the clean run's test split (centre crops, so that
 APGD-100 and the Square attack fit on a CPU): clean SROCC, and SROCC under every attack at each
 eps with the ranking-scrambling direction of ``robustness.md``. Writes JSON and a markdown table.
@@ -31,6 +32,8 @@ def finetune(clean: str, workdir: str, anchored: bool, steps: int):
     c = aat_default.get_config()
     c.init_from = clean
     c.aat.anchored = anchored
+    if not anchored:  # plain adversarial training: ordinary batches, where PLCC is meaningful
+        c.loss.plcc = 1.0
     c.num_steps = steps
     c.eval_every = steps
     c.checkpoint_every = steps

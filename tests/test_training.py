@@ -198,3 +198,21 @@ def test_train_test_split_without_validation(tmp_path, make_tiny_run_config, one
     summary = train_and_evaluate(c, str(tmp_path))
     assert summary["best_step"] == c.num_steps and summary["test"]["birqa"]["n"] == summary["test_examples"] > 0
     assert not any("val_srocc" in m for m in _metrics(str(tmp_path)))
+
+
+def test_anchored_adversarial_training_run(tmp_path, make_tiny_run_config, one_device_mesh):
+    from birqa_jax.trainer import train_and_evaluate
+
+    c = make_tiny_run_config()
+    c.aat.enabled = True
+    c.aat.steps = 1
+    c.aat.num_anchors = 2
+    c.aat.band_width = 0.3
+    c.num_steps = 3
+    train_and_evaluate(c, str(tmp_path))
+    logged = [m for m in _metrics(str(tmp_path)) if "loss" in m]
+    assert len(logged) == 3
+    for m in logged:
+        assert 0 < m["attack_linf"] <= c.aat.eps + 1e-6
+        assert m["band_width"] <= c.aat.band_width + 1e-6  # every batch stays inside its MOS band
+        assert 0.0 <= m["two_sided_coverage"] <= 1.0 and m["anchor_max_err"] >= 0.0
