@@ -137,11 +137,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--eps", type=float, default=4 / 255, help="L-inf budget in [0, 1] pixel units")
     p.add_argument("--steps", type=int, default=3, help="PGD steps")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    p.add_argument("--widths", type=int, nargs="+", default=list(ModelConfig().widths), help="pyramid widths")
-    p.add_argument("--iters", type=int, default=10)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="write the results as JSON here")
+    common.add_run_args(p, iters=10, warmup=2)
     a = p.parse_args(argv)
     result = run(*a.size, per_device_batch=a.per_device_batch, num_anchors=a.anchors, eps=a.eps, steps=a.steps,
                  dtype=a.dtype, widths=a.widths, iters=a.iters, warmup=a.warmup, seed=a.seed)

@@ -20,6 +20,8 @@ from typing import Any, Callable, Sequence
 import jax
 import jax.numpy as jnp
 
+from birqa_jax.model import ModelConfig
+
 
 def parse_size(text: str) -> tuple[int, int]:
     """``"HxW"`` (height first, e.g. ``"1080x1920"``) -> ``(1080, 1920)``; both positive."""
@@ -155,3 +157,13 @@ def report_result(result: dict[str, Any], markdown, out: str | None) -> dict[str
     if out:
         write_json(out, result)
     return result
+
+
+def add_run_args(p, *, iters: int, warmup: int, widths: bool = True) -> None:
+    """The options every benchmark CLI shares: call counts, seed, JSON output (and widths)."""
+    if widths:
+        p.add_argument("--widths", type=int, nargs="+", default=list(ModelConfig().widths), help="pyramid widths")
+    p.add_argument("--iters", type=int, default=iters, help="timed calls per setting")
+    p.add_argument("--warmup", type=int, default=warmup, help="untimed calls first (the first compiles)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="write the results as JSON here")

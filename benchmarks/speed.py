@@ -83,11 +83,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--size", type=common.parse_size, default=(1080, 1920), help="HEIGHTxWIDTH (default 1080x1920)")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     p.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"])
-    p.add_argument("--widths", type=int, nargs="+", default=list(ModelConfig().widths), help="pyramid widths")
-    p.add_argument("--iters", type=int, default=20, help="timed calls per setting")
-    p.add_argument("--warmup", type=int, default=3, help="untimed calls first (the first compiles)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="write the results as JSON here")
+    common.add_run_args(p, iters=20, warmup=3)
     a = p.parse_args(argv)
     result = run(*a.size, batches=a.batches, dtypes=a.dtypes, widths=a.widths, iters=a.iters, warmup=a.warmup,
                  seed=a.seed)

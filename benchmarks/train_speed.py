@@ -111,11 +111,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--size", type=common.parse_size, default=(384, 384), help="crop HEIGHTxWIDTH (default 384x384)")
     p.add_argument("--batch", type=int, default=32, help="global batch, a multiple of the local device count")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    p.add_argument("--widths", type=int, nargs="+", default=list(ModelConfig().widths), help="pyramid widths")
-    p.add_argument("--iters", type=int, default=10)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="write the results as JSON here")
+    common.add_run_args(p, iters=10, warmup=2)
     a = p.parse_args(argv)
     result = run(*a.size, batch=a.batch, dtype=a.dtype, widths=a.widths, iters=a.iters, warmup=a.warmup,
                  seed=a.seed)
