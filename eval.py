@@ -34,7 +34,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)  # tfds logs every dataset it opens at INFO
-    from birqa_jax import eval_lib
+    from birqa_jax.evaluation import job as eval_lib
 
     try:
         eval_lib.apply_overrides(

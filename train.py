@@ -19,7 +19,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
-    from birqa_jax.trainer import train_and_evaluate
+    from birqa_jax.train.loop import train_and_evaluate
 
     try:
         train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir, stop_at=flags.FLAGS.stop_at)

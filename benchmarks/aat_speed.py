@@ -3,10 +3,10 @@
     python -m benchmarks.aat_speed                              # PGD-3, 256x256, 16 per device
     python -m benchmarks.aat_speed --size 64x64 --per-device-batch 8 --iters 3
 
-"fused": ``training.make_train_step(..., attack=AttackSpec("pgd", eps, steps))``, which runs
-PGD on the batch and the update in one jitted program. "separate": a jitted attack call
-(``attacks.pgd`` on ``attacks.away_objective`` of the model, anchors put back clean) producing
-the adversarial batch, then the clean ``training.make_train_step`` on it (anchors in the batch,
+"fused": ``train.step.make_train_step(..., attack=AttackSpec("pgd", eps, {"steps": steps}))``, which runs
+PGD on the batch and the update in one jitted program. "separate": a jitted call of the same
+``train.step.attack_batch`` (PGD away from each MOS, anchors kept clean) producing the
+adversarial batch, then the clean ``make_train_step`` on it (anchors in the batch,
 so the loss is the same anchored one). The separate attack derives its per-item random starts
 exactly as the fused step does, so both variants compute the same update: the results carry
 both variants' last-step loss and gradient norm, which must agree. ``--widths`` changes the
@@ -20,14 +20,13 @@ import sys
 from typing import Callable, Sequence
 
 import jax
-import jax.numpy as jnp
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from benchmarks import common
 from benchmarks.train_speed import OPTIMIZER, host_batch, stepper
-from birqa_jax import attacks, training
 from birqa_jax.model import MIN_SIZE, BiRQA, ModelConfig, init_params
+from birqa_jax.train import step as training
 
 Step = Callable[[training.TrainState, dict], tuple[training.TrainState, dict]]
 
@@ -46,10 +45,8 @@ def make_steps(model: BiRQA, tx, mesh, spec: training.AttackSpec) -> tuple[Step,
     def attack(params, rng_data, step, ref, dist, mos, anchor):
         # The fused step's keys: the state's key folded with the step, then each item's global index.
         key = jax.random.fold_in(jax.random.wrap_key_data(rng_data), step)
-        item_keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(dist.shape[0]))
-        objective = attacks.away_objective(lambda r, d: model.apply(params, r, d), ref, mos)
-        adv = attacks.pgd(objective, dist, eps=spec.eps, steps=spec.steps, step_size=spec.step_size, rng=item_keys)
-        return jnp.where(anchor[:, None, None, None], dist, adv)
+        keys = training.item_keys(key, 0, dist.shape[0])
+        return training.attack_batch(model, params, spec, keys, ref, dist, mos, anchor)
 
     attack = jax.jit(attack, out_shardings=NamedSharding(mesh, P(training.AXIS)))
 
@@ -90,7 +87,7 @@ def run(
     devices = jax.local_devices()
     batch = per_device_batch * len(devices)
     cfg = ModelConfig(widths=tuple(widths), dtype=dtype)
-    spec = training.AttackSpec(name="pgd", eps=eps, steps=steps, anchored=True)
+    spec = training.AttackSpec(name="pgd", eps=eps, settings={"steps": steps}, anchored=True)
     mesh = training.make_mesh(devices)
     tx = training.make_optimizer(**OPTIMIZER)
     fused, separate = make_steps(BiRQA(cfg), tx, mesh, spec)

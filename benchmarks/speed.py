@@ -1,4 +1,4 @@
-"""Inference speed: BiRQA pairs/s through ``api.apply_fn`` and the feature stage alone.
+"""Inference speed: BiRQA pairs/s through ``model.apply_fn`` and the feature stage alone.
 
     python -m benchmarks.speed                                  # 1080x1920, batch 1 and 8, fp32 and bf16
     python -m benchmarks.speed --size 270x480 --iters 3 --out speed.json
@@ -17,9 +17,7 @@ import sys
 from typing import Sequence
 
 from benchmarks import common
-from birqa_jax import features
-from birqa_jax.api import apply_fn
-from birqa_jax.model import MIN_SIZE, ModelConfig, init_params
+from birqa_jax.model import MIN_SIZE, ModelConfig, apply_fn, features, init_params
 
 
 def run(

@@ -36,22 +36,22 @@ def read_image(path: str) -> np.ndarray:
 
 
 def _model(params_path: str | None):
-    from birqa_jax import api
+    from birqa_jax import metric
 
     try:
-        return api.load(params_path)
+        return metric.load(params_path)
     except FileNotFoundError as e:
-        hint = "" if params_path else " Until default weights are packaged, pass --params FILE."
+        hint = "" if params_path else " Pass a model file with --params FILE."
         raise CliError(f"{e}{hint}") from e
     except ValueError as e:
         raise CliError(str(e)) from e
 
 
 def _score_pair(params, config, ref: np.ndarray, dist: np.ndarray, name: str) -> float:
-    from birqa_jax import api
+    from birqa_jax import metric
 
     try:
-        return api.score(ref, dist, params=params, config=config)
+        return metric.score(ref, dist, params=params, config=config)
     except ValueError as e:
         raise CliError(f"{name}: {e}") from e
 
@@ -84,7 +84,9 @@ def cmd_score(args) -> int:
 
 
 def _score_folders(args) -> int:
-    from tqdm import tqdm
+    from birqa_jax.evaluation.runner import score_examples
+    from birqa_jax.metric import prepare_pair
+    from birqa_jax.model import apply_fn
 
     names, only_ref, only_dist = _pair_files(args.ref_dir, args.dist_dir)
     for label, missing in (("--ref-dir", only_ref), ("--dist-dir", only_dist)):
@@ -94,14 +96,26 @@ def _score_folders(args) -> int:
     if not names:
         raise CliError(f"no image file names are common to {args.ref_dir} and {args.dist_dir}")
     params, config = _model(args.params)
-    rows, failed = [], []
-    for name in tqdm(names, desc="scoring", unit="pair"):
-        try:
-            ref = read_image(os.path.join(args.ref_dir, name))
-            dist = read_image(os.path.join(args.dist_dir, name))
-            rows.append((name, _score_pair(params, config, ref, dist, name)))
-        except CliError as e:
-            failed.append(str(e))
+    apply = apply_fn(config)
+    failed: list[str] = []
+
+    def examples():
+        for name in names:
+            try:
+                ref = read_image(os.path.join(args.ref_dir, name))
+                dist = read_image(os.path.join(args.dist_dir, name))
+                ref, dist, _ = prepare_pair(ref, dist)
+            except CliError as e:
+                failed.append(str(e))
+                continue
+            except ValueError as e:
+                failed.append(f"{name}: {e}")
+                continue
+            yield {"ref": ref, "dist": dist, "name": np.array([name])}
+
+    scores = score_examples({"birqa": lambda r, d: apply(params, r, d)}, examples(), batch_size=1,
+                            total=len(names), progress=True)
+    rows = list(zip(scores.get("name", []), scores["birqa"]))
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w", newline="") as f:
         w = csv.writer(f)

@@ -7,6 +7,8 @@ MOS). ``--config.aat.anchored=False`` attacks every item of ordinary batches: pl
 training (with ``--config.loss.plcc=1``).
 """
 
+import ml_collections
+
 from configs import default
 
 
@@ -17,8 +19,7 @@ def get_config():
     c.aat.anchored = True
     c.aat.attack = "pgd"
     c.aat.eps = 4 / 255
-    c.aat.steps = 3
-    c.aat.step_size = 2 / 255
+    c.aat.settings = ml_collections.ConfigDict(dict(steps=3, step_size=2 / 255))
     c.aat.band_width = 0.2
     c.aat.num_anchors = 4
     c.aat.anchor_rule = "spread"

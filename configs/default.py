@@ -38,9 +38,11 @@ def get_config() -> ml_collections.ConfigDict:
     c.loss = ml_collections.ConfigDict(dict(plcc=1.0, mse=1.0, rank=0.5, rank_margin=0.0, rank_kind="hinge"))
 
     # Adversarial fine-tuning (see configs/aat_default.py); off for clean training.
+    # settings: keyword options of the attack (birqa_jax.adversarial.attacks), e.g. PGD's steps and
+    # step_size (default eps / 4), Square's queries.
     c.aat = ml_collections.ConfigDict(
-        dict(enabled=False, anchored=True, attack="pgd", eps=4 / 255, steps=3, step_size=0.0,
-             band_width=0.2, num_anchors=4, anchor_rule="spread")  # step_size 0: the attack's default
+        dict(enabled=False, anchored=True, attack="pgd", eps=4 / 255, settings=dict(steps=3),
+             band_width=0.2, num_anchors=4, anchor_rule="spread")
     )
 
     c.log_every = 10

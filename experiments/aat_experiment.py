@@ -27,7 +27,7 @@ ATTACKS = ("fgsm", "ifgsm", "pgd", "mifgsm", "apgd", "korhonen", "square")
 def finetune(clean: str, workdir: str, anchored: bool, steps: int):
     from configs import aat_default
 
-    from birqa_jax.trainer import train_and_evaluate
+    from birqa_jax.train.loop import train_and_evaluate
 
     c = aat_default.get_config()
     c.init_from = clean
@@ -56,7 +56,9 @@ def main(argv=None) -> int:
     from absl import logging
 
     logging.set_verbosity(logging.WARNING)
-    from birqa_jax import eval_lib, robust_eval
+    from birqa_jax.evaluation import job as eval_lib
+    from birqa_jax.evaluation import report
+    from birqa_jax.evaluation import robustness as robust_eval
 
     root = os.path.dirname(os.path.abspath(args.clean.rstrip("/")))
     runs = {"clean": args.clean, "plain_at": os.path.join(root, "plain_at"), "aat": os.path.join(root, "aat")}
@@ -89,7 +91,7 @@ def main(argv=None) -> int:
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     summary = {"args": vars(args), "timings": timings, "n": len(examples), "results": results}
     with open(args.out + ".json", "w") as f:
-        json.dump(eval_lib._jsonable(summary), f)
+        json.dump(report.jsonable(summary), f)
     with open(args.out + ".md", "w") as f:
         f.write(table)
     print(table)

@@ -80,7 +80,7 @@ def make_tiny_run_config(tmp_path_factory):
 def one_device_mesh(monkeypatch):
     """Make the trainer use one device: eight virtual devices on a 2-core machine only add
     overhead to a whole training run; the sharded step has its own tests."""
-    from birqa_jax import training
+    from birqa_jax.train import step as training
 
     make_mesh = training.make_mesh
     monkeypatch.setattr(training, "make_mesh", lambda devices=None: make_mesh(jax.devices()[:1]))

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import optax
 
-from birqa_jax import training
+from birqa_jax.train import step as training
 from birqa_jax.model import BiRQA, ModelConfig, init_params
 
 CONFIG = ModelConfig(widths=(8, 12, 16), head_hidden=8)

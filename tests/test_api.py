@@ -7,8 +7,9 @@ import pytest
 from PIL import Image
 
 import birqa_jax
-from birqa_jax import api, cli
-from birqa_jax.io import load_model, save_model
+from birqa_jax import cli
+from birqa_jax import metric as api
+from birqa_jax.model import load_model, save_model
 
 
 @pytest.fixture(scope="module")

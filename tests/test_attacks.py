@@ -1,4 +1,4 @@
-"""Tests of birqa_jax.attacks on small differentiable toy scores (2-4 images of 16x16)."""
+"""Tests of birqa_jax.adversarial.attacks on small differentiable toy scores (2-4 images of 16x16)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import scipy.ndimage as ndi
 from skimage.metrics import structural_similarity
 
-from birqa_jax import attacks as A
+from birqa_jax.adversarial import attacks as A
 
 B, H, W = 4, 16, 16
 EPS = 8 / 255
@@ -165,6 +165,25 @@ def test_run_attack_is_deterministic_per_rng(results, name, settings):
     np.testing.assert_array_equal(a, run(RNG))
     np.testing.assert_allclose(a, results[name], atol=TOL)
     assert not np.array_equal(a, run(jax.random.PRNGKey(8)))
+
+
+@pytest.mark.parametrize("name, settings", [("pgd", {"steps": 3}), ("square", {"queries": 20})])
+def test_random_attacks_draw_each_item_from_its_own_key(name, settings):
+    """With one key per item, an item's result does not depend on the rest of its batch (so a
+    sharded train step does not depend on the device count)."""
+    keys = jax.random.split(RNG, B)
+    attack = A.ATTACKS[name]
+    batch = attack(OBJECTIVE, DIST, eps=EPS, rng=keys, **settings)
+    for i in (0, B - 1):
+        alone = attack(A.direction_objective(toy_score, REF[i : i + 1], DIRECTION[i : i + 1]), DIST[i : i + 1],
+                       eps=EPS, rng=keys[i : i + 1], **settings)
+        np.testing.assert_allclose(batch[i : i + 1], alone, atol=TOL)
+    # One key for the batch is split into per-item keys: the same as passing those keys.
+    np.testing.assert_array_equal(attack(OBJECTIVE, DIST, eps=EPS, rng=RNG, **settings),
+                                  attack(OBJECTIVE, DIST, eps=EPS, rng=jax.random.split(
+                                      jax.random.wrap_key_data(RNG), B), **settings))
+    with pytest.raises(ValueError, match="one key or"):
+        attack(OBJECTIVE, DIST, eps=EPS, rng=keys[:2], **settings)
 
 
 def test_items_are_independent():

@@ -16,7 +16,7 @@ import scipy.signal
 from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from birqa_jax import baselines as bl
+from birqa_jax.classical import metrics as bl
 
 # ---------------------------------------------------------------- independent references (float64)
 

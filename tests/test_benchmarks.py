@@ -173,7 +173,7 @@ def test_host_batch_anchors():
 
 
 def test_aat_make_steps_rejects_other_attacks():
-    from birqa_jax import training
+    from birqa_jax.train import step as training
 
     with pytest.raises(ValueError, match="anchored PGD"):
         aat_speed.make_steps(None, None, None, training.AttackSpec(name="fgsm"))

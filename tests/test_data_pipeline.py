@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from birqa_jax import data
+from birqa_jax.train.anchors import two_sided_coverage
 
 NUM_EXAMPLES = 24  # 12 references x 2
 CROP = (8, 12)
@@ -143,7 +144,7 @@ def test_band_batches_stay_in_band_and_anchor_by_rule(source, rule):
         order = np.sort(mos)
         if rule == "spread":
             assert mos[anchor].min() == order[0] and mos[anchor].max() == order[-1]
-            assert data.two_sided_coverage(mos, anchor) == 1.0
+            assert two_sided_coverage(mos, anchor) == 1.0
         elif rule == "quantile":  # ranks floor((i + 1/2) * 6 / 3) = 1, 3, 5
             np.testing.assert_array_equal(np.sort(mos[anchor]), order[[1, 3, 5]])
         seen |= set(batch["mos_raw"].tolist())
@@ -177,11 +178,11 @@ def test_select_anchors_by_hand():
 
 def test_two_sided_coverage_by_hand():
     mos = np.array([0.1, 0.2, 0.3, 0.4])
-    assert data.two_sided_coverage(mos, np.array([True, False, False, True])) == 1.0
-    assert data.two_sided_coverage(mos, np.array([False, True, False, False])) == 0.0
-    assert data.two_sided_coverage(mos, np.array([False, True, False, True])) == 0.5
-    assert data.two_sided_coverage(np.array([0.2, 0.2]), np.array([True, False])) == 1.0  # ties count
-    assert data.two_sided_coverage(mos, np.ones(4, bool)) == 1.0
+    assert two_sided_coverage(mos, np.array([True, False, False, True])) == 1.0
+    assert two_sided_coverage(mos, np.array([False, True, False, False])) == 0.0
+    assert two_sided_coverage(mos, np.array([False, True, False, True])) == 0.5
+    assert two_sided_coverage(np.array([0.2, 0.2]), np.array([True, False])) == 1.0  # ties count
+    assert two_sided_coverage(mos, np.ones(4, bool)) == 1.0
 
 
 def test_eval_examples_full_resolution(source, mos_raw):

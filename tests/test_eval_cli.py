@@ -18,7 +18,10 @@ import pytest
 import scipy.stats
 from PIL import Image
 
-from birqa_jax import api, data, eval_lib, training
+from birqa_jax import data
+from birqa_jax import metric as api
+from birqa_jax.evaluation import job as eval_lib
+from birqa_jax.train import step as training
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LABEL = "kadid_synthetic-test"
@@ -38,7 +41,7 @@ def get_config():
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, make_tiny_run_config):
     """(workdir, training config) of the session's tiny run config (40 steps of 8 crops)."""
-    from birqa_jax.trainer import train_and_evaluate
+    from birqa_jax.train.loop import train_and_evaluate
 
     c = make_tiny_run_config()
     workdir = str(tmp_path_factory.mktemp("run"))

@@ -8,7 +8,8 @@ import pytest
 import scipy.optimize
 import scipy.stats
 
-from birqa_jax import evaluation as ev
+from birqa_jax.evaluation import report
+from birqa_jax.evaluation import stats as ev
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +156,7 @@ def test_markdown_table():
         "SSIM": {"srocc": 0.71234, "srocc_std": 0.01, "fit_ok": True, "n": 100},
         "a|b": {"srocc": math.nan},
     }
-    table = ev.markdown_table(rows, ["srocc", "fit_ok", "n"], digits=3)
+    table = report.markdown_table(rows, ["srocc", "fit_ok", "n"], digits=3)
     assert table == (
         "| method | srocc | fit_ok | n |\n"
         "|---|---|---|---|\n"

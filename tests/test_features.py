@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from skimage import data, feature, metrics
 
-from birqa_jax import features as F
+from birqa_jax.model import features as F
 
 
 def _luma64(rgb):

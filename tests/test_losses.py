@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from birqa_jax import losses
+from birqa_jax.train import losses
 
 
 def test_plcc_loss_matches_scipy():

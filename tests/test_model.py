@@ -82,7 +82,7 @@ def test_config_validation():
 def test_down_equals_average_pooling_that_ignores_padding(hw):
     import flax.linen as nn
 
-    from birqa_jax.model import _down
+    from birqa_jax.model.pyramid import _down
 
     x = jax.random.normal(jax.random.key(0), (2, *hw, 3))
     expected = nn.avg_pool(x, (2, 2), strides=(2, 2), padding="SAME", count_include_pad=False)

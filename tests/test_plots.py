@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from birqa_jax import evaluation as ev
-from birqa_jax import plots
+from birqa_jax.evaluation import report as plots
+from birqa_jax.evaluation import stats as ev
 
 
 def _open_png(path) -> np.ndarray:

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from birqa_jax import attacks, robust_eval
-from birqa_jax.api import apply_fn
+from birqa_jax.adversarial import attacks
+from birqa_jax.evaluation import robustness as robust_eval
+from birqa_jax.model import apply_fn
 
 EPS = (2 / 255, 8 / 255)
 ATTACKS = ("pgd",)  # one compilation; it draws random starts and takes a settings override

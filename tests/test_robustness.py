@@ -1,4 +1,4 @@
-"""Tests of birqa_jax.robustness against hand-computed values."""
+"""Tests of birqa_jax.adversarial.scores against hand-computed values."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from birqa_jax import robustness as R
+from birqa_jax.adversarial import scores as R
 
 
 def test_scrambling_direction():

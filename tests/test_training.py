@@ -10,8 +10,8 @@ import numpy as np
 import optax
 import pytest
 
-from birqa_jax import training
-from birqa_jax.checkpointing import Checkpoints
+from birqa_jax.train import step as training
+from birqa_jax.train.checkpoints import Checkpoints
 from birqa_jax.model import BiRQA
 
 HERE = os.path.dirname(__file__)
@@ -47,7 +47,11 @@ def _run(tiny_config, tiny_params, devices, batches, attack=None):
     return state, jax.device_get(metrics)
 
 
-@pytest.mark.parametrize("attack", [None, training.AttackSpec(name="pgd", eps=4 / 255, steps=2)], ids=["clean", "aat"])
+@pytest.mark.parametrize("attack", [
+    None,
+    training.AttackSpec(name="pgd", eps=4 / 255, settings={"steps": 2}),
+    training.AttackSpec(name="square", eps=4 / 255, settings={"queries": 4}),  # random per item too
+], ids=["clean", "aat", "aat-square"])
 def test_sharded_step_matches_one_device(tiny_config, tiny_params, attack):
     assert jax.device_count() == 8, "conftest should provide 8 CPU devices"
     batches = _batches(2, anchors=attack is not None)
@@ -60,6 +64,12 @@ def test_sharded_step_matches_one_device(tiny_config, tiny_params, attack):
     if attack is not None:
         assert 0 < m8["attack_linf"] <= 4 / 255 + 1e-6
         assert m8["two_sided_coverage"] == pytest.approx(m1["two_sided_coverage"])
+
+
+def test_attack_spec_checks_its_settings():
+    with pytest.raises(ValueError, match="takes no setting"):
+        training.AttackSpec(name="fgsm", settings={"steps": 3})
+    assert training.AttackSpec(settings={"steps": 3, "step_size": 0.01}).settings == (("step_size", 0.01), ("steps", 3))
 
 
 def test_nonfinite_batch_is_skipped_and_counted(tiny_config, tiny_params):
@@ -132,7 +142,7 @@ def _metrics(workdir):
 
 
 def _final_params(workdir, config):
-    from birqa_jax import trainer
+    from birqa_jax.train import loop as trainer
 
     tx = training.make_optimizer(*trainer._optimizer_args(config))
     template = training.create_train_state(trainer._initial_params(config, trainer.model_config(config)), tx, 0)
@@ -143,8 +153,9 @@ def _final_params(workdir, config):
 
 
 def test_train_resume_is_exact_and_loss_falls(tmp_path, tiny_run_config, one_device_mesh):
-    from birqa_jax import api
-    from birqa_jax.trainer import MODEL_FILE, train_and_evaluate
+    from birqa_jax import metric as api
+    from birqa_jax.data.runs import MODEL_FILE
+    from birqa_jax.train.loop import train_and_evaluate
 
     once, twice = str(tmp_path / "once"), str(tmp_path / "twice")
     summary = train_and_evaluate(tiny_run_config, once)
@@ -191,7 +202,7 @@ def test_corrupt_latest_checkpoint_falls_back(tmp_path, tiny_config, tiny_params
 
 
 def test_train_test_split_without_validation(tmp_path, make_tiny_run_config, one_device_mesh):
-    from birqa_jax.trainer import train_and_evaluate
+    from birqa_jax.train.loop import train_and_evaluate
 
     c = make_tiny_run_config()
     c.data.ratios = (0.8, 0.2)  # train/test only: no validation, the final state is exported
@@ -201,11 +212,11 @@ def test_train_test_split_without_validation(tmp_path, make_tiny_run_config, one
 
 
 def test_anchored_adversarial_training_run(tmp_path, make_tiny_run_config, one_device_mesh):
-    from birqa_jax.trainer import train_and_evaluate
+    from birqa_jax.train.loop import train_and_evaluate
 
     c = make_tiny_run_config()
     c.aat.enabled = True
-    c.aat.steps = 1
+    c.aat.settings.steps = 1
     c.aat.num_anchors = 2
     c.aat.band_width = 0.3
     c.num_steps = 3

@@ -30,8 +30,8 @@ from birqa_jax.data.pipeline import (
     mos_band_dataset,
     select_anchors,
     train_dataset,
-    two_sided_coverage,
 )
+from birqa_jax.data.runs import MODEL_FILE, Run, RunError, load_data, load_run
 from birqa_jax.data.splits import official_split, split_indices
 from birqa_jax.data.synthetic import (
     KadidSynthetic,
@@ -49,14 +49,19 @@ __all__ = [
     "KadidSynthetic",
     "KadidSyntheticConfig",
     "Live",
+    "MODEL_FILE",
     "PieApp",
     "Pipal",
+    "Run",
+    "RunError",
     "Tid2008",
     "Tid2013",
     "eval_examples",
     "example_columns",
     "group_ids",
     "iterate",
+    "load_data",
+    "load_run",
     "load_source",
     "mos_band_dataset",
     "official_split",
@@ -64,6 +69,5 @@ __all__ = [
     "select_anchors",
     "split_indices",
     "train_dataset",
-    "two_sided_coverage",
     "type_level_mos",
 ]

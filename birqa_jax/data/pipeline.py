@@ -401,26 +401,6 @@ def mos_band_dataset(
     return grain.MapDataset.range(sys.maxsize).map(plan).map(_LoadCrops(source, crop))
 
 
-def two_sided_coverage(mos: np.ndarray, anchor: np.ndarray) -> float:
-    """Fraction of non-anchor items that have an anchor with MOS >= theirs and one with MOS <=
-    theirs (Theorem 1's two-sided coverage). 1.0 when every item is an anchor.
-
-    Args:
-      mos: [B] MOS of a batch; anchor: [B] bool anchor flags.
-    """
-    mos, anchor = np.asarray(mos), np.asarray(anchor, bool)
-    if mos.shape != anchor.shape or mos.ndim != 1:
-        raise ValueError(f"mos and anchor must be [B] arrays, got {mos.shape} and {anchor.shape}")
-    others = mos[~anchor]
-    if others.size == 0:
-        return 1.0
-    anchors = mos[anchor]
-    if anchors.size == 0:
-        return 0.0
-    covered = (anchors.max() >= others) & (anchors.min() <= others)
-    return float(covered.mean())
-
-
 def iterate(
     ds: grain.MapDataset, start_step: int = 0, prefetch: int = 2
 ) -> Iterator[dict[str, np.ndarray]]:

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 from flax import serialization
 
-from birqa_jax.model import ModelConfig, init_params
+from birqa_jax.model.pyramid import ModelConfig, init_params
 
 FORMAT = "birqa-jax"
 VERSION = 1

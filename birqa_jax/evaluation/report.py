@@ -1,20 +1,23 @@
-"""Evaluation figures as PNG files (matplotlib's Agg canvas; no pyplot, no global backend change).
+"""Evaluation reports: figures as PNG files (matplotlib's Agg canvas; no pyplot, no global
+backend change), markdown tables and strict JSON.
 
-Each function writes one PNG at 100 dpi, creating the parent folder if needed, and returns the
-path it wrote.
+Each figure function writes one PNG at 100 dpi, creating the parent folder if needed, and
+returns the path it wrote.
 """
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
-from birqa_jax import evaluation
+from birqa_jax.evaluation import stats
 
 DPI = 100
 
@@ -34,7 +37,7 @@ def _save(fig: Figure, path: str | os.PathLike) -> str:
 def scatter_with_fit(
     pred: ArrayLike,
     mos: ArrayLike,
-    fit: evaluation.LogisticFit,
+    fit: stats.LogisticFit,
     path: str | os.PathLike,
     title: str,
 ) -> str:
@@ -42,16 +45,16 @@ def scatter_with_fit(
 
     Args:
       pred, mos: [n] raw predictions and MOS normalised to [0, 1], higher = better.
-      fit: :func:`evaluation.fit_logistic` of ``pred`` and ``mos``; a failed fit draws no curve
+      fit: :func:`stats.fit_logistic` of ``pred`` and ``mos``; a failed fit draws no curve
         and says so in the legend.
       path: output ``.png`` (6.4 x 4.8 in at 100 dpi: 640 x 480 px).
     """
     pred = np.asarray(pred, dtype=np.float64)
     mos = np.asarray(mos, dtype=np.float64)
-    stats = evaluation.correlations(pred, mos)
+    corr = stats.correlations(pred, mos)
     fig = Figure(figsize=(6.4, 4.8))
     ax = fig.add_subplot()
-    ax.scatter(pred, mos, s=8, alpha=0.5, label=f"images (n = {stats['n']})")
+    ax.scatter(pred, mos, s=8, alpha=0.5, label=f"images (n = {corr['n']})")
     if fit.ok:
         grid = np.linspace(pred.min(), pred.max(), 200)
         ax.plot(grid, fit.predict(grid), color="C3", lw=2, label="4-parameter logistic fit")
@@ -61,8 +64,8 @@ def scatter_with_fit(
     ax.set_ylabel("MOS (normalised, higher = better)")
     ax.set_title(title)
     text = (
-        f"SROCC = {stats['srocc']:.4f}\nPLCC = {stats['plcc']:.4f}\n"
-        f"PLCC (fitted) = {stats['plcc_fitted']:.4f}"
+        f"SROCC = {corr['srocc']:.4f}\nPLCC = {corr['plcc']:.4f}\n"
+        f"PLCC (fitted) = {corr['plcc_fitted']:.4f}"
     )
     ax.text(
         0.02, 0.98, text, transform=ax.transAxes, va="top", ha="left",
@@ -78,7 +81,7 @@ def per_type_bars(per_type_dict: Mapping[str, Mapping], path: str | os.PathLike,
     """Horizontal bars of |SROCC| per distortion type, each labelled with its value.
 
     Args:
-      per_type_dict: type name -> correlations dict (:func:`evaluation.per_type`).
+      per_type_dict: type name -> correlations dict (:func:`stats.per_type`).
       path: output ``.png``, 8 in wide (800 px) and 0.3 in per type (at least 3 in) high.
     """
     if not per_type_dict:
@@ -136,3 +139,57 @@ def robustness_curves(
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _cell(row: Mapping, col: str, digits: int) -> str:
+    if col not in row:
+        return "—"
+    v = row[col]
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        s = f"{float(v):.{digits}f}"
+        std = row.get(col + "_std")
+        return s if std is None else f"{s} ± {float(std):.{digits}f}"
+    return _escape(str(v))
+
+
+def markdown_table(rows: Mapping[str, Mapping], columns: Sequence[str], digits: int = 4) -> str:
+    """A GitHub-markdown table: one row per method, one column per metric key.
+
+    Args:
+      rows: method name -> metrics dict (e.g. :func:`stats.correlations` or
+        :func:`stats.mean_std_over_splits` output).
+      columns: the metric keys to show, in order.
+      digits: decimals of floats.
+    A float cell reads ``mean ± std`` when the row also holds ``<key>_std``; a missing key shows
+    as "—", NaN as "nan".
+    """
+    if not columns:
+        raise ValueError("no columns given")
+    lines = ["| method | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for name, row in rows.items():
+        cells = [_cell(row, c, digits) for c in columns]
+        lines.append(f"| {_escape(str(name))} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def jsonable(obj: Any) -> Any:
+    """Plain JSON values: numpy scalars to Python, tuples to lists, NaN and inf to None."""
+    if isinstance(obj, Mapping):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, np.ndarray)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj

@@ -1,17 +1,17 @@
 """Adversarial robustness of a BiRQA model on a set of image pairs (protocol of ``robustness.md``).
 
-For every attack of ``attacks.ATTACKS`` and every L-inf budget eps ([0, 1] pixel units):
+For every attack of ``adversarial.ATTACKS`` and every L-inf budget eps ([0, 1] pixel units):
 
 - the ranking-scrambling attack: images whose MOS is above the set's mean are pushed to look
-  worse, the others to look better (``robustness.scrambling_direction``); reported as the
+  worse, the others to look better (``adversarial.scrambling_direction``); reported as the
   SROCC and PLCC of the attacked predictions with MOS;
 - the one-directional "make it look better" attack (direction +1 for every image); reported
-  as the absolute gain and the robustness score R (``robustness.absolute_gain``,
-  ``robustness.robustness_score``);
+  as the absolute gain and the robustness score R (``adversarial.absolute_gain``,
+  ``adversarial.robustness_score``);
 - for both, the achieved perturbation per image (L-inf, PSNR, SSIM against the unattacked
   distorted image) and its summary;
 - per attack, the area under SROCC-vs-eps from eps = 0 (the clean SROCC) to the largest eps,
-  divided by that range (``robustness.eps_integral``).
+  divided by that range (``adversarial.eps_integral``).
 
 Correlations here are signed (BiRQA is higher = better): a scrambled ranking can drive them
 below zero, which an absolute value would hide.
@@ -28,10 +28,11 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from birqa_jax import attacks as attacks_lib
-from birqa_jax import evaluation, robustness
-from birqa_jax.api import apply_fn
-from birqa_jax.model import MIN_SIZE, ModelConfig
+from birqa_jax.adversarial import attacks as attacks_lib
+from birqa_jax.adversarial import scores as robust_scores
+from birqa_jax.evaluation import runner, stats
+from birqa_jax.inputs import check_batch, check_values
+from birqa_jax.model import MIN_SIZE, ModelConfig, apply_fn
 
 DEFAULT_EPS = tuple(k / 255.0 for k in (1, 2, 4, 8))
 KINDS = ("scramble", "better")  # attack directions: ranking-scrambling, all +1
@@ -49,10 +50,9 @@ def _stack_examples(examples: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, 
             raise ValueError(f"example {i} lacks {missing}; need ref, dist [1, H, W, 3] and mos [1]")
         ref, dist, mos = np.asarray(ex["ref"]), np.asarray(ex["dist"]), np.asarray(ex["mos"])
         for name, x in (("ref", ref), ("dist", dist)):
-            if x.ndim != 4 or x.shape[0] != 1 or x.shape[-1] != 3:
+            check_batch(name, x, who=f"example {i}")
+            if x.shape[0] != 1:
                 raise ValueError(f"example {i}: {name} must be one pair [1, H, W, 3], got shape {x.shape}")
-            if not np.issubdtype(x.dtype, np.floating):
-                raise ValueError(f"example {i}: {name} must be float in [0, 1], got dtype {x.dtype}")
         if mos.shape != (1,):
             raise ValueError(f"example {i}: mos must have shape [1], got {mos.shape}")
         if shape is None:
@@ -70,9 +70,8 @@ def _stack_examples(examples: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, 
         raise ValueError(f"images of {h}x{w} are smaller than BiRQA's minimum {MIN_SIZE}x{MIN_SIZE}")
     ref = np.concatenate(refs).astype(np.float32)
     dist = np.concatenate(dists).astype(np.float32)
-    for name, x in (("ref", ref), ("dist", dist)):
-        if not np.all(np.isfinite(x)) or x.min() < 0.0 or x.max() > 1.0:
-            raise ValueError(f"{name} must be finite and in [0, 1], got values in [{x.min():.4g}, {x.max():.4g}]")
+    check_values("ref", ref)
+    check_values("dist", dist)
     mos = np.concatenate(moss).astype(np.float64)
     if not np.all(np.isfinite(mos)):
         raise ValueError("mos contains NaN or inf")
@@ -140,10 +139,10 @@ def evaluate_robustness(
     """Clean and attacked SROCC/PLCC, gain, R and perturbation sizes of BiRQA on ``examples``.
 
     Args:
-      params, model_config: a BiRQA model (``birqa_jax.io.load_model``).
+      params, model_config: a BiRQA model (``birqa_jax.load_model``).
       examples: N >= 3 one-pair dicts: ref, dist float [1, H, W, 3] in [0, 1], all of one size
         (crop them first); mos [1], higher = better.
-      attacks: names from ``attacks.ATTACKS``; run with ``attacks.run_attack``'s defaults.
+      attacks: names from ``adversarial.ATTACKS``; run with ``adversarial.run_attack``'s defaults.
       eps_list: L-inf budgets in (0, 1], [0, 1] pixel units; sorted ascending in the result.
       seed: seeds the random attacks (pgd start, square); each (attack, eps, direction, batch)
         folds its indices into ``PRNGKey(seed)``.
@@ -173,22 +172,19 @@ def evaluate_robustness(
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     ref, dist, mos = _stack_examples(examples)
     n = len(mos)
-    b = min(batch_size, n)
-    # (rows, number of real rows): rows past the end repeat the last pair, so shapes never change.
-    batches = [(np.minimum(np.arange(s, s + b), n - 1), min(b, n - s)) for s in range(0, n, b)]
+    batches = runner.batch_plan(n, batch_size, fixed=True)
+    b = len(batches[0][0])
     apply = apply_fn(model_config)
 
     # One function object for every run_attack call: run_attack compiles per score_fn object.
     def score_fn(r: jax.Array, d: jax.Array) -> jax.Array:
         return apply(params, r, d)
 
-    def scores_of(images: list[np.ndarray]) -> np.ndarray:
-        return np.concatenate(
-            [np.asarray(apply(params, ref[rows], x), np.float64)[:k] for (rows, k), x in zip(batches, images)]
-        )
+    def scores_of(images: np.ndarray) -> np.ndarray:
+        return runner.score_arrays({"birqa": score_fn}, ref, images, b, fixed=True)["birqa"]
 
-    clean = scores_of([dist[rows] for rows, _ in batches])
-    directions = {"scramble": robustness.scrambling_direction(mos), "better": np.ones(n, np.float32)}
+    clean = scores_of(dist)
+    directions = {"scramble": robust_scores.scrambling_direction(mos), "better": np.ones(n, np.float32)}
     base_key = jax.random.PRNGKey(seed)
 
     bar = tqdm(total=len(names) * len(eps_values) * len(KINDS) * len(batches), desc="attacking",
@@ -200,26 +196,26 @@ def evaluate_robustness(
             key = functools.reduce(jax.random.fold_in, (a, e, KINDS.index(kind), i), base_key)
             adv, st = attacks_lib.run_attack(names[a], score_fn, ref[rows], dist[rows], directions[kind][rows],
                                              eps=eps_values[e], rng=key, **overrides.get(names[a], {}))
-            advs.append(adv)
+            advs.append(np.asarray(adv)[:k])
             for s in stats:
                 stats[s].append(np.asarray(st[s])[:k])
             bar.update(1)
-        return scores_of(advs), _perturbation_summary({s: np.concatenate(v) for s, v in stats.items()})
+        return scores_of(np.concatenate(advs)), _perturbation_summary({s: np.concatenate(v) for s, v in stats.items()})
 
-    clean_srocc = evaluation.srocc(clean, mos)
+    clean_srocc = stats.srocc(clean, mos)
     out_attacks: dict[str, Any] = {}
     for a, name in enumerate(names):
         entry: dict[str, Any] = {"settings": overrides.get(name, {}), "scramble": [], "better": []}
         for e, eps in enumerate(eps_values):
             scores, summary = attacked(a, e, "scramble")
-            entry["scramble"].append({"eps": eps, "srocc": evaluation.srocc(scores, mos),
-                                      "plcc": evaluation.plcc(scores, mos), "scores": scores.tolist(), **summary})
+            entry["scramble"].append({"eps": eps, "srocc": stats.srocc(scores, mos),
+                                      "plcc": stats.plcc(scores, mos), "scores": scores.tolist(), **summary})
             scores, summary = attacked(a, e, "better")
-            entry["better"].append({"eps": eps, "gain": robustness.absolute_gain(clean, scores),
-                                    "R": robustness.robustness_score(clean, scores),
-                                    "srocc": evaluation.srocc(scores, mos), "scores": scores.tolist(), **summary})
+            entry["better"].append({"eps": eps, "gain": robust_scores.absolute_gain(clean, scores),
+                                    "R": robust_scores.robustness_score(clean, scores),
+                                    "srocc": stats.srocc(scores, mos), "scores": scores.tolist(), **summary})
         curve = [clean_srocc] + [s["srocc"] for s in entry["scramble"]]
-        entry["srocc_integral"] = (robustness.eps_integral((0.0, *eps_values), curve)
+        entry["srocc_integral"] = (robust_scores.eps_integral((0.0, *eps_values), curve)
                                    if np.all(np.isfinite(curve)) else math.nan)
         out_attacks[name] = entry
     bar.close()
@@ -231,7 +227,7 @@ def evaluate_robustness(
         "batch_size": b,
         "mos": mos.tolist(),
         "clean_scores": clean.tolist(),
-        "clean": {"srocc": clean_srocc, "plcc": evaluation.plcc(clean, mos)},
+        "clean": {"srocc": clean_srocc, "plcc": stats.plcc(clean, mos)},
         "n_pushed_down": int((directions["scramble"] < 0).sum()),
         "attacks": out_attacks,
     }

@@ -1,4 +1,5 @@
-"""Scoring API: score image pairs, and use BiRQA as a differentiable loss.
+"""The public scoring API: load weights with their config, score image pairs, and use BiRQA as a
+differentiable loss.
 
 Higher scores mean better quality (closer to the reference). The trained default weights ship
 inside the package (``birqa_jax/assets/birqa_default.msgpack``); they were trained on the
@@ -10,14 +11,14 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from birqa_jax.io import load_model
-from birqa_jax.model import MIN_SIZE, BiRQA, ModelConfig
+from birqa_jax.evaluation.runner import score_arrays
+from birqa_jax.inputs import to_float_pair
+from birqa_jax.model import MIN_SIZE, BiRQA, ModelConfig, apply_fn, load_model
 
 DEFAULT_WEIGHTS = os.path.join(os.path.dirname(__file__), "assets", "birqa_default.msgpack")
 
@@ -48,54 +49,11 @@ def load(path: str | None = None):
     return _load_cached(path, os.path.getmtime(path))
 
 
-@functools.lru_cache(maxsize=None)
-def apply_fn(config: ModelConfig) -> Callable:
-    """The jitted ``(params, ref, dist) -> [B]`` score function of ``config`` (cached, so one
-    compilation per config and input shape for the whole process)."""
-    return jax.jit(BiRQA(config).apply)
-
-
 def prepare_pair(ref, dist) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Validate and convert an image pair to float32 NHWC in [0, 1].
-
-    Accepts numpy or jax arrays, HWC or NHWC, uint8 (0..255) or float in [0, 1]. Grayscale
-    input (HW, HW1 or NHW1) is replicated to 3 channels; anything else with a channel count
-    other than 3 is rejected. Returns ``(ref, dist, single)`` where ``single`` says the input
-    was one pair (HWC).
-    """
-    ref, dist = np.asarray(ref), np.asarray(dist)
-    if ref.shape != dist.shape:
-        raise ValueError(f"ref and dist must have the same shape, got {ref.shape} and {dist.shape}")
-    if ref.dtype != dist.dtype:
-        raise ValueError(f"ref and dist must have the same dtype, got {ref.dtype} and {dist.dtype}")
-    if ref.ndim == 2:
-        ref, dist = ref[..., None], dist[..., None]
-    single = ref.ndim == 3
-    if single:
-        ref, dist = ref[None], dist[None]
-    if ref.ndim != 4:
-        raise ValueError(f"images must be HWC or NHWC (or HW grayscale), got shape {ref.shape}")
-    if ref.shape[-1] == 1:
-        ref, dist = np.repeat(ref, 3, -1), np.repeat(dist, 3, -1)
-    if ref.shape[-1] != 3:
-        raise ValueError(f"images must have 3 (RGB) or 1 (grayscale) channels, got shape {ref.shape}")
-    h, w = ref.shape[1:3]
-    if h < MIN_SIZE or w < MIN_SIZE:
-        raise ValueError(f"images must be at least {MIN_SIZE}x{MIN_SIZE} pixels, got {h}x{w}")
-    if ref.dtype == np.uint8:
-        return ref.astype(np.float32) / 255.0, dist.astype(np.float32) / 255.0, single
-    if not np.issubdtype(ref.dtype, np.floating):
-        raise ValueError(f"images must be uint8 or float in [0, 1], got dtype {ref.dtype}")
-    for name, x in (("ref", ref), ("dist", dist)):
-        if not np.all(np.isfinite(x)):
-            raise ValueError(f"{name} contains NaN or Inf")
-        lo, hi = float(x.min()), float(x.max())
-        if lo < 0.0 or hi > 1.0:
-            raise ValueError(
-                f"float {name} must be in [0, 1], got values in [{lo:.4g}, {hi:.4g}] "
-                "(pass uint8 for 0..255 images)"
-            )
-    return ref.astype(np.float32), dist.astype(np.float32), single
+    """Validate and convert an image pair to float32 NHWC in [0, 1] (``inputs.to_float_pair``
+    with BiRQA's minimum size): HWC or NHWC, uint8 or float in [0, 1], grayscale replicated.
+    Returns ``(ref, dist, single)``, ``single`` saying the input was one pair (HWC)."""
+    return to_float_pair(ref, dist, min_size=MIN_SIZE)
 
 
 def score(ref, dist, params=None, config: ModelConfig | None = None, batch_size: int | None = None):
@@ -117,9 +75,7 @@ def score(ref, dist, params=None, config: ModelConfig | None = None, batch_size:
     config = config or ModelConfig()
     ref, dist, single = prepare_pair(ref, dist)
     fn = apply_fn(config)
-    n = ref.shape[0]
-    step = batch_size or n
-    out = np.concatenate([np.asarray(fn(params, ref[i : i + step], dist[i : i + step])) for i in range(0, n, step)])
+    out = score_arrays({"birqa": lambda r, d: fn(params, r, d)}, ref, dist, batch_size)["birqa"].astype(np.float32)
     return float(out[0]) if single else out
 
 

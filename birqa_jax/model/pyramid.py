@@ -11,13 +11,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from birqa_jax import features
+from birqa_jax.model import features
 
 # Smallest accepted height/width: the 11-tap Gaussian needs 6 pixels for its symmetric padding
 # and every pyramid level should keep at least 2x2 pixels for the gates to see context.
@@ -235,3 +235,11 @@ def init_params(config: ModelConfig = ModelConfig(), rng: jax.Array | int = 0, s
 
 def param_count(params) -> int:
     return sum(int(p.size) for p in jax.tree_util.tree_leaves(params))
+
+
+@functools.lru_cache(maxsize=None)
+def apply_fn(config: ModelConfig) -> Callable:
+    """The jitted ``(params, ref, dist) -> [B]`` score function of ``config`` (cached, so one
+    compilation per config and input shape for the whole process; ``params`` is a traced
+    argument, so any number of weight sets of one config share it)."""
+    return jax.jit(BiRQA(config).apply)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
 import os
 from typing import Any, Callable
 
@@ -34,8 +33,10 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from birqa_jax import attacks, losses
+from birqa_jax.adversarial import attacks
 from birqa_jax.model import BiRQA
+from birqa_jax.train import losses
+from birqa_jax.train.anchors import aat_diagnostics
 
 AXIS = "data"
 
@@ -67,16 +68,42 @@ class LossWeights:
 
 @dataclasses.dataclass(frozen=True)
 class AttackSpec:
-    """The attack run inside the train step: ``name`` from ``birqa_jax.attacks.ATTACKS``,
-    L-inf ``eps`` in [0, 1] units; ``anchored`` keeps the batch's anchors clean (AAT), else
-    every item is attacked (plain adversarial training). The objective pushes each
-    prediction away from its MOS."""
+    """The attack run inside the train step: ``name`` from ``adversarial.ATTACKS``, L-inf
+    ``eps`` in [0, 1] units, and ``settings`` of that attack (``{"steps": 3, "step_size":
+    2 / 255}`` for PGD, ``{"queries": 100}`` for Square; checked here, not at trace time).
+    ``anchored`` keeps the batch's anchors clean (AAT), else every item is attacked (plain
+    adversarial training). The objective pushes each prediction away from its MOS."""
 
     name: str = "pgd"
     eps: float = 4 / 255
-    steps: int = 3
-    step_size: float | None = None
+    settings: Any = ()  # a mapping; kept as sorted (key, value) pairs so the spec is hashable
     anchored: bool = True
+
+    def __post_init__(self):
+        items = tuple(sorted(dict(self.settings).items()))
+        attacks.check_settings(self.name, dict(items))
+        object.__setattr__(self, "settings", items)
+
+
+def attack_batch(model: BiRQA, params, spec: AttackSpec, item_keys: jax.Array, ref: jax.Array, dist: jax.Array,
+                 mos: jax.Array, anchor: jax.Array | None) -> jax.Array:
+    """The training attack: every item pushed away from its MOS within ``spec.eps`` (anchors,
+    when given, left clean); ``stop_gradient``-ed, so the update sees a fixed input.
+
+    ``item_keys``: [B] keys, one per item (``item_keys`` below: from each item's global index),
+    so that the result does not depend on how the batch is split over devices.
+    """
+    objective = attacks.away_objective(lambda r, d: model.apply(params, r, d), ref, mos)
+    adv = attacks.ATTACKS[spec.name](objective, dist, eps=spec.eps, rng=item_keys, **dict(spec.settings))
+    if anchor is not None:
+        adv = jnp.where(anchor[:, None, None, None], dist, adv)
+    return jax.lax.stop_gradient(adv)
+
+
+def item_keys(key: jax.Array, first: jax.Array, batch: int) -> jax.Array:
+    """[batch] keys for the items whose global indices start at ``first``: ``key`` folded with
+    each index."""
+    return jax.vmap(lambda i: jax.random.fold_in(key, i))(first + jnp.arange(batch))
 
 
 def make_schedule(learning_rate: float, num_steps: int, warmup_steps: int, end_lr_factor: float = 0.01):
@@ -159,18 +186,8 @@ def make_train_step(
 
         anchor_local = batch.get("anchor") if (attack is None or attack.anchored) else None
         if attack is not None:
-            params = state.params
-            objective = attacks.away_objective(lambda r, d: model.apply(params, r, d), ref, mos)
-            # One key per item from its global index: the attack does not depend on the sharding.
-            first = jax.lax.axis_index(AXIS) * b
-            item_keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(first + jnp.arange(b))
-            rng = item_keys if attack.name == "pgd" else jax.random.fold_in(key, jax.lax.axis_index(AXIS))
-            accepted = inspect.signature(attacks.ATTACKS[attack.name]).parameters
-            settings = {"eps": attack.eps, "steps": attack.steps, "step_size": attack.step_size, "rng": rng}
-            kwargs = {k: v for k, v in settings.items() if k in accepted and v is not None}
-            adv = jax.lax.stop_gradient(attacks.ATTACKS[attack.name](objective, dist, **kwargs))
-            if anchor_local is not None:
-                adv = jnp.where(anchor_local[:, None, None, None], dist, adv)
+            keys = item_keys(key, jax.lax.axis_index(AXIS) * b, b)
+            adv = attack_batch(model, state.params, attack, keys, ref, dist, mos, anchor_local)
             metrics["attack_linf"] = jax.lax.pmax(jnp.max(jnp.abs(adv - dist)), AXIS)
             dist = adv
 
@@ -214,20 +231,6 @@ def make_train_step(
 
     step = jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P()), check_vma=False)
     return jax.jit(step, donate_argnums=0)
-
-
-def aat_diagnostics(pred, mos, anchor) -> dict[str, jax.Array]:
-    """Theorem 1's assumptions for one batch: max anchor error |pred_a - y_a| (A1), the fraction
-    of attacked items with anchors at or above and at or below them in MOS (two-sided
-    coverage), and the MOS band width the batch spans."""
-    big = jnp.asarray(jnp.inf, mos.dtype)
-    anchor_err = jnp.max(jnp.where(anchor, jnp.abs(pred - mos), 0.0))
-    a_hi = jnp.max(jnp.where(anchor, mos, -big))
-    a_lo = jnp.min(jnp.where(anchor, mos, big))
-    items = ~anchor
-    covered = items & (a_hi >= mos) & (a_lo <= mos)
-    coverage = covered.sum() / jnp.maximum(items.sum(), 1)
-    return {"anchor_max_err": anchor_err, "two_sided_coverage": coverage, "band_width": mos.max() - mos.min()}
 
 
 def maybe_initialize_distributed() -> None:

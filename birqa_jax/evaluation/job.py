@@ -1,14 +1,14 @@
 """Evaluation of a trained run and of the classical baselines: the library behind ``eval.py``.
 
 ``run(config, workdir, out)`` evaluates the metrics ``config.metrics`` ("birqa" = the run's
-exported model, plus any of ``baselines.BASELINES``) on full-resolution images of
+exported model, plus any of ``classical.BASELINES``) on full-resolution images of
 
 - the test split of the run's own dataset and split (``<workdir>/config.json``), or without a
   workdir the test split of ``config.data`` (``config.own_test_split``);
 - every entry of ``config.cross``: all examples of another dataset (cross-dataset),
 
-and optionally (``config.robustness.enabled``) runs ``robust_eval.evaluate_robustness`` on
-centre crops of a seeded subset of the first of those sets. It writes into ``out``:
+and optionally (``config.robustness.enabled``) runs ``robustness.evaluate_robustness`` on
+centre crops of a seeded subset of the first of those sets (``evaluation.robustness``). It writes into ``out``:
 ``eval.json`` (every number; strict JSON, an undefined value is null), ``eval.md`` (the tables,
 also printed) and PNG figures: one scatter with the fitted logistic and one per-distortion-type
 SROCC bar chart per (dataset, metric), and the SROCC-vs-eps curves of the attacks.
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -33,19 +32,20 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from birqa_jax import attacks as attacks_lib
-from birqa_jax import baselines, data, evaluation, plots, robust_eval, trainer
-from birqa_jax.api import apply_fn
+from birqa_jax import data
+from birqa_jax.adversarial import ATTACKS
+from birqa_jax.classical import BASELINES, MS_SSIM_MIN_SIZE
 from birqa_jax.data.distortions import DISTORTION_NAMES
-from birqa_jax.io import load_model
-from birqa_jax.model import MIN_SIZE, ModelConfig
-from birqa_jax.predict import predict_examples
+from birqa_jax.data import runs
+from birqa_jax.data.runs import MODEL_FILE, Run, RunError, load_data
+from birqa_jax.evaluation import report, robustness, runner, stats
+from birqa_jax.model import MIN_SIZE, apply_fn
 
 MODEL_METRIC = "birqa"
-METRICS = (MODEL_METRIC, *baselines.BASELINES)
+METRICS = (MODEL_METRIC, *BASELINES)
 # Smallest short side each metric accepts: BiRQA's pyramid, one 11-px SSIM window, MS-SSIM's
 # fifth scale, GMSD's 2x downsampling followed by a 3x3 filter.
-MIN_SIDE = {"birqa": MIN_SIZE, "psnr": 1, "psnr_y": 1, "ssim": 11, "ms_ssim": baselines.MS_SSIM_MIN_SIZE, "gmsd": 4}
+MIN_SIDE = {"birqa": MIN_SIZE, "psnr": 1, "psnr_y": 1, "ssim": 11, "ms_ssim": MS_SSIM_MIN_SIZE, "gmsd": 4}
 # Datasets whose dist_type is the KADID-10k type id (names in distortions.DISTORTION_NAMES).
 KADID_STYLE = ("kadid10k", "kadid_synthetic")
 BASELINES_OUT = os.path.join("runs", "baselines", "eval")
@@ -56,44 +56,12 @@ class EvalError(Exception):
     """A problem with the run folder, a dataset or an option, worded for the command line."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Run:
-    """A finished training run: its config and its exported best model."""
-
-    workdir: str
-    config: ml_collections.ConfigDict
-    params: Any
-    model_config: ModelConfig
-    meta: dict
-
-
 def load_run(workdir: str) -> Run:
-    """Read ``<workdir>/config.json`` and ``<workdir>/birqa.msgpack``; EvalError says what is
-    missing or unreadable."""
-    if not os.path.isdir(workdir):
-        raise EvalError(f"workdir {workdir!r} does not exist")
-    model_path = os.path.join(workdir, trainer.MODEL_FILE)
-    if not os.path.isfile(model_path):
-        raise EvalError(
-            f"{workdir!r} holds no exported model {trainer.MODEL_FILE}; train.py writes it when training "
-            "finishes (an interrupted run only has checkpoints: rerun train.py with the same "
-            "--workdir to finish it)"
-        )
-    config_path = os.path.join(workdir, "config.json")
-    if not os.path.isfile(config_path):
-        raise EvalError(f"{workdir!r} has no config.json, so its dataset and split are unknown")
+    """``data.runs.load_run``, its errors worded as EvalError for the command line."""
     try:
-        with open(config_path) as f:
-            config = ml_collections.ConfigDict(json.load(f))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise EvalError(f"{config_path!r} is not valid JSON: {e}") from e
-    if "data" not in config or "name" not in config.data:
-        raise EvalError(f"{config_path!r} is not a training config (no data.name)")
-    try:
-        params, model_config, meta = load_model(model_path)
-    except ValueError as e:
+        return runs.load_run(workdir)
+    except RunError as e:
         raise EvalError(str(e)) from e
-    return Run(workdir, config, params, model_config, meta)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,7 +85,7 @@ def _columns(source: Any, dataset: str) -> dict[str, np.ndarray]:
 def held_out_split(data_config: ml_collections.ConfigDict) -> EvalSet:
     """The test split of a training config's ``data`` block (dataset, split rule, split id)."""
     try:
-        _, source, splits = trainer.load_data(ml_collections.ConfigDict({"data": data_config}))
+        source, splits = load_data(data_config)
     except FileNotFoundError as e:
         raise EvalError(f"{data_config.name}: {e}") from e
     if "test" not in splits:
@@ -144,17 +112,18 @@ def _size_text(heights: np.ndarray, widths: np.ndarray) -> str:
 
 
 def _per_type(pred: np.ndarray, mos: np.ndarray, types: np.ndarray, kadid_style: bool) -> dict[str, dict]:
-    """``evaluation.per_type`` over the types with at least 3 pairs (-1 = no type: none)."""
+    """``stats.per_type`` over the types with at least 3 pairs (-1 = no type: none)."""
     labels, counts = np.unique(types, return_counts=True)
     keep = np.isin(types, labels[(counts >= 3) & (labels >= 0)])
     if not keep.any():
         return {}
     names = DISTORTION_NAMES if kadid_style else {int(t): f"type {int(t)}" for t in labels}
-    return evaluation.per_type(pred[keep], mos[keep], types[keep], names)
+    return stats.per_type(pred[keep], mos[keep], types[keep], names)
 
 
 def evaluate_set(
-    eval_set: EvalSet, score_fns: Mapping[str, Callable], batch_size: int, progress: bool = True
+    eval_set: EvalSet, score_fns: Mapping[str, Callable], batch_size: int, progress: bool = True,
+    verbose: bool = True,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Correlations of every metric with MOS on ``eval_set``, overall and per distortion type.
 
@@ -162,12 +131,14 @@ def evaluate_set(
       score_fns: metric name (a key of ``MIN_SIDE``) -> ``fn(ref, dist) -> [b]`` on float32
         [b, H, W, 3] in [0, 1].
       batch_size: pairs per call (consecutive pairs of one size).
+      progress, verbose: show a progress bar; print what runs and what is skipped.
 
     Returns ``(summary, preds)``: summary holds dataset, split, n, image_size, results (metric ->
-    ``evaluation.correlations`` plus n_excluded), per_type (metric -> type name ->
-    correlations), skipped (metric -> reason); preds holds each run metric's [n] predictions
-    and mos, dist_type [n] as ``predict.predict_examples`` returns them.
+    ``stats.correlations`` plus n_excluded), per_type (metric -> type name -> correlations),
+    skipped (metric -> reason); preds holds each run metric's [n] predictions and mos,
+    dist_type [n] as ``runner.score_examples`` returns them.
     """
+    note = print if verbose else (lambda *_: None)
     columns = _columns(eval_set.source, eval_set.dataset)
     heights, widths = columns["height"][eval_set.indices], columns["width"][eval_set.indices]
     short = int(min(heights.min(), widths.min()))
@@ -177,7 +148,7 @@ def evaluate_set(
         if short < MIN_SIDE[name]:
             skipped[name] = (f"needs at least {MIN_SIDE[name]} px on the short side; the smallest image of "
                              f"{eval_set.label} is {heights[smallest]}x{widths[smallest]}")
-            print(f"Note: {name} skipped on {eval_set.label}: {skipped[name]}")
+            note(f"Note: {name} skipped on {eval_set.label}: {skipped[name]}")
         else:
             runnable[name] = fn
     summary: dict[str, Any] = {
@@ -186,22 +157,22 @@ def evaluate_set(
     }
     if not runnable:
         return summary, {}
-    print(f"Evaluating {', '.join(runnable)} on {eval_set.label} ({len(eval_set.indices)} pairs, "
-          f"{summary['image_size']})")
-    preds = predict_examples(dict(runnable), data.eval_examples(eval_set.source, eval_set.indices), batch_size,
-                             total=len(eval_set.indices), progress=progress)
+    note(f"Evaluating {', '.join(runnable)} on {eval_set.label} ({len(eval_set.indices)} pairs, "
+         f"{summary['image_size']})")
+    preds = runner.score_examples(dict(runnable), data.eval_examples(eval_set.source, eval_set.indices),
+                                  batch_size, total=len(eval_set.indices), progress=progress)
     kadid_style = eval_set.dataset.split("/")[0] in KADID_STYLE
     for name in runnable:
         finite = np.isfinite(preds[name])
         if finite.sum() < 3:
             skipped[name] = f"only {int(finite.sum())} of {finite.size} scores are finite"
-            print(f"Note: {name} skipped on {eval_set.label}: {skipped[name]}")
+            note(f"Note: {name} skipped on {eval_set.label}: {skipped[name]}")
             continue
         if not finite.all():
-            print(f"Note: {name} scored {int((~finite).sum())} pairs of {eval_set.label} as non-finite "
-                  "(identical to the reference?); they are left out of its correlations")
+            note(f"Note: {name} scored {int((~finite).sum())} pairs of {eval_set.label} as non-finite "
+                 "(identical to the reference?); they are left out of its correlations")
         pred, mos = preds[name][finite], preds["mos"][finite]
-        summary["results"][name] = {**evaluation.correlations(pred, mos), "n_excluded": int((~finite).sum())}
+        summary["results"][name] = {**stats.correlations(pred, mos), "n_excluded": int((~finite).sum())}
         summary["per_type"][name] = _per_type(pred, mos, preds["dist_type"][finite], kadid_style)
     return summary, preds
 
@@ -218,10 +189,10 @@ def write_set_plots(eval_set: EvalSet, summary: Mapping[str, Any], preds: Mappin
         finite = np.isfinite(preds[name])
         pred, mos = preds[name][finite], preds["mos"][finite]
         title = f"{name} on {eval_set.label} (n = {finite.sum()})"
-        paths.append(plots.scatter_with_fit(pred, mos, evaluation.fit_logistic(pred, mos),
+        paths.append(report.scatter_with_fit(pred, mos, stats.fit_logistic(pred, mos),
                                             os.path.join(out, f"scatter_{_safe_name(eval_set.label)}_{name}.png"), title))
         if summary["per_type"][name]:
-            paths.append(plots.per_type_bars(
+            paths.append(report.per_type_bars(
                 summary["per_type"][name], os.path.join(out, f"per_type_{_safe_name(eval_set.label)}_{name}.png"),
                 f"{name}: SROCC per distortion type, {eval_set.label}"))
     return paths
@@ -307,21 +278,6 @@ def robustness_examples(eval_set: EvalSet, max_examples: int, crop: Sequence[int
     return out
 
 
-def _jsonable(obj: Any) -> Any:
-    """Plain JSON values: numpy scalars to Python, tuples to lists, NaN and inf to None."""
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    return obj
-
-
 def _check_metrics(metrics: Sequence[str], have_model: bool) -> tuple[str, ...]:
     metrics = tuple(dict.fromkeys(metrics))  # drop repeats, keep order
     if not metrics:
@@ -339,7 +295,7 @@ def _set_markdown(label: str, summary: Mapping[str, Any]) -> str:
     what = "test split" if summary["split"] == "test" else "all pairs"
     text = f"## {label}: {what} of {summary['dataset']} ({summary['n']} pairs, {summary['image_size']})\n\n"
     if summary["results"]:
-        text += evaluation.markdown_table(summary["results"], TABLE_COLUMNS)
+        text += report.markdown_table(summary["results"], TABLE_COLUMNS)
     notes = [f"- {m} skipped: {why}" for m, why in summary["skipped"].items()]
     notes += [f"- {m}: {r['n_excluded']} pairs with a non-finite score left out"
               for m, r in summary["results"].items() if r["n_excluded"]]
@@ -373,13 +329,13 @@ def _score_fns(metrics: Sequence[str], trained: Run | None) -> dict[str, Callabl
             apply, params = apply_fn(trained.model_config), trained.params
             fns[name] = lambda ref, dist: apply(params, ref, dist)
         else:
-            fns[name] = baselines.BASELINES[name][0]
+            fns[name] = BASELINES[name][0]
     return fns
 
 
 def _markdown(result: Mapping[str, Any], trained: Run | None) -> str:
     if trained is not None:
-        md = f"# Evaluation of {trained.workdir} ({trainer.MODEL_FILE}, step {trained.meta.get('step', '?')})\n\n"
+        md = f"# Evaluation of {trained.workdir} ({MODEL_FILE}, step {trained.meta.get('step', '?')})\n\n"
     else:
         md = "# Evaluation of the baselines\n\n"
     md += "\n".join(_set_markdown(label, s) for label, s in result["datasets"].items())
@@ -387,7 +343,7 @@ def _markdown(result: Mapping[str, Any], trained: Run | None) -> str:
         rob = result["robustness"]
         md += (f"\n## Robustness of BiRQA on {rob['dataset']}\n\nSigned SROCC with MOS under the ranking-scrambling "
                f"attack; gain and R of the make-it-look-better attack. {rob['note']}.\n\n"
-               + robust_eval.robustness_markdown(rob))
+               + robustness.robustness_markdown(rob))
     return md
 
 
@@ -405,15 +361,15 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None, out: str 
     sets = _eval_sets(config, trained)
     score_fns = _score_fns(metrics, trained)
     if r.enabled:  # checked and loaded before the long evaluation, so a bad option fails early
-        unknown = [a for a in r.attacks if a not in attacks_lib.ATTACKS]
+        unknown = [a for a in r.attacks if a not in ATTACKS]
         if unknown:
-            raise EvalError(f"unknown attack(s) {unknown}; choose from {sorted(attacks_lib.ATTACKS)}")
+            raise EvalError(f"unknown attack(s) {unknown}; choose from {sorted(ATTACKS)}")
         examples = robustness_examples(sets[0], r.max_examples, r.crop, r.seed)
 
     os.makedirs(out, exist_ok=True)
     result: dict[str, Any] = {"metrics": list(metrics), "datasets": {}, "plots": []}
     if trained is not None:
-        result.update(workdir=workdir, model_file=os.path.join(workdir, trainer.MODEL_FILE), model_meta=trained.meta)
+        result.update(workdir=workdir, model_file=os.path.join(workdir, MODEL_FILE), model_meta=trained.meta)
     for eval_set in sets:
         summary, preds = evaluate_set(eval_set, score_fns, config.batch_size, progress)
         result["datasets"][eval_set.label] = summary
@@ -424,22 +380,22 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None, out: str 
         h, w = (int(c) for c in r.crop)
         print(f"Attacking BiRQA on {len(examples)} pairs of {label}, {h}x{w} centre crops: "
               f"{', '.join(r.attacks)} at eps {', '.join(f'{e * 255:g}/255' for e in r.eps)}")
-        rob = robust_eval.evaluate_robustness(
+        rob = robustness.evaluate_robustness(
             trained.params, trained.model_config, examples, attacks=tuple(r.attacks), eps_list=tuple(r.eps),
             seed=r.seed, batch_size=r.batch_size, attack_overrides=r.overrides.to_dict(), progress=progress)
         rob.update(dataset=label, crop=[h, w],
                    note=f"Attacks ran on {h}x{w} centre crops of {len(examples)} randomly chosen pairs "
                         f"(seed {r.seed}) of {label}, not on full images")
         result["robustness"] = rob
-        result["plots"].append(plots.robustness_curves(
-            robust_eval.srocc_curves(rob), os.path.join(out, "robustness_curves.png"),
+        result["plots"].append(report.robustness_curves(
+            robustness.srocc_curves(rob), os.path.join(out, "robustness_curves.png"),
             f"BiRQA SROCC under attack, {label} ({h}x{w} crops)"))
 
     md = _markdown(result, trained)
     with open(os.path.join(out, "eval.md"), "w") as f:
         f.write(md)
     with open(os.path.join(out, "eval.json"), "w") as f:
-        json.dump(_jsonable(result), f, indent=2, allow_nan=False)
+        json.dump(report.jsonable(result), f, indent=2, allow_nan=False)
     print("\n" + md)
     print(f"Wrote eval.json, eval.md and {len(result['plots'])} figures to {out}")
     return result

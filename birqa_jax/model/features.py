@@ -5,7 +5,7 @@ Conventions: images are NHWC float32 RGB in [0, 1]; ``ref`` is the pristine refe
 size (borders use symmetric padding, scipy's ``mode='reflect'``), so the stack can be fed to a
 convolutional pyramid at full resolution.
 
-The definitions are this project's reconstruction (see ``docs`` in the README): the paper names
+The definitions are this project's reconstruction (see the README): the paper names
 the features (SSIM map, YCbCr colour difference, LBP texture, information map) but does not
 publish their exact form.
 """
@@ -104,10 +104,20 @@ def ssim_map(x: jax.Array, y: jax.Array, sigma: float = 1.5) -> jax.Array:
     Its mean over ``[5:-5, 5:-5]`` equals ``skimage.metrics.structural_similarity(x, y,
     gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1)``.
     """
-    mx, my, vx, vy, cxy = local_moments(x, y, sigma)
-    num = (2 * mx * my + SSIM_C1) * (2 * cxy + SSIM_C2)
-    den = (mx * mx + my * my + SSIM_C1) * (vx + vy + SSIM_C2)
-    return num / den
+    return ssim_from_moments(*local_moments(x, y, sigma))
+
+
+def ssim_terms(mx, my, vx, vy, cxy):
+    """SSIM's luminance and contrast-structure terms from the ``local_moments``, each as
+    ``(numerator, denominator)``: ``l = (2 mx my + C1) / (mx^2 + my^2 + C1)`` and ``cs = (2 cxy
+    + C2) / (vx + vy + C2)``. MS-SSIM uses ``cs`` alone at its finer scales."""
+    return (2 * mx * my + SSIM_C1, mx * mx + my * my + SSIM_C1), (2 * cxy + SSIM_C2, vx + vy + SSIM_C2)
+
+
+def ssim_from_moments(mx, my, vx, vy, cxy) -> jax.Array:
+    """The SSIM map ``l * cs`` from the ``local_moments`` (one division)."""
+    (ln, ld), (cn, cd) = ssim_terms(mx, my, vx, vy, cxy)
+    return (ln * cn) / (ld * cd)
 
 
 def _shift(xp: jax.Array, dr: int, dc: int, h: int, w: int) -> jax.Array:
@@ -188,16 +198,14 @@ def feature_stack(
     ycc_d = rgb_to_ycbcr(dist.astype(jnp.float32))
     y_r, y_d = ycc_r[..., :1], ycc_d[..., :1]
 
-    mx, my, vx, vy, cxy = local_moments(y_r, y_d)
-    ssim = ((2 * mx * my + SSIM_C1) * (2 * cxy + SSIM_C2)) / (
-        (mx * mx + my * my + SSIM_C1) * (vx + vy + SSIM_C2)
-    )
+    moments = local_moments(y_r, y_d)
+    vx, vy = moments[2], moments[3]
     chroma = jnp.abs(ycc_r[..., 1:] - ycc_d[..., 1:])
     lbp = jnp.mean(
         jnp.abs(soft_lbp_bits(y_r, lbp_temperature) - soft_lbp_bits(y_d, lbp_temperature)),
         axis=-1,
     )
-    feats = [ssim, chroma, lbp, information_map(vx, info_c), information_map(vy, info_c)]
+    feats = [ssim_from_moments(*moments), chroma, lbp, information_map(vx, info_c), information_map(vy, info_c)]
     if include_luma:
         feats += [y_r, y_d]
     return jnp.concatenate(feats, axis=-1)

@@ -21,7 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from birqa_jax.features import SSIM_C1, SSIM_C2, local_moments, rgb_to_ycbcr, ssim_map
+from birqa_jax.inputs import check_pair
+from birqa_jax.model.features import local_moments, rgb_to_ycbcr, ssim_from_moments, ssim_map, ssim_terms
 
 # Half-width of the 11-tap Gaussian window: the valid region drops this many pixels per border.
 _SSIM_RADIUS = 5
@@ -33,21 +34,6 @@ MS_SSIM_MIN_SIZE = 16 * (_SSIM_WINDOW - 1) + 1  # 161: ceil(161 / 16) == 11
 
 GMSD_T = 170.0  # stability constant for luma in [0, 255]
 _PREWITT = np.array([1.0, 1.0, 1.0]) / 3.0  # smoothing taps of the Prewitt filter (/3)
-
-
-def _check_pair(ref: jax.Array, dist: jax.Array, name: str, min_size: int = 1) -> None:
-    for label, x in (("ref", ref), ("dist", dist)):
-        if x.ndim != 4 or x.shape[-1] != 3:
-            raise ValueError(f"{name}: {label} must be NHWC RGB [B, H, W, 3], got shape {x.shape}")
-        if not jnp.issubdtype(x.dtype, jnp.floating):
-            raise ValueError(f"{name}: {label} must be float in [0, 1], got dtype {x.dtype}")
-    if ref.shape != dist.shape:
-        raise ValueError(f"{name}: ref and dist shapes differ: {ref.shape} vs {dist.shape}")
-    if min(ref.shape[1:3]) < min_size:
-        raise ValueError(
-            f"{name}: images of {ref.shape[1]}x{ref.shape[2]} are too small, "
-            f"need at least {min_size} px on the short side"
-        )
 
 
 def _luma(x: jax.Array) -> jax.Array:
@@ -91,7 +77,7 @@ def psnr(ref: jax.Array, dist: jax.Array, luma: bool = False) -> jax.Array:
     Returns [B] float32, higher = better. Identical images give +inf (not capped: the MSE is 0);
     callers that correlate scores must exclude such pairs.
     """
-    _check_pair(ref, dist, "psnr")
+    check_pair(ref, dist, who="psnr")
     if luma:
         a, b = _luma(ref), _luma(dist)
     else:
@@ -118,7 +104,7 @@ def ssim(ref: jax.Array, dist: jax.Array, downsample: bool = True) -> jax.Array:
     border dropped). With ``downsample=False`` it equals skimage's ``structural_similarity(
     gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1)`` on Y.
     """
-    _check_pair(ref, dist, "ssim")
+    check_pair(ref, dist, who="ssim")
     x, y = _luma(ref), _luma(dist)
     if downsample:
         f = ssim_downsample_factor(*x.shape[1:3])
@@ -146,18 +132,17 @@ def ms_ssim(ref: jax.Array, dist: jax.Array) -> jax.Array:
         the short side so that the fifth scale still holds an 11-px window.
     Returns [B] float32 in [0, 1], higher = better.
     """
-    _check_pair(ref, dist, "ms_ssim", MS_SSIM_MIN_SIZE)
+    check_pair(ref, dist, who="ms_ssim", min_size=MS_SSIM_MIN_SIZE)
     x, y = _luma(ref), _luma(dist)
     score = 1.0
     for j, w in enumerate(MS_SSIM_WEIGHTS):
-        mx, my, vx, vy, cxy = local_moments(x, y)
-        cs_map = (2 * cxy + SSIM_C2) / (vx + vy + SSIM_C2)
+        moments = local_moments(x, y)
         if j < len(MS_SSIM_WEIGHTS) - 1:
-            term = _valid_mean(cs_map)
+            _, (cs_num, cs_den) = ssim_terms(*moments)
+            term = _valid_mean(cs_num / cs_den)
             x, y = _box_downsample(x, 2, "symmetric"), _box_downsample(y, 2, "symmetric")
         else:
-            lum = (2 * mx * my + SSIM_C1) / (mx * mx + my * my + SSIM_C1)
-            term = _valid_mean(lum * cs_map)
+            term = _valid_mean(ssim_from_moments(*moments))
         score = score * jnp.maximum(term, 0.0) ** w
     return score
 
@@ -192,7 +177,7 @@ def gmsd(ref: jax.Array, dist: jax.Array) -> jax.Array:
       ref, dist: [B, H, W, 3] float32 RGB in [0, 1], at least 4 px on the short side.
     Returns [B] float32 >= 0, lower = better; identical images give exactly 0.
     """
-    _check_pair(ref, dist, "gmsd", 4)
+    check_pair(ref, dist, who="gmsd", min_size=4)
     y = 255.0 * jnp.concatenate([_luma(ref), _luma(dist)], axis=-1)
     m = _prewitt_magnitude(_box_downsample(y, 2, "constant"))
     mr, md = m[..., :1], m[..., 1:]

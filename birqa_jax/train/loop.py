@@ -13,54 +13,19 @@ import functools
 import json
 import os
 import time
-from typing import Any
 
 import jax
 import ml_collections
 import numpy as np
 
-from birqa_jax import baselines, evaluation, training
-from birqa_jax.api import apply_fn
-from birqa_jax.checkpointing import Checkpoints
-from birqa_jax.io import load_model, save_model
-from birqa_jax.model import BiRQA, ModelConfig, init_params
-from birqa_jax.predict import predict_examples
-
-MODEL_FILE = "birqa.msgpack"
-
-
-def load_data(config):
-    """The data module, the source of ``config.data`` (built if needed) and its split indices."""
-    from birqa_jax import data
-
-    kwargs: dict[str, Any] = {}
-    if config.data.name == "kadid_synthetic":
-        wanted = data.KadidSyntheticConfig(**_plain(config.data.synthetic))
-        registered = {c.name: c for c in data.KadidSynthetic.BUILDER_CONFIGS}
-        if wanted.name not in registered:
-            kwargs["config"] = wanted
-        elif registered[wanted.name].options() == wanted.options():
-            kwargs["config"] = wanted.name
-        else:
-            raise ValueError(f"kadid_synthetic config {wanted.name!r} is built-in with options "
-                             f"{registered[wanted.name].options()}; give changed options another name "
-                             "(--config.data.synthetic.name=...)")
-    manual_dir = os.path.expanduser(config.data.manual_dir) if config.data.manual_dir else None
-    source = data.load_source(config.data.name, os.path.expanduser(config.data.data_dir), manual_dir, **kwargs)
-    if config.data.split == "official":
-        splits = data.official_split(config.data.name, len(source))
-    else:
-        splits = data.split_indices(data.group_ids(source), config.data.split_id, tuple(config.data.ratios))
-    return data, source, splits
-
-
-def _plain(cd) -> dict:
-    d = cd.to_dict() if isinstance(cd, ml_collections.ConfigDict) else dict(cd)
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
-
-
-def model_config(config) -> ModelConfig:
-    return ModelConfig.from_dict(_plain(config.model))
+from birqa_jax.classical import BASELINES
+from birqa_jax.data import iterate, mos_band_dataset, train_dataset
+from birqa_jax.data.runs import CONFIG_FILE, MODEL_FILE, load_data, model_config, plain
+from birqa_jax.evaluation import report
+from birqa_jax.evaluation.job import EvalSet, evaluate_set
+from birqa_jax.model import BiRQA, ModelConfig, apply_fn, init_params, load_model, save_model
+from birqa_jax.train import step as training
+from birqa_jax.train.checkpoints import Checkpoints
 
 
 def _initial_params(config, model_cfg: ModelConfig):
@@ -76,14 +41,14 @@ def _initial_params(config, model_cfg: ModelConfig):
     return params
 
 
-def _train_stream(data, source, indices, config):
+def _train_stream(source, indices, config):
     common = dict(batch_size=config.batch_size, crop_size=tuple(config.data.crop_size), seed=config.seed,
                   process_index=jax.process_index(), process_count=jax.process_count())
     if config.aat.enabled and config.aat.anchored:  # AAT: MOS-band batches with clean anchors
-        return data.mos_band_dataset(source, indices, band_width=config.aat.band_width,
+        return mos_band_dataset(source, indices, band_width=config.aat.band_width,
                                      num_anchors=config.aat.num_anchors, anchor_rule=config.aat.anchor_rule,
                                      **common)
-    return data.train_dataset(source, indices, **common)  # clean or plain adversarial training
+    return train_dataset(source, indices, **common)  # clean or plain adversarial training
 
 
 def _optimizer_args(config) -> tuple:
@@ -100,15 +65,7 @@ def _attack_spec(config) -> training.AttackSpec | None:
     a = config.aat
     if not a.enabled:
         return None
-    return training.AttackSpec(name=a.attack, eps=a.eps, steps=a.steps, step_size=a.step_size or None,
-                               anchored=a.anchored)
-
-
-def evaluate_split(score_fns: dict, data, source, indices, batch_size: int, progress: bool = False):
-    """Predictions of every score function on ``indices``, with correlations against MOS."""
-    preds = predict_examples(score_fns, data.eval_examples(source, indices), batch_size,
-                             total=len(indices), progress=progress)
-    return preds, {name: evaluation.correlations(preds[name], preds["mos"]) for name in score_fns}
+    return training.AttackSpec(name=a.attack, eps=a.eps, settings=plain(a.settings), anchored=a.anchored)
 
 
 def _local_copy(params):
@@ -140,10 +97,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at:
     os.makedirs(workdir, exist_ok=True)
     primary = jax.process_index() == 0
     if primary:
-        with open(os.path.join(workdir, "config.json"), "w") as f:
+        with open(os.path.join(workdir, CONFIG_FILE), "w") as f:
             f.write(config.to_json_best_effort(indent=2))
 
-    data, source, splits = load_data(config)
+    source, splits = load_data(config.data)
     model_cfg = model_config(config)
     tx = training.make_optimizer(*_optimizer_args(config))
     schedule = training.make_schedule(*_optimizer_args(config)[:3])
@@ -160,10 +117,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at:
         print(f"Resuming from step {start} in {workdir}")
     state = training.replicate(state, mesh)
 
-    weights = training.LossWeights(**_plain(config.loss))
+    weights = training.LossWeights(**plain(config.loss))
     train_step = _train_step(model_cfg, _optimizer_args(config), mesh, weights, _attack_spec(config))
-    stream = data.iterate(_train_stream(data, source, splits["train"], config), start_step=start,
-                          prefetch=config.prefetch)
+    stream = iterate(_train_stream(source, splits["train"], config), start_step=start, prefetch=config.prefetch)
     predict = apply_fn(model_cfg)
     log = _MetricsLog(workdir)
     best = ckpts.best_val_srocc()
@@ -191,9 +147,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at:
                 )
         if "val" in splits and (step % config.eval_every == 0 or step == config.num_steps):
             params = _local_copy(state.params)
-            _, val = evaluate_split({"birqa": lambda r, d: predict(params, r, d)}, data, source,
-                                    splits["val"], config.eval_batch_size)
-            v = val["birqa"]
+            val = _evaluate(config, source, splits, "val", {"birqa": lambda r, d: predict(params, r, d)})
+            v = val.get("birqa", {"srocc": float("nan"), "plcc": float("nan")})  # absent: no finite scores
             log.write({"step": step, "val_srocc": v["srocc"], "val_plcc": v["plcc"]})
             bar.write(f"step {step}: val SROCC {v['srocc']:.4f} PLCC {v['plcc']:.4f}")
             if np.isfinite(v["srocc"]) and v["srocc"] > best:
@@ -207,10 +162,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at:
     if end < config.num_steps:
         ckpts.close()
         return {"stopped_at": end}
-    return _finish(config, workdir, data, source, splits, model_cfg, predict, ckpts, state, template)
+    return _finish(config, workdir, source, splits, model_cfg, predict, ckpts, state, template)
 
 
-def _finish(config, workdir, data, source, splits, model_cfg, predict, ckpts, state, template) -> dict:
+def _evaluate(config, source, splits, part: str, score_fns: dict, progress: bool = False) -> dict:
+    """Correlations with MOS of each score function on the split ``part`` (full-size images)."""
+    eval_set = EvalSet(f"{config.data.name}-{part}", config.data.name, part, source, splits[part])
+    summary, _ = evaluate_set(eval_set, score_fns, config.eval_batch_size, progress=progress, verbose=False)
+    return summary["results"]
+
+
+def _finish(config, workdir, source, splits, model_cfg, predict, ckpts, state, template) -> dict:
     """Export the best model, evaluate it and the baselines on the test split, write results."""
     best = ckpts.restore_best(template)
     ckpts.close()
@@ -226,14 +188,14 @@ def _finish(config, workdir, data, source, splits, model_cfg, predict, ckpts, st
         return summary
     fns = {"birqa": lambda r, d: predict(params, r, d)}
     for name in config.test_baselines:
-        fns[name] = baselines.BASELINES[name][0]
-    _, test = evaluate_split(fns, data, source, splits["test"], config.eval_batch_size, progress=True)
+        fns[name] = BASELINES[name][0]
+    test = _evaluate(config, source, splits, "test", fns, progress=True)
     summary.update(test_examples=len(splits["test"]), test=test)
     if jax.process_index() == 0:
         with open(os.path.join(workdir, "results.json"), "w") as f:
             json.dump(summary, f, indent=2, default=float)
         cols = ["srocc", "krocc", "plcc", "plcc_fitted", "rmse_fitted"]
         print(f"\nTest split of {config.data.name} ({len(splits['test'])} pairs), best checkpoint step {best_step}:")
-        print(evaluation.markdown_table(test, cols))
+        print(report.markdown_table(test, cols))
         print(f"Model exported to {model_path}")
     return summary

@@ -35,7 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from birqa_jax.features import rgb_to_ycbcr, ssim_map
+from birqa_jax.inputs import check_batch, check_pair, check_values
+from birqa_jax.model.features import rgb_to_ycbcr, ssim_map
 
 ScoreFn = Callable[[jax.Array, jax.Array], jax.Array]
 Objective = Callable[[jax.Array], jax.Array]
@@ -55,13 +56,6 @@ _SQUARE_HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
 
 
 # ----------------------------------------------------------------------------- validation
-
-
-def _check_images(name: str, x: jax.Array) -> None:
-    if x.ndim != 4 or x.shape[-1] != 3:
-        raise ValueError(f"{name} must be [B, H, W, 3], got shape {tuple(x.shape)}")
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise TypeError(f"{name} must be a float array in [0, 1], got dtype {x.dtype}")
 
 
 def _check_per_item(name: str, v: jax.Array, batch: int) -> None:
@@ -92,7 +86,7 @@ def direction_objective(score_fn: ScoreFn, ref: jax.Array, direction: jax.Array)
       ref: [B, H, W, 3] float32 in [0, 1], the fixed reference.
       direction: [B] float32, +1 or -1 per item.
     """
-    _check_images("ref", ref)
+    check_batch("ref", ref)
     _check_per_item("direction", direction, ref.shape[0])
 
     def objective(x: jax.Array) -> jax.Array:
@@ -109,7 +103,7 @@ def away_objective(score_fn: ScoreFn, ref: jax.Array, target: jax.Array) -> Obje
       ref: [B, H, W, 3] float32 in [0, 1], the fixed reference.
       target: [B] float32, the label (MOS on the model's scale) of each item.
     """
-    _check_images("ref", ref)
+    check_batch("ref", ref)
     _check_per_item("target", target, ref.shape[0])
 
     def objective(x: jax.Array) -> jax.Array:
@@ -144,21 +138,41 @@ def _per_item(v: jax.Array) -> jax.Array:
     return v[:, None, None, None]
 
 
+def item_keys(rng: jax.Array | None, batch: int) -> jax.Array:
+    """One PRNG key per item for the random attacks: [B] typed keys.
+
+    ``rng`` is one key (typed, or raw ``uint32[2]`` as ``jax.random.PRNGKey`` makes), split
+    into ``batch`` keys; or already [B] keys, one per item, used as they are. A data-parallel
+    step derives the latter from each item's global index, so that an attack's result does not
+    depend on how the batch is sharded over devices.
+    """
+    if rng is None:
+        raise ValueError("this attack is random: pass rng, a PRNG key or one key per item")
+    if not jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key):
+        rng = jax.random.wrap_key_data(rng)
+    if rng.ndim == 0:
+        return jax.random.split(rng, batch)
+    if rng.shape != (batch,):
+        raise ValueError(f"rng must be one key or [B] = ({batch},) keys, got shape {tuple(rng.shape)}")
+    return rng
+
+
 # ----------------------------------------------------------------------------- sign-gradient
 
 
-def fgsm(objective: Objective, dist: jax.Array, *, eps: Scalar) -> jax.Array:
+def fgsm(objective: Objective, dist: jax.Array, *, eps: Scalar, rng: jax.Array | None = None) -> jax.Array:
     """FGSM: one signed-gradient step of size ``eps``.
 
     Args:
       objective: ``x -> [B]`` to maximise (``direction_objective`` or ``away_objective``).
       dist: [B, H, W, 3] float32 in [0, 1], the image to perturb.
       eps: L-inf budget in [0, 1] pixel units.
+      rng: unused (deterministic); every attack takes it, so callers need not know which do.
 
     Returns:
       [B, H, W, 3] float32 within ``eps`` of ``dist`` (L-inf) and within [0, 1].
     """
-    _check_images("dist", dist)
+    check_batch("dist", dist)
     _check_eps(eps)
     lo, hi = _ball(dist, eps)
     _, g = _value_and_grad(objective, dist)
@@ -180,6 +194,7 @@ def ifgsm(
     dist: jax.Array,
     *,
     eps: Scalar,
+    rng: jax.Array | None = None,
     steps: int = 10,
     step_size: Scalar = 1.0 / 255.0,
 ) -> jax.Array:
@@ -188,7 +203,7 @@ def ifgsm(
     Same arguments and result as ``fgsm``; returns the last iterate (by definition, no
     best-point tracking).
     """
-    _check_images("dist", dist)
+    check_batch("dist", dist)
     _check_eps(eps)
     _check_count("steps", steps)
     return _signed_ascent(objective, dist, dist, eps, steps, step_size)
@@ -205,19 +220,15 @@ def pgd(
 ) -> jax.Array:
     """PGD (Madry et al. 2018): I-FGSM from a uniform random point of the eps ball.
 
-    ``step_size`` defaults to ``eps / 4``; ``rng`` draws the start: one key for the batch, or
-    a [B] array of keys, one per item (a data-parallel step derives them from each item's
-    global index so that the result does not depend on how the batch is sharded). Same
-    arguments and result as ``ifgsm``.
+    ``step_size`` defaults to ``eps / 4``; ``rng`` (see ``item_keys``) draws each item's start.
+    Same arguments and result as ``ifgsm``.
     """
-    _check_images("dist", dist)
+    check_batch("dist", dist)
     _check_eps(eps)
     _check_count("steps", steps)
     lo, hi = _ball(dist, eps)
-    if jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key) and rng.ndim == 1:
-        noise = jax.vmap(lambda k: jax.random.uniform(k, dist.shape[1:], dist.dtype, minval=-eps, maxval=eps))(rng)
-    else:
-        noise = jax.random.uniform(rng, dist.shape, dist.dtype, minval=-eps, maxval=eps)
+    keys = item_keys(rng, dist.shape[0])
+    noise = jax.vmap(lambda k: jax.random.uniform(k, dist.shape[1:], dist.dtype, minval=-eps, maxval=eps))(keys)
     start = jnp.clip(dist + noise, lo, hi)
     step = eps / 4 if step_size is None else step_size
     return _signed_ascent(objective, dist, start, eps, steps, step)
@@ -228,6 +239,7 @@ def mifgsm(
     dist: jax.Array,
     *,
     eps: Scalar,
+    rng: jax.Array | None = None,
     steps: int = 10,
     decay: float = 1.0,
 ) -> jax.Array:
@@ -236,7 +248,7 @@ def mifgsm(
     The momentum is ``m <- decay * m + g / ||g||_1`` with the L1 norm taken per item, so every
     item's history is weighted on its own scale. Same arguments and result as ``ifgsm``.
     """
-    _check_images("dist", dist)
+    check_batch("dist", dist)
     _check_eps(eps)
     _check_count("steps", steps)
     lo, hi = _ball(dist, eps)
@@ -273,7 +285,9 @@ def apgd_checkpoints(steps: int) -> tuple[int, ...]:
     return tuple(out)
 
 
-def apgd(objective: Objective, dist: jax.Array, *, eps: Scalar, steps: int = 100) -> jax.Array:
+def apgd(
+    objective: Objective, dist: jax.Array, *, eps: Scalar, rng: jax.Array | None = None, steps: int = 100
+) -> jax.Array:
     """APGD (Croce & Hein 2020, L-inf), returning each item's best point.
 
     Starts at ``dist`` with step ``2 * eps``; each iteration takes a signed step and mixes it
@@ -283,7 +297,7 @@ def apgd(objective: Objective, dist: jax.Array, *, eps: Scalar, steps: int = 100
     step was not halved at the last checkpoint and its best objective has not improved since.
     ``steps`` gradient evaluations plus one forward pass. Same arguments and result as ``fgsm``.
     """
-    _check_images("dist", dist)
+    check_batch("dist", dist)
     _check_eps(eps)
     lo, hi = _ball(dist, eps)
     ckpts = apgd_checkpoints(steps)
@@ -366,7 +380,7 @@ def spatial_activity_map(x: jax.Array) -> jax.Array:
       reflected as scipy's ``mode='reflect'``), divided by its per-image maximum (all zeros for
       a flat image), then a 3x3 maximum filter.
     """
-    _check_images("x", x)
+    check_batch("x", x)
     y = rgb_to_ycbcr(x)[..., :1]
     h, w = y.shape[1:3]
     yp = jnp.pad(y, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="symmetric")
@@ -389,6 +403,7 @@ def korhonen(
     dist: jax.Array,
     *,
     eps: Scalar,
+    rng: jax.Array | None = None,
     steps: int = 10,
     lr: float = 0.005,
 ) -> jax.Array:
@@ -401,7 +416,7 @@ def korhonen(
     because Adam normalises each coordinate's gradient, which would cancel a fixed per-pixel
     factor; this way flat regions (m ~ 0) stay nearly untouched. Same result as ``fgsm``.
     """
-    _check_images("dist", dist)
+    check_batch("dist", dist)
     _check_eps(eps)
     _check_count("steps", steps)
     mask = jax.lax.stop_gradient(spatial_activity_map(dist))
@@ -448,10 +463,11 @@ def square(
     (side ``sqrt(p * H * W)`` with ``p`` shrinking from ``p_init`` on the paper's schedule,
     between 1 and min(H, W) - 1) to one random sign per channel, and keeps it if the objective
     increases. ``queries`` counts every evaluation of the objective; no gradient is ever taken,
-    so it also scores models that mask their gradients. Returns each item's best point, within
-    ``eps`` of ``dist`` and within [0, 1].
+    so it also scores models that mask their gradients. ``rng`` (see ``item_keys``) draws each
+    item's stripes and squares. Returns each item's best point, within ``eps`` of ``dist`` and
+    within [0, 1].
     """
-    _check_images("dist", dist)
+    check_batch("dist", dist)
     _check_eps(eps)
     _check_count("queries", queries)
     b, h, w, c = dist.shape
@@ -462,20 +478,26 @@ def square(
     def image(delta):
         return jnp.clip(dist + delta, 0.0, 1.0)
 
-    k_init, k_loop = jax.random.split(rng)
-    stripes = jax.random.rademacher(k_init, (b, 1, w, c), dist.dtype)
+    split = jax.vmap(jax.random.split)(item_keys(rng, b))
+    k_init, k_loop = split[:, 0], split[:, 1]
+    stripes = jax.vmap(lambda k: jax.random.rademacher(k, (1, w, c), dist.dtype))(k_init)
     delta = jnp.broadcast_to(eps * stripes, dist.shape)
     f = _evaluate(objective, image(delta))
 
     def body(i, carry):
         delta, f = carry
-        k_r, k_c, k_s = jax.random.split(jax.random.fold_in(k_loop, i), 3)
         p = _square_fraction(i, queries, p_init)
         side = jnp.clip(jnp.round(jnp.sqrt(p * h * w)).astype(jnp.int32), 1, max_side)
-        r0 = jax.random.randint(k_r, (b,), 0, h - side + 1)[:, None, None, None]
-        c0 = jax.random.randint(k_c, (b,), 0, w - side + 1)[:, None, None, None]
+
+        def draw(key):  # one item's square: top-left corner and colour
+            k_r, k_c, k_s = jax.random.split(jax.random.fold_in(key, i), 3)
+            return (jax.random.randint(k_r, (), 0, h - side + 1), jax.random.randint(k_c, (), 0, w - side + 1),
+                    jax.random.rademacher(k_s, (1, 1, c), dist.dtype))
+
+        r0, c0, signs = jax.vmap(draw)(k_loop)
+        r0, c0 = _per_item(r0), _per_item(c0)
         inside = (rows >= r0) & (rows < r0 + side) & (cols >= c0) & (cols < c0 + side)
-        colour = eps * jax.random.rademacher(k_s, (b, 1, 1, c), dist.dtype)
+        colour = eps * signs
         proposal = jnp.where(inside, colour, delta)
         f_new = _evaluate(objective, image(proposal))
         better = f_new > f
@@ -501,7 +523,10 @@ ATTACKS: dict[str, Callable[..., jax.Array]] = {
 
 def check_settings(name: str, settings) -> None:
     """Raise ValueError unless ``name`` is an attack of ``ATTACKS`` that accepts every keyword
-    of ``settings`` (its keyword-only options besides ``eps`` and ``rng``)."""
+    of ``settings`` (its keyword-only options besides ``eps`` and ``rng``).
+
+    Every attack has the signature ``attack(objective, dist, *, eps, rng, **settings)``; the
+    deterministic ones accept ``rng`` and ignore it."""
     if name not in ATTACKS:
         raise ValueError(f"unknown attack {name!r}; choose one of {sorted(ATTACKS)}")
     params = inspect.signature(ATTACKS[name]).parameters
@@ -509,10 +534,6 @@ def check_settings(name: str, settings) -> None:
     unknown = set(settings) - accepted
     if unknown:
         raise ValueError(f"{name} takes no setting(s) {sorted(unknown)}; it accepts {sorted(accepted)}")
-
-
-def _uses_rng(name: str) -> bool:
-    return "rng" in inspect.signature(ATTACKS[name]).parameters
 
 
 @jax.jit
@@ -527,8 +548,7 @@ def perturbation_stats(adv: jax.Array, dist: jax.Array) -> dict[str, jax.Array]:
       1 (inf for identical images); SSIM on BT.601 luma (``features.ssim_map``, Gaussian sigma
       1.5, reflected borders) averaged over the whole image.
     """
-    _check_images("adv", adv)
-    _check_images("dist", dist)
+    check_pair(adv, dist, who="perturbation_stats")
     diff = adv - dist
     linf = jnp.max(jnp.abs(diff), axis=(1, 2, 3))
     psnr = -10.0 * jnp.log10(jnp.mean(diff**2, axis=(1, 2, 3)))
@@ -539,9 +559,8 @@ def perturbation_stats(adv: jax.Array, dist: jax.Array) -> dict[str, jax.Array]:
 
 @functools.partial(jax.jit, static_argnames=("name", "score_fn", "settings"))
 def _attack(ref, dist, direction, eps, rng, *, name, score_fn, settings):
-    extra = {"rng": rng} if _uses_rng(name) else {}
     objective = direction_objective(score_fn, ref, direction)
-    return ATTACKS[name](objective, dist, eps=eps, **extra, **dict(settings))
+    return ATTACKS[name](objective, dist, eps=eps, rng=rng, **dict(settings))
 
 
 def run_attack(
@@ -569,20 +588,15 @@ def run_attack(
       ref, dist: [B, H, W, 3] float32 in [0, 1].
       direction: [B] float32 of +1 (push the score up) or -1 (push it down).
       eps: L-inf budget in (0, 1], [0, 1] pixel units (4/255, ...).
-      rng: PRNG key; used by pgd and square, ignored by the deterministic attacks.
+      rng: PRNG key, or [B] keys (``item_keys``); used by pgd and square, ignored by the others.
 
     Returns:
       ``(adv, stats)``: adv [B, H, W, 3] float32, stats as ``perturbation_stats(adv, dist)``.
     """
     check_settings(name, overrides)
-    _check_images("ref", ref)
-    _check_images("dist", dist)
-    if ref.shape != dist.shape:
-        raise ValueError(f"ref {tuple(ref.shape)} and dist {tuple(dist.shape)} differ in shape")
-    for label, img in (("ref", ref), ("dist", dist)):
-        lo, hi = float(jnp.min(img)), float(jnp.max(img))
-        if lo < 0.0 or hi > 1.0:
-            raise ValueError(f"{label} must be in [0, 1], got values in [{lo:.4g}, {hi:.4g}]")
+    check_pair(ref, dist, who="run_attack")
+    check_values("ref", ref)
+    check_values("dist", dist)
     direction = jnp.asarray(direction, jnp.float32)
     _check_per_item("direction", direction, dist.shape[0])
     if not bool(jnp.all(jnp.abs(direction) == 1.0)):
