@@ -177,23 +177,24 @@ def write_csiq(root: pathlib.Path, header: tuple[str, ...] | None = None) -> lis
 
 
 def write_pipal(root: pathlib.Path, merged: bool) -> list[Expected]:
-    """PIPAL training part: distorted images in Train_Dist/ (merged) or Distortion_1..4/."""
+    """PIPAL training part: distorted images in Train_Dist/ (merged) or Distortion_1..4/, the
+    distorted images of reference A000k in Distortion_k/."""
     rows = {
         "A0001.txt": [("A0001_00_00.bmp", 1520.0648), ("A0001_10_03.bmp", 1105.5), ("A0001_02_01.bmp", 1650.25)],
         "A0002.txt": [("A0002_01_02.bmp", 1402.0), ("A0002_12_00.bmp", 1780.75)],
+        "A0003.txt": [("A0003_05_01.bmp", 1210.5)],
+        "A0004.txt": [("A0004_20_02.bmp", 1333.25)],
     }
-    for ref in ("A0001.bmp", "A0002.bmp"):
-        write_image(root / "Train_Ref" / ref)
     expected = []
-    part = 0
+    (root / "Train_Label").mkdir(parents=True, exist_ok=True)
     for label_file, lines in rows.items():
-        (root / "Train_Label").mkdir(parents=True, exist_ok=True)
+        ref = label_file[:5]
+        write_image(root / "Train_Ref" / f"{ref}.bmp")
         (root / "Train_Label" / label_file).write_text("".join(f"{n},{s}\n" for n, s in lines))
         for name, score in lines:
-            folder = "Train_Dist" if merged else f"Distortion_{part % 4 + 1}"
-            part += 1
+            folder = "Train_Dist" if merged else f"Distortion_{int(ref[1:])}"
             write_image(root / folder / name)
-            expected.append(Expected(name[:5] + ".bmp", name, score, int(name[6:8]), int(name[9:11])))
+            expected.append(Expected(f"{ref}.bmp", name, score, int(name[6:8]), int(name[9:11])))
     return expected
 
 

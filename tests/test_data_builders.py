@@ -1,5 +1,7 @@
 """The real-dataset builders on tiny fixture trees in the official layouts (tests/fixtures_iqa.py)."""
 
+import os
+import shutil
 import sys
 
 import fixtures_iqa as fx
@@ -9,7 +11,7 @@ import scipy.io
 import tensorflow_datasets as tfds
 
 from birqa_jax import data
-from birqa_jax.data.base import ImageReadError
+from birqa_jax.data.base import ImageReadError, SourceChangedError
 
 
 def build(name, tmp_path, root, **kwargs):
@@ -190,7 +192,7 @@ def test_missing_image_fails_by_name_or_is_skipped_and_counted(tmp_path, capsys)
     root = tmp_path / "kadid10k"
     fx.write_kadid(root)
     (root / "images" / "I02_25_03.png").unlink()
-    with pytest.raises(FileNotFoundError, match="1 listed examples have missing images: .*I02_25_03.png"):
+    with pytest.raises(FileNotFoundError, match=r"1 of 8 listed image files are missing \(needed by 1 of 5 examples\): .*I02_25_03.png"):
         build("kadid10k", tmp_path / "a", root)
     source = build("kadid10k", tmp_path / "b", root, skip_bad_images=True)
     assert len(source) == 4 and b"I02_25_03.png" not in [source[i]["dist_name"] for i in range(4)]
@@ -298,3 +300,165 @@ def test_load_source_builds_once_and_says_so(tmp_path, capsys):
     (root / "dmos.csv").unlink()  # a built dataset no longer needs its source files
     assert len(data.load_source("kadid10k", data_dir=str(tmp_path / "tfds"))) == 5
     assert "Built" not in capsys.readouterr().out
+
+
+def test_missing_files_and_examples_are_counted_apart(tmp_path):
+    root = tmp_path / "kadid10k"
+    fx.write_kadid(root)
+    (root / "images" / "I02.png").unlink()  # the reference of two examples
+    with pytest.raises(FileNotFoundError, match=r"1 of 8 listed image files are missing \(needed by 2 of 5 examples\): \S*images/I02.png\."):
+        build("kadid10k", tmp_path, root)
+
+
+def test_kadid10k_names_match_case_insensitively(tmp_path):
+    root = tmp_path / "kadid10k"
+    expected = fx.write_kadid(root)
+    images = root / "images"
+    (images / "I01_10_05.png").rename(images / "i01_10_05.PNG")
+    (images / "I03.png").rename(images / "i03.png")
+    (root / "dmos.csv").write_text((root / "dmos.csv").read_text().replace("I02_25_03.png", "i02_25_03.PNG"))
+    source = build("kadid10k", tmp_path, root)
+    names = [(source[i]["ref_name"].decode(), source[i]["dist_name"].decode()) for i in range(len(source))]
+    assert names == [  # the names on disk
+        ("I01.png", "I01_01_01.png"),
+        ("I01.png", "i01_10_05.PNG"),
+        ("I02.png", "I02_25_03.png"),
+        ("i03.png", "I03_11_02.png"),
+        ("I02.png", "I02_01_04.png"),
+    ]
+    columns = data.example_columns(source)
+    assert columns["dist_type"].tolist() == [e.dist_type for e in expected]
+    assert columns["mos_raw"].tolist() == pytest.approx([e.mos_raw for e in expected])
+
+
+@pytest.mark.parametrize("removed, reported", [
+    ("Distortion_2/A0002_12_00.bmp", "Distortion_2/A0002_12_00.bmp"),  # beside its siblings
+    ("Distortion_3", "Distortion_3/A0003_05_01.bmp"),  # the one part not extracted
+    ("Distortion_4", "Distortion_4/A0004_20_02.bmp"),
+])
+def test_pipal_missing_image_is_named_in_its_part_folder(tmp_path, removed, reported):
+    root = tmp_path / "pipal"
+    fx.write_pipal(root, merged=False)
+    path = root / removed
+    shutil.rmtree(path) if path.is_dir() else path.unlink()
+    with pytest.raises(FileNotFoundError, match=f"missing .*: {root / reported}\\. Expected layout"):
+        build("pipal", tmp_path, root)
+
+
+def test_pipal_missing_image_without_one_part_to_name(tmp_path):
+    root = tmp_path / "pipal"
+    fx.write_pipal(root, merged=False)
+    shutil.rmtree(root / "Distortion_3")
+    shutil.rmtree(root / "Distortion_4")
+    with pytest.raises(FileNotFoundError, match=f"{root / 'Distortion_1..4' / 'A0003_05_01.bmp'}, "):
+        build("pipal", tmp_path, root)
+
+
+@pytest.mark.parametrize("part", ["ref", "p0", "p1"])
+def test_bapps_missing_patch_fails_by_name_or_is_skipped(tmp_path, capsys, part):
+    root = tmp_path / "dataset"
+    fx.write_bapps(root)
+    missing = root / "2afc" / "val" / "cnn" / part / "000001.png"
+    missing.unlink()
+    with pytest.raises(FileNotFoundError, match=f"1 of 9 listed image files are missing .*: {missing}\\."):
+        build("bapps_2afc", tmp_path / "a", root)
+    source = build("bapps_2afc", tmp_path / "b", root, skip_bad_images=True)
+    assert [source[i]["name"].decode() for i in range(len(source))] == ["cnn/000000", "traditional/000000"]
+    assert "skipped 1 examples with missing or unreadable images (skip_bad_images=True): cnn/000001" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "name, score_file",
+    [
+        ("kadid10k", "dmos.csv"),
+        ("tid2013", "mos_with_names.txt"),
+        ("pipal", "Train_Label/A0001.txt"),
+        ("pieapp", "labels/test/ref_A_per_image_score.csv"),
+    ],
+)
+def test_score_file_with_a_byte_order_mark(tmp_path, name, score_file):
+    root = tmp_path / "root"
+    expected = WRITERS[name](root)
+    path = root / score_file
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    source = build(name, tmp_path, root)
+    assert [source[i]["dist_name"].decode() for i in range(len(source))] == [e.dist_name for e in expected]
+    assert data.example_columns(source)["mos_raw"].tolist() == pytest.approx([e.mos_raw for e in expected])
+
+
+def test_live_without_realigned_scores_points_to_the_original_config(tmp_path):
+    root = tmp_path / "live"
+    expected = fx.write_live(root)["original"]
+    (root / "dmos_realigned.mat").unlink()
+    with pytest.raises(FileNotFoundError, match=f"(?s){root / 'dmos_realigned.mat'} not found; .*`live/original`.*Expected layout"):
+        build("live", tmp_path, root)
+    assert len(build("live/original", tmp_path, root)) == len(expected)
+
+
+def test_pieapp_skips_a_row_that_lists_the_reference_itself(tmp_path, capsys):
+    root = tmp_path / "pieapp"
+    expected = fx.write_pieapp(root)
+    label = root / "labels" / "test" / "ref_B_per_image_score.csv"
+    label.write_text(label.read_text() + "ref_B.png, ref_B.png, 0\n")
+    source = build("pieapp", tmp_path, root)
+    assert [source[i]["dist_name"].decode() for i in range(len(source))] == [e.dist_name for e in expected]
+    out = capsys.readouterr().out
+    assert out.count("pieapp: skipped 1 rows that list the reference itself as a distorted image: ref_B_per_image_score.csv line 3\n") == 1
+
+
+# --- A built dataset and its source folder. ---------------------------------------------------
+
+
+def test_unchanged_source_reuses_the_build(tmp_path, capsys):
+    root = tmp_path / "kadid10k"
+    fx.write_kadid(root)
+    build("kadid10k", tmp_path, root)
+    (root / "notes.txt").write_text("a file the build does not read")
+    capsys.readouterr()
+    assert len(build("kadid10k", tmp_path, root)) == 5
+    assert "Build" not in capsys.readouterr().out
+
+
+def test_changed_source_is_an_error_naming_the_change(tmp_path):
+    root = tmp_path / "kadid10k"
+    fx.write_kadid(root)
+    first = build("kadid10k", tmp_path, root)
+    data_path = first.dataset_info.data_dir
+    before = (root / "dmos.csv").stat().st_size
+    (root / "dmos.csv").write_text((root / "dmos.csv").read_text().replace("4.57", "4.5"))
+    after = (root / "dmos.csv").stat().st_size
+    (root / "images" / "I03_11_02.png").unlink()
+    os.utime(root / "images" / "I01.png", ns=(0, 0))
+    with pytest.raises(SourceChangedError) as error:
+        build("kadid10k", tmp_path, root)
+    message = str(error.value)
+    assert f"kadid10k: the source folder {root} differs from the files the dataset in {data_path} was built from" in message
+    assert f"2 changed: dmos.csv ({before} -> {after} bytes), images/I01.png (modified)" in message
+    assert "1 gone: images/I03_11_02.png" in message
+    assert f"delete {data_path} and load again" in message
+    # Without a source folder the build is used as it is; deleting it rebuilds from the files.
+    assert data.load_source("kadid10k", data_dir=str(tmp_path / "tfds"))[0]["mos_raw"] == pytest.approx(4.57)
+    shutil.rmtree(data_path)
+    with pytest.raises(FileNotFoundError, match="I03_11_02.png"):
+        build("kadid10k", tmp_path, root)
+    fx.write_image(root / "images" / "I03_11_02.png")
+    assert build("kadid10k", tmp_path, root)[0]["mos_raw"] == pytest.approx(4.5)
+
+
+def test_image_added_after_a_build_that_skipped_it_is_a_change(tmp_path):
+    root = tmp_path / "tid"
+    fx.write_tid(root)
+    (root / "distorted_images" / "I01_11_1.BMP").unlink()
+    assert len(build("tid2013", tmp_path, root, skip_bad_images=True)) == 5
+    fx.write_image(root / "distorted_images" / "I01_11_1.BMP")
+    with pytest.raises(SourceChangedError, match="1 added: distorted_images/I01_11_1.BMP"):
+        build("tid2013", tmp_path, root, skip_bad_images=True)
+
+
+def test_source_that_no_longer_reads_is_a_change(tmp_path):
+    root = tmp_path / "kadid10k"
+    fx.write_kadid(root)
+    build("kadid10k", tmp_path, root)
+    (root / "dmos.csv").unlink()
+    with pytest.raises(SourceChangedError, match=f"(?s)it no longer reads: .*score file {root / 'dmos.csv'} not found.*load it without a source folder"):
+        build("kadid10k", tmp_path, root)

@@ -12,7 +12,8 @@ from birqa_jax.data.base import ManualIQABuilder, Record, require_dir
 
 # The 2AFC validation subsets; subset_id is the position in this tuple.
 SUBSETS = ("cnn", "color", "deblur", "frameinterp", "superres", "traditional")
-_PARTS = ("ref", "p0", "p1", "judge")
+_PATCHES = ("ref", "p0", "p1")
+_PARTS = (*_PATCHES, "judge")
 _LAYOUT = """\
 <source_dir>/                 the `dataset/` folder the BAPPS download script extracts
   2afc/val/<subset>/          subsets cnn, color, deblur, frameinterp, superres, traditional
@@ -29,6 +30,9 @@ class Bapps2afc(ManualIQABuilder):
     ``SUBSETS``); ``name`` text ``<subset>/<id>``. The 2AFC score of a metric with distances
     d0, d1 (lower = more similar) is the mean of ``(d0 < d1) * (1 - judge) + (d0 > d1) * judge +
     (d0 == d1) * 0.5``. Subsets missing from the folder are left out (listed in the metadata).
+    A triplet is any id with a file in one of ``ref/``, ``p0/``, ``p1/``, ``judge/``: a missing
+    patch (ref, p0 or p1 alike) is reported, or skipped with ``skip_bad_images``, as for any
+    missing image; a missing judge file is an error.
     """
 
     name = "bapps_2afc"
@@ -69,14 +73,17 @@ Download the 2AFC validation set with `scripts/download_dataset_valonly.sh` of {
         records = []
         for subset in subsets:
             parts = {p: require_dir(val / subset / p, self.name, "folder", _LAYOUT) for p in _PARTS}
-            for ref in sorted(parts["ref"].glob("*.png")):
-                name = f"{subset}/{ref.stem}"
-                judge = self._read_judge(parts["judge"] / f"{ref.stem}.npy", name)
+            # Ids from every folder, so that a missing ref is reported like a missing p0 or p1.
+            stems = {f.stem for p in _PATCHES for f in parts[p].glob("*.png")}
+            stems |= {f.stem for f in parts["judge"].glob("*.npy")}
+            for stem in sorted(stems):
+                name = f"{subset}/{stem}"
+                judge = self._read_judge(self._score_file(parts["judge"] / f"{stem}.npy"), name)
                 judge, subset_id = np.float32(judge), SUBSETS.index(subset)
                 records.append(
                     Record(
                         name=name,
-                        images={p: parts[p] / ref.name for p in ("ref", "p0", "p1")},
+                        images={p: parts[p] / f"{stem}.png" for p in _PATCHES},
                         features={
                             "judge": judge,
                             "subset": subset,

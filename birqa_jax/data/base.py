@@ -17,7 +17,12 @@ also written to the dataset's ``metadata.json`` and read back by
 
 Errors are never silent: a missing folder or score file names the path and the expected layout,
 a listed image that is missing or cannot be decoded is reported by name (``skip_bad_images=True``
-drops such examples instead and reports their count and names).
+drops such examples instead and reports their count and names). Text score files are read as
+UTF-8 with or without a byte-order mark (:func:`read_text`).
+
+A build records the size and modification time of every source file it read or looked for
+(``metadata["source_files"]``); loading the built dataset again with a source folder whose files
+differ raises :class:`SourceChangedError` (see :class:`ManualIQABuilder`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import inspect
 import io
 import os
 import pathlib
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -46,6 +52,10 @@ _MAX_NAMES_SHOWN = 10
 
 class ImageReadError(ValueError):
     """An image file exists but cannot be decoded (truncated, corrupt, not an image)."""
+
+
+class SourceChangedError(ValueError):
+    """The source folder's files differ from those a built dataset was made from."""
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -94,6 +104,49 @@ def require_file(path: pathlib.Path, dataset: str, what: str, layout: str) -> pa
     if not path.is_file():
         raise FileNotFoundError(f"{dataset}: {what} {path} not found. Expected layout:\n{layout}")
     return path
+
+
+def read_text(path: pathlib.Path, dataset: str) -> str:
+    """The text of score file ``path``: UTF-8, a leading byte-order mark dropped (files saved by
+    Excel or Notepad start with one)."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{dataset}: {path} is not UTF-8 text: {e}") from e
+
+
+def casefold_index(folder: pathlib.Path) -> dict[str, pathlib.Path]:
+    """Lower-case file name -> path of the files in ``folder``, for datasets whose names differ
+    in case between the score file and the disk (TID, KADID-10k copies)."""
+    return {p.name.casefold(): p for p in folder.iterdir() if p.is_file()}
+
+
+def file_stamp(path: pathlib.Path) -> list[int] | None:
+    """[size in bytes, modification time in ns] of file ``path``; None where there is no file."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns] if stat.S_ISREG(st.st_mode) else None
+
+
+def source_changes(
+    then: Mapping[str, list[int] | None], now: Mapping[str, list[int] | None]
+) -> list[str]:
+    """How two source fingerprints (relative path -> ``file_stamp``; an absent path counts as
+    None) differ: one line per kind of change, empty when they agree."""
+    changed, gone, added = [], [], []
+    for name in sorted(then.keys() | now.keys()):
+        before, after = then.get(name), now.get(name)
+        if before is None and after is not None:
+            added.append(name)
+        elif before is not None and after is None:
+            gone.append(name)
+        elif before != after:
+            detail = f"{before[0]} -> {after[0]} bytes" if before[0] != after[0] else "modified"
+            changed.append(f"{name} ({detail})")
+    kinds = ((changed, "changed"), (gone, "gone"), (added, "added"))
+    return [f"{len(names)} {what}: {format_names(names)}" for names, what in kinds if names]
 
 
 def format_names(names: Sequence[str]) -> str:
@@ -234,7 +287,18 @@ class ManualIQABuilder(IQABuilder, skip_registration=True):
     The folder is ``source_dir`` (a plain path) or else TFDS's ``manual_dir``
     (``download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=...))``).
     Subclasses define ``LAYOUT`` (shown in every layout error), ``_features()``,
-    ``_list_records(root)`` and ``_dataset_metadata()``.
+    ``_list_records(root)`` and ``_dataset_metadata()``; ``_list_records`` reads every score file
+    through ``_read_text`` or ``_score_file`` so that the build's source fingerprint covers it.
+
+    Source fingerprint: the build records [size, modification time] of each score file it read
+    and each listed image (or that the image was missing) in ``metadata["source_files"]``.
+    Loading the built dataset with ``source_dir`` given (``as_data_source``, hence
+    ``load_source`` with ``manual_dir``) reads the score files again, compares the fingerprint
+    and raises :class:`SourceChangedError` naming the files that changed, were added or are
+    gone. It raises rather than rebuilding, because a rebuild can renumber the examples and so
+    move them between the splits of earlier runs: to rebuild, delete the built folder (the error
+    names it); without ``source_dir`` the build is used as it is. Copying the source folder
+    without keeping modification times (``cp -r`` rather than ``cp -a``) counts as a change.
 
     Args:
       source_dir: folder holding the official files, laid out as ``LAYOUT`` says.
@@ -256,6 +320,8 @@ class ManualIQABuilder(IQABuilder, skip_registration=True):
     ):
         self._source_dir = None if source_dir is None else pathlib.Path(source_dir).expanduser()
         self._skip_bad_images = skip_bad_images
+        self._score_files: set[pathlib.Path] = set()
+        self._source_checked = False  # the source was read (built or checked) by this builder
         super().__init__(**kwargs)
 
     @abc.abstractmethod
@@ -277,25 +343,77 @@ class ManualIQABuilder(IQABuilder, skip_registration=True):
         root = self._source_dir if self._source_dir is not None else dl_manager.manual_dir
         return require_dir(pathlib.Path(root), self.name, "source folder", self.LAYOUT)
 
+    def _score_file(self, path: pathlib.Path) -> pathlib.Path:
+        """Records ``path`` as a score file of this build (for the source fingerprint)."""
+        self._score_files.add(path)
+        return path
+
+    def _read_text(self, path: pathlib.Path) -> str:
+        """The text of score file ``path`` (:func:`read_text`), recorded like ``_score_file``."""
+        return read_text(self._score_file(path), self.name)
+
+    def _read_source(
+        self, root: pathlib.Path
+    ) -> tuple[list[Record], dict[str, list[int] | None]]:
+        """The records listed under ``root`` and the source fingerprint: relative path ->
+        ``file_stamp`` of every score file read and every listed image (None: missing)."""
+        self._score_files = set()
+        records = self._list_records(root)
+        paths = {p for r in records for p in r.images.values()} | self._score_files
+        return records, {p.relative_to(root).as_posix(): file_stamp(p) for p in paths}
+
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-        records = self._list_records(self._source_root(dl_manager))
+        root = self._source_root(dl_manager)
+        records, fingerprint = self._read_source(root)
+        self._source_checked = True
         if not records:
             raise ValueError(f"{self.name}: the score files list no images")
-        missing = [r.name for r in records if not all(p.is_file() for p in r.images.values())]
+        images = {p for r in records for p in r.images.values()}
+        absent = {p for p in images if fingerprint[p.relative_to(root).as_posix()] is None}
+        missing = [r.name for r in records if absent.intersection(r.images.values())]
         if missing and not self._skip_bad_images:
-            paths = sorted({str(p) for r in records for p in r.images.values() if not p.is_file()})
             raise FileNotFoundError(
-                f"{self.name}: {len(missing)} listed examples have missing images: "
-                f"{format_names(paths)}. Expected layout:\n{self.LAYOUT}"
+                f"{self.name}: {len(absent)} of {len(images)} listed image files are missing "
+                f"(needed by {len(missing)} of {len(records)} examples): "
+                f"{format_names(sorted(map(str, absent)))}. Expected layout:\n{self.LAYOUT}"
             )
         missing_set = set(missing)
         records = [r for r in records if r.name not in missing_set]
-        return {SPLIT: self._generate_examples(records, missing)}
+        return {SPLIT: self._generate_examples(records, missing, fingerprint)}
+
+    def as_data_source(self, *args: Any, **kwargs: Any) -> Any:
+        """``tfds`` data source; first checks ``source_dir`` against the build's fingerprint."""
+        self._check_source_unchanged()
+        return super().as_data_source(*args, **kwargs)
+
+    def _check_source_unchanged(self) -> None:
+        recorded = self.info.metadata.get("source_files")
+        # Without a source folder the build is used as it is; builds made before fingerprints
+        # were recorded cannot be checked.
+        if self._source_dir is None or recorded is None or self._source_checked:
+            return
+        what = (
+            f"{self.name}: the source folder {self._source_dir} differs from the files the "
+            f"dataset in {self.data_path} was built from"
+        )
+        how = (
+            f"To rebuild from the current files, delete {self.data_path} and load again; to use "
+            "the existing build as it is, load it without a source folder (manual_dir)."
+        )
+        try:
+            _, fingerprint = self._read_source(self._source_dir)
+        except (OSError, ValueError) as e:
+            raise SourceChangedError(f"{what}: it no longer reads: {e}\n{how}") from e
+        changes = source_changes(recorded, fingerprint)
+        if changes:
+            raise SourceChangedError(f"{what}: {'; '.join(changes)}. {how}")
+        self._source_checked = True
 
     def _generate_examples(
-        self, records: list[Record], skipped: list[str]
+        self, records: list[Record], skipped: list[str], fingerprint: dict[str, list[int] | None]
     ) -> Iterator[tuple[int, dict[str, Any]]]:
-        """Yields (index, example); writes the metadata columns once all examples are out."""
+        """Yields (index, example); writes the metadata columns and the source fingerprint
+        (relative path -> ``file_stamp``) once all examples are out."""
         uses = collections.Counter(p for r in records for p in r.images.values())
         cache: dict[pathlib.Path, tuple[bytes, tuple[int, int]] | ImageReadError] = {}
 
@@ -340,7 +458,9 @@ class ManualIQABuilder(IQABuilder, skip_registration=True):
                 f"{self.name}: skipped {len(skipped)} examples with missing or unreadable "
                 f"images (skip_bad_images=True): {format_names(skipped)}"
             )
-        columns.store(self.info, skipped=skipped, **self._dataset_metadata())
+        columns.store(
+            self.info, skipped=skipped, source_files=fingerprint, **self._dataset_metadata()
+        )
 
 
 @dataclasses.dataclass(frozen=True)

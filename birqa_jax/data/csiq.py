@@ -64,7 +64,7 @@ out as follows; pass the folder as `source_dir` (or TFDS `manual_dir`):
         src = require_dir(root / "src_imgs", self.name, "reference folder", _LAYOUT)
         dst = require_dir(root / "dst_imgs", self.name, "distorted folder", _LAYOUT)
         score_file = require_file(root / "csiq.DMOS.xlsx", self.name, "score file", _LAYOUT)
-        rows = self._read_sheet(score_file)
+        rows = self._read_sheet(self._score_file(score_file))
         entries = []
         for row_number, row in rows:
             dst_type = str(row["dst_type"]).strip().casefold()

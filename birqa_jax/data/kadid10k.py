@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import csv
+import io
 import pathlib
 import re
 
-from birqa_jax.data.base import PairEntry, PairIQABuilder, ScoreSpec, require_dir, require_file
+from birqa_jax.data.base import (
+    PairEntry,
+    PairIQABuilder,
+    ScoreSpec,
+    casefold_index,
+    require_dir,
+    require_file,
+)
 
 _LAYOUT = """\
 <source_dir>/                 the extracted kadid10k/ folder
@@ -15,7 +23,8 @@ _LAYOUT = """\
   images/                     references I01.png..I81.png and distorted Iaa_tt_ll.png together
                               (aa reference, tt type 01-25, ll level 01-05)"""
 _COLUMNS = ("dist_img", "ref_img", "dmos", "var")
-_NAME = re.compile(r"I(\d{2})_(\d{2})_(\d{2})\.png")
+# Matched against the case-folded name: copies of the dataset differ in name case.
+_NAME = re.compile(r"i(\d{2})_(\d{2})_(\d{2})\.png")
 
 
 class Kadid10k(PairIQABuilder):
@@ -24,7 +33,9 @@ class Kadid10k(PairIQABuilder):
     Scores: the ``dmos`` column of ``dmos.csv`` is, despite its name, a MOS (1 = bad, 5 =
     excellent, higher = better). ``mos_raw`` is that value; ``mos = (mos_raw - 1) / 4`` over the
     documented 1-5 scale. ``dist_type`` 1-25 and ``dist_level`` 1-5 come from the file name
-    ``Iaa_tt_ll.png``. Images are 512x384 (W x H) PNG, stored byte for byte.
+    ``Iaa_tt_ll.png``. Names in ``dmos.csv`` are matched to the files case-insensitively (as for
+    TID); ``ref_name``/``dist_name`` are the names on disk. Images are 512x384 (W x H) PNG,
+    stored byte for byte.
     """
 
     name = "kadid10k"
@@ -43,46 +54,49 @@ Download kadid10k.zip from {HOMEPAGE}, extract it, and pass the extracted folder
     def _list_entries(self, root: pathlib.Path) -> list[PairEntry]:
         images = require_dir(root / "images", self.name, "image folder", self.LAYOUT)
         score_file = require_file(root / "dmos.csv", self.name, "score file", self.LAYOUT)
-        with score_file.open(newline="") as f:
-            reader = csv.DictReader(f)
-            header = [c.strip() for c in reader.fieldnames or []]
-            if not {"dist_img", "ref_img", "dmos"} <= set(header):
+        files = casefold_index(images)
+        reader = csv.DictReader(io.StringIO(self._read_text(score_file), newline=""))
+        header = [c.strip() for c in reader.fieldnames or []]
+        if not {"dist_img", "ref_img", "dmos"} <= set(header):
+            raise ValueError(
+                f"{self.name}: {score_file} has columns {header}; expected the header "
+                f"{','.join(_COLUMNS)}"
+            )
+        reader.fieldnames = header
+        entries = []
+        for row_number, row in enumerate(reader, start=2):
+            if any(row[c] is None for c in ("dist_img", "ref_img", "dmos")):
                 raise ValueError(
-                    f"{self.name}: {score_file} has columns {header}; expected the header "
-                    f"{','.join(_COLUMNS)}"
+                    f"{self.name}: {score_file} line {row_number} has too few columns; "
+                    f"expected {','.join(_COLUMNS)}"
                 )
-            reader.fieldnames = header
-            entries = []
-            for row_number, row in enumerate(reader, start=2):
-                if any(row[c] is None for c in ("dist_img", "ref_img", "dmos")):
-                    raise ValueError(
-                        f"{self.name}: {score_file} line {row_number} has too few columns; "
-                        f"expected {','.join(_COLUMNS)}"
-                    )
-                dist = row["dist_img"].strip()
-                match = _NAME.fullmatch(dist)
-                if match is None:
-                    raise ValueError(
-                        f"{self.name}: {score_file} line {row_number}: distorted image name "
-                        f"{dist!r} is not of the form Iaa_tt_ll.png"
-                    )
-                try:
-                    score = float(row["dmos"])
-                except (TypeError, ValueError) as e:
-                    raise ValueError(
-                        f"{self.name}: {score_file} line {row_number}: dmos {row['dmos']!r} is "
-                        "not a number"
-                    ) from e
-                ref = row["ref_img"].strip()
-                entries.append(
-                    PairEntry(
-                        ref_path=images / ref,
-                        dist_path=images / dist,
-                        ref_name=ref,
-                        dist_name=dist,
-                        mos_raw=score,
-                        dist_type=int(match[2]),
-                        dist_level=int(match[3]),
-                    )
+            dist = row["dist_img"].strip()
+            match = _NAME.fullmatch(dist.casefold())
+            if match is None:
+                raise ValueError(
+                    f"{self.name}: {score_file} line {row_number}: distorted image name "
+                    f"{dist!r} is not of the form Iaa_tt_ll.png"
                 )
+            try:
+                score = float(row["dmos"])
+            except (TypeError, ValueError) as e:
+                raise ValueError(
+                    f"{self.name}: {score_file} line {row_number}: dmos {row['dmos']!r} is "
+                    "not a number"
+                ) from e
+            ref = row["ref_img"].strip()
+            # A name missing on disk keeps its listed spelling so the error can report it.
+            ref_path = files.get(ref.casefold(), images / ref)
+            dist_path = files.get(dist.casefold(), images / dist)
+            entries.append(
+                PairEntry(
+                    ref_path=ref_path,
+                    dist_path=dist_path,
+                    ref_name=ref_path.name,
+                    dist_name=dist_path.name,
+                    mos_raw=score,
+                    dist_type=int(match[2]),
+                    dist_level=int(match[3]),
+                )
+            )
         return entries

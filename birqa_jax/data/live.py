@@ -57,10 +57,11 @@ class Live(PairIQABuilder):
     Scores are DMOS (lower = better) and two conventions exist, chosen by the config:
     ``realigned`` (default): ``dmos_new`` of ``dmos_realigned.mat``, the realigned scores
     recommended by the database authors; ``original``: ``dmos`` of ``dmos.mat``. ``orgs`` comes
-    from the same file as the scores. ``mos_raw`` is the DMOS; ``mos = (hi - dmos) / (hi - lo)``
-    with lo/hi the observed min/max over the kept entries (DMOS has no fixed scale), so higher =
-    better. ``dist_type``: 1 jp2k, 2 jpeg, 3 wn, 4 gblur, 5 fastfading; ``dist_level`` -1;
-    ``dist_name`` is ``<folder>/img<k>.bmp``. Images are BMP of varying size, stored as PNG.
+    from the same file as the scores; without ``dmos_realigned.mat`` the error points to
+    ``live/original``. ``mos_raw`` is the DMOS; ``mos = (hi - dmos) / (hi - lo)`` with lo/hi the
+    observed min/max over the kept entries (DMOS has no fixed scale), so higher = better.
+    ``dist_type``: 1 jp2k, 2 jpeg, 3 wn, 4 gblur, 5 fastfading; ``dist_level`` -1; ``dist_name``
+    is ``<folder>/img<k>.bmp``. Images are BMP of varying size, stored as PNG.
     """
 
     name = "live"
@@ -83,13 +84,20 @@ the extracted folder as `source_dir` (or TFDS `manual_dir`):
 
     def _list_entries(self, root: pathlib.Path) -> list[PairEntry]:
         score_name, score_var, orgs_var = _CONVENTIONS[self.builder_config.name]
+        if self.builder_config.name == "realigned" and not (root / score_name).is_file():
+            raise FileNotFoundError(
+                f"{self.name}: score file {root / score_name} not found; to use the original "
+                "DMOS of dmos.mat instead, load the config `live/original`. Expected layout:\n"
+                f"{_LAYOUT}"
+            )
         score_file = require_file(root / score_name, self.name, "score file", _LAYOUT)
         names_file = require_file(root / "refnames_all.mat", self.name, "reference list", _LAYOUT)
         ref_dir = require_dir(root / "refimgs", self.name, "reference folder", _LAYOUT)
         for folder, _ in FOLDERS:
             require_dir(root / folder, self.name, "distorted folder", _LAYOUT)
-        scores = _load_mat(score_file, (score_var, orgs_var), self.name)
-        ref_names = _load_mat(names_file, ("refnames_all",), self.name)["refnames_all"]
+        scores = _load_mat(self._score_file(score_file), (score_var, orgs_var), self.name)
+        names = _load_mat(self._score_file(names_file), ("refnames_all",), self.name)
+        ref_names = names["refnames_all"]
         numbered = [(t, f, k) for t, (f, n) in enumerate(FOLDERS, start=1) for k in range(1, n + 1)]
         entries = []
         for i, (dist_type, folder, k) in enumerate(numbered):

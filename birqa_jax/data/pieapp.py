@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import csv
+import io
 import pathlib
 
-from birqa_jax.data.base import PairEntry, PairIQABuilder, ScoreSpec, require_dir
+from birqa_jax.data.base import PairEntry, PairIQABuilder, ScoreSpec, format_names, require_dir
 
 _SUFFIX = "_per_image_score.csv"
 _COLUMNS = ("distorted image", "score for distorted image")
@@ -25,7 +26,9 @@ class PieApp(PairIQABuilder):
     what this builder reads; the train/val pairwise labels are not used. Scores: lower = better
     (no fixed scale); ``mos = (hi - score) / (hi - lo)`` with lo/hi the observed min/max over all
     listed images. The reference is ``reference_images/test/<ref>.*`` (matched by stem),
-    ``dist_name`` is ``<ref>/<distorted image>``; ``dist_type``/``dist_level`` are -1.
+    ``dist_name`` is ``<ref>/<distorted image>``; ``dist_type``/``dist_level`` are -1. A row whose
+    distorted image is the reference itself (same stem) is not a pair: it is skipped and the
+    number of such rows printed.
     """
 
     name = "pieapp"
@@ -52,35 +55,42 @@ folder as `source_dir` (or TFDS `manual_dir`):
                 f"{self.name}: no *{_SUFFIX} file in {label_dir}. Expected layout:\n{_LAYOUT}"
             )
         refs_by_stem = {p.stem: p for p in ref_dir.iterdir() if p.is_file()}
-        entries = []
+        entries, self_rows = [], []
         for label_file in label_files:
             ref = label_file.name[: -len(_SUFFIX)]
             ref_path = refs_by_stem.get(ref, ref_dir / f"{ref}.png")
-            with label_file.open(newline="") as f:
-                reader = csv.DictReader(f)
-                # The released files name their columns with a leading space.
-                columns = {c.strip(): c for c in reader.fieldnames or []}
-                if not set(_COLUMNS) <= set(columns):
+            reader = csv.DictReader(io.StringIO(self._read_text(label_file), newline=""))
+            # The released files name their columns with a leading space.
+            columns = {c.strip(): c for c in reader.fieldnames or []}
+            if not set(_COLUMNS) <= set(columns):
+                raise ValueError(
+                    f"{self.name}: {label_file} has columns {list(reader.fieldnames or [])}; "
+                    f"expected {[' ' + c for c in _COLUMNS]} (leading space optional)"
+                )
+            for row_number, row in enumerate(reader, start=2):
+                name = (row[columns["distorted image"]] or "").strip()
+                if pathlib.PurePath(name).stem == ref:
+                    self_rows.append(f"{label_file.name} line {row_number}")
+                    continue
+                try:
+                    score = float(row[columns["score for distorted image"]])
+                except (TypeError, ValueError):
                     raise ValueError(
-                        f"{self.name}: {label_file} has columns {list(reader.fieldnames or [])}; "
-                        f"expected {[' ' + c for c in _COLUMNS]} (leading space optional)"
+                        f"{self.name}: {label_file} line {row_number}: score "
+                        f"{row[columns['score for distorted image']]!r} is not a number"
+                    ) from None
+                entries.append(
+                    PairEntry(
+                        ref_path=ref_path,
+                        dist_path=dist_root / ref / name,
+                        ref_name=ref_path.name,
+                        dist_name=f"{ref}/{name}",
+                        mos_raw=score,
                     )
-                for row_number, row in enumerate(reader, start=2):
-                    name = (row[columns["distorted image"]] or "").strip()
-                    try:
-                        score = float(row[columns["score for distorted image"]])
-                    except (TypeError, ValueError):
-                        raise ValueError(
-                            f"{self.name}: {label_file} line {row_number}: score "
-                            f"{row[columns['score for distorted image']]!r} is not a number"
-                        ) from None
-                    entries.append(
-                        PairEntry(
-                            ref_path=ref_path,
-                            dist_path=dist_root / ref / name,
-                            ref_name=ref_path.name,
-                            dist_name=f"{ref}/{name}",
-                            mos_raw=score,
-                        )
-                    )
+                )
+        if self_rows:
+            print(
+                f"{self.name}: skipped {len(self_rows)} rows that list the reference itself as "
+                f"a distorted image: {format_names(self_rows)}"
+            )
         return entries

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import pathlib
 import re
 
@@ -15,6 +16,27 @@ _LAYOUT = """\
   Train_Label/*.txt           headerless lines `<distorted name>,<Elo score>`,
                               e.g. A0001_00_00.bmp,1520.0648"""
 _NAME = re.compile(r"(A\d{4})_(\d{2})_(\d{2})\.bmp")
+_PARTS = tuple(f"Distortion_{i}" for i in range(1, 5))
+
+
+def _homes_of_missing(
+    root: pathlib.Path, dist_dirs: list[pathlib.Path], dist_paths: dict[str, pathlib.Path]
+) -> tuple[dict[str, pathlib.Path], pathlib.Path]:
+    """Where a listed distorted image found in none of ``dist_dirs`` was expected: (reference
+    ``A0001`` -> the one folder holding that reference's other distorted images, the folder for
+    any other reference)."""
+    folders = collections.defaultdict(set)
+    for path in dist_paths.values():
+        match = _NAME.fullmatch(path.name)
+        if match is not None:
+            folders[match[1]].add(path.parent)
+    home_of = {ref: found.pop() for ref, found in folders.items() if len(found) == 1}
+    if dist_dirs == [root / "Train_Dist"]:
+        return home_of, dist_dirs[0]
+    absent = [root / d for d in _PARTS if root / d not in dist_dirs]
+    if len(absent) == 1:  # found in no extracted part, so in the one not extracted
+        return home_of, absent[0]
+    return home_of, root / "Distortion_1..4"  # no one folder to name
 
 
 class Pipal(PairIQABuilder):
@@ -26,7 +48,10 @@ class Pipal(PairIQABuilder):
     ``A0001.bmp`` (the first five characters). ``dist_type`` and ``dist_level`` are the two
     numbers ``tt`` and ``vv`` of the name (distortion type and its variant, as PIPAL numbers
     them). Distorted images are read from ``Train_Dist/`` when it exists, else from
-    ``Distortion_1/`` .. ``Distortion_4/`` together. Images are 288x288 BMP, stored as PNG.
+    ``Distortion_1/`` .. ``Distortion_4/`` together. A listed image found in none of the parts is
+    reported in the part that holds the other distorted images of its reference, else in the one
+    part folder that does not exist (an archive not extracted), else as
+    ``Distortion_1..4/<name>``. Images are 288x288 BMP, stored as PNG.
 
     Only this training part of PIPAL has public labels, so PIPAL's official protocol here
     means: train on all of it (see :func:`birqa_jax.data.official_split`), evaluate on another
@@ -53,14 +78,14 @@ pass it as `source_dir` (or TFDS `manual_dir`):
         if (root / "Train_Dist").is_dir():
             dist_dirs = [root / "Train_Dist"]
         else:
-            dist_dirs = [root / f"Distortion_{i}" for i in range(1, 5)]
-            dist_dirs = [d for d in dist_dirs if d.is_dir()]
+            dist_dirs = [root / d for d in _PARTS if (root / d).is_dir()]
             if not dist_dirs:
                 raise FileNotFoundError(
                     f"{self.name}: neither {root / 'Train_Dist'} nor {root / 'Distortion_1'}.. "
                     f"exists. Expected layout:\n{_LAYOUT}"
                 )
         dist_paths = {p.name: p for d in dist_dirs for p in d.iterdir()}
+        home_of, other_home = _homes_of_missing(root, dist_dirs, dist_paths)
         label_files = sorted(label_dir.glob("*.txt"))
         if not label_files:
             raise FileNotFoundError(
@@ -68,7 +93,8 @@ pass it as `source_dir` (or TFDS `manual_dir`):
             )
         entries = []
         for label_file in label_files:
-            for line_number, line in enumerate(label_file.read_text().splitlines(), start=1):
+            lines = self._read_text(label_file).splitlines()
+            for line_number, line in enumerate(lines, start=1):
                 if not line.strip():
                     continue
                 fields = [f.strip() for f in line.split(",")]
@@ -91,7 +117,9 @@ pass it as `source_dir` (or TFDS `manual_dir`):
                 entries.append(
                     PairEntry(
                         ref_path=ref_dir / ref,
-                        dist_path=dist_paths.get(fields[0], dist_dirs[0] / fields[0]),
+                        dist_path=dist_paths.get(
+                            fields[0], home_of.get(match[1], other_home) / fields[0]
+                        ),
                         ref_name=ref,
                         dist_name=fields[0],
                         mos_raw=score,

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pathlib
 import re
 
-from birqa_jax.data.base import PairEntry, PairIQABuilder, ScoreSpec, require_dir, require_file
+from birqa_jax.data.base import (
+    PairEntry,
+    PairIQABuilder,
+    ScoreSpec,
+    casefold_index,
+    require_dir,
+    require_file,
+)
 
 _LAYOUT = """\
 <source_dir>/                 the extracted archive
@@ -13,11 +20,6 @@ _LAYOUT = """\
   distorted_images/           iaa_tt_l.bmp (aa reference, tt type, l level; name case varies)
   mos_with_names.txt          one line per distorted image: `<mos> <name>`, no header"""
 _NAME = re.compile(r"i(\d{2})_(\d{2})_(\d)\.bmp")
-
-
-def _casefold_index(folder: pathlib.Path) -> dict[str, pathlib.Path]:
-    """Lower-case file name -> path, for names whose case differs between list and disk."""
-    return {p.name.casefold(): p for p in folder.iterdir() if p.is_file()}
 
 
 class _Tid(PairIQABuilder, skip_registration=True):
@@ -32,9 +34,9 @@ class _Tid(PairIQABuilder, skip_registration=True):
         ref_dir = require_dir(root / "reference_images", self.name, "reference folder", _LAYOUT)
         dist_dir = require_dir(root / "distorted_images", self.name, "distorted folder", _LAYOUT)
         score_file = require_file(root / "mos_with_names.txt", self.name, "score file", _LAYOUT)
-        refs, dists = _casefold_index(ref_dir), _casefold_index(dist_dir)
+        refs, dists = casefold_index(ref_dir), casefold_index(dist_dir)
         entries = []
-        for line_number, line in enumerate(score_file.read_text().splitlines(), start=1):
+        for line_number, line in enumerate(self._read_text(score_file).splitlines(), start=1):
             if not line.strip():
                 continue
             fields = line.split()
