@@ -25,14 +25,6 @@ def tiny_params():
     return init_params(TINY_CONFIG, 0)
 
 
-@pytest.fixture(params=["jit", "nojit"])
-def variant(request):
-    """Run a function with and without jax.jit."""
-    if request.param == "jit":
-        return jax.jit
-    return lambda f, **kw: f
-
-
 @pytest.fixture(scope="session")
 def natural_pair():
     """A natural reference crop from skimage and a noisy version: float32 [1, 64, 80, 3]."""

@@ -1,8 +1,11 @@
 """One process of the multi-host test (run by tests/test_training.py, not collected by pytest).
 
-Usage: python multihost_worker.py OUT.npy STEPS
+Usage: python multihost_worker.py OUT.npy STEPS [WORKDIR STOP_AT]
 Reads JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID; each process has 2 CPU
 devices and feeds its own rows of every global batch; process 0 saves the final parameters.
+With WORKDIR, the run resumes from the latest Orbax checkpoint there (if any) and checkpoints
+after step STOP_AT and after the last step; it leaves after STOP_AT when that comes first, as a
+preempted job would.
 """
 
 import os
@@ -12,8 +15,9 @@ import jax
 import numpy as np
 import optax
 
-from birqa_jax.train import step as training
 from birqa_jax.model import BiRQA, ModelConfig, init_params
+from birqa_jax.train import step as training
+from birqa_jax.train.checkpoints import Checkpoints
 
 CONFIG = ModelConfig(widths=(8, 12, 16), head_hidden=8)
 GLOBAL_BATCH = 8
@@ -33,7 +37,7 @@ def global_batches(steps):
         yield {"ref": ref, "dist": dist, "mos": rng.random(GLOBAL_BATCH, dtype=np.float32)}
 
 
-def main(out, steps):
+def main(out, steps, workdir=None, stop_at=None):
     training.maybe_initialize_distributed()
     p, n = jax.process_index(), jax.process_count()
     assert jax.device_count() == 2 * n and jax.local_device_count() == 2
@@ -41,11 +45,24 @@ def main(out, steps):
     mesh = training.make_mesh()
     step = training.make_train_step(BiRQA(CONFIG), tx, mesh)
     state = training.replicate(training.create_train_state(init_params(CONFIG, 0), tx, 0), mesh)
+    ckpts = Checkpoints(workdir) if workdir else None
+    if ckpts is not None:
+        restored = ckpts.restore_latest(state)
+        state = state if restored is None else restored
+    start = int(state.step)
     rows = slice(p * GLOBAL_BATCH // n, (p + 1) * GLOBAL_BATCH // n)
-    for batch in global_batches(steps):
+    for i, batch in enumerate(global_batches(steps)):
+        if i < start:
+            continue  # batch i is consumed by step i + 1: skip the steps already taken
         state, _ = step(state, training.global_batch({k: v[rows] for k, v in batch.items()}, mesh))
+        if ckpts is not None and i + 1 in (stop_at, steps):
+            ckpts.save(i + 1, state)
+            if i + 1 == stop_at:
+                break
+    if ckpts is not None:
+        ckpts.close()
     flat = np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(jax.device_get(state.params))])
-    if p == 0:
+    if p == 0 and int(state.step) == steps:  # a run that left early writes nothing
         np.save(out, flat)
     jax.distributed.shutdown()
 
@@ -55,4 +72,4 @@ if __name__ == "__main__":
     os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
     os.environ["JAX_PLATFORMS"] = "cpu"
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    main(sys.argv[1], int(sys.argv[2]))
+    main(sys.argv[1], int(sys.argv[2]), *(sys.argv[3:4]), *(int(a) for a in sys.argv[4:5]))

@@ -134,7 +134,7 @@ def test_train_bad_arguments(source, kwargs, message):
 @pytest.mark.parametrize("rule", data.ANCHOR_RULES)
 def test_band_batches_stay_in_band_and_anchor_by_rule(source, rule):
     ds = band(source, anchor_rule=rule)
-    seen, lows, anchor_sets = set(), [], set()
+    seen, lows, spans, anchor_sets = set(), [], [], set()
     for k in range(60):
         batch = ds[k]
         mos, anchor = batch["mos"], batch["anchor"]
@@ -149,8 +149,10 @@ def test_band_batches_stay_in_band_and_anchor_by_rule(source, rule):
             np.testing.assert_array_equal(np.sort(mos[anchor]), order[[1, 3, 5]])
         seen |= set(batch["mos_raw"].tolist())
         lows.append(mos.min())
+        spans.append(mos.max() - mos.min())
         anchor_sets.add(tuple(np.flatnonzero(anchor)))
     assert len(seen) == NUM_EXAMPLES  # the bands cover the data
+    assert max(spans) > 0.75 * 0.2  # and are as wide as asked, not narrower
     assert max(lows) - min(lows) > 0.6
     assert len(anchor_sets) > 1
     assert_batches_equal(next(data.iterate(ds, start_step=5)), ds[5])

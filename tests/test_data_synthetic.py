@@ -99,8 +99,19 @@ def test_images_are_the_crops_and_their_distortions(stand_in_source):
         rng = distortion_rng(example["ref_id"], t, level)
         np.testing.assert_array_equal(example["dist"], stand_in_distort(ref, t, level, rng))
         assert example["dist_name"].decode() == f"{crop.name}_{t:02d}_{level:02d}.png"
-    # Groups are source photographs: the three first crops come from three different ones.
+    # Groups are source photographs, not references: the three first crops come from three
+    # different ones.
     np.testing.assert_array_equal(data.group_ids(stand_in_source), np.repeat([c.source_id for c in crops], 6))
+
+
+def test_groups_are_photographs_not_references(tmp_path, monkeypatch):
+    # Nine crops round-robin over the seven photographs: crops 7 and 8 share photographs 0 and 1.
+    monkeypatch.setattr(synthetic, "distort", stand_in_distort)
+    source = load(tmp_path, tiny("nine", num_refs=9, dist_types=(1,), levels=(1,)))
+    columns = data.example_columns(source)
+    groups = data.group_ids(source)
+    assert len(set(columns["ref_id"].tolist())) == 9 and len(set(groups.tolist())) == 7
+    assert groups[columns["ref_id"] == 7][0] == groups[columns["ref_id"] == 0][0]
 
 
 def test_real_distortions_are_deterministic_across_workers(tmp_path):

@@ -36,6 +36,8 @@ def test_correlations_absolute_and_direction(noisy_pair):
     for key in ("srocc", "krocc", "plcc", "plcc_fitted", "rmse_fitted"):
         assert down[key] == pytest.approx(up[key], rel=1e-5), key
     assert up["srocc"] == pytest.approx(abs(scipy.stats.spearmanr(x, mos).statistic))
+    assert up["krocc"] == pytest.approx(abs(scipy.stats.kendalltau(x, mos).statistic))
+    assert up["plcc"] == pytest.approx(abs(scipy.stats.pearsonr(x, mos).statistic))
     assert up["fit_ok"] and up["n"] == x.size and not up["constant"]
     # The logistic fit can only help the linear correlation on sigmoidal data.
     assert up["plcc_fitted"] >= up["plcc"]

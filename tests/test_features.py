@@ -1,9 +1,11 @@
 import warnings
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from absl.testing import parameterized
 from skimage import data, feature, metrics
 
 from birqa_jax.model import features as F
@@ -14,49 +16,70 @@ def _luma64(rgb):
     return rgb.astype(np.float64) @ m.T + np.array([0.0, 0.5, 0.5])
 
 
-def test_ycbcr_matches_float64_bt601(variant, natural_pair):
-    ref, _ = natural_pair
-    out = variant(F.rgb_to_ycbcr)(jnp.asarray(ref))
-    np.testing.assert_allclose(np.asarray(out), _luma64(ref), atol=2e-6)
-    # Known points of the full-range matrix: white -> (1, .5, .5), pure red -> Cr = 1.
-    np.testing.assert_allclose(np.asarray(F.rgb_to_ycbcr(jnp.ones(3))), [1.0, 0.5, 0.5], atol=1e-6)
-    np.testing.assert_allclose(np.asarray(F.rgb_to_ycbcr(jnp.array([1.0, 0, 0])))[2], 1.0, atol=1e-6)
+class WithAndWithoutJit(chex.TestCase):
+    """Each pure feature function gives the reference result with and without ``jax.jit``."""
 
+    @pytest.fixture(autouse=True)
+    def _natural_pair(self, natural_pair):
+        self.natural_pair = natural_pair
 
-@pytest.mark.parametrize("image", ["astronaut", "coffee", "chelsea"])
-def test_ssim_mean_matches_skimage(variant, image):
-    img = getattr(data, image)()[:96, :128].astype(np.float64) / 255.0
-    y = _luma64(img)[..., 0]
-    rng = np.random.default_rng(1)
-    d = np.clip(y + rng.normal(0, 0.04, y.shape), 0, 1)
-    d = np.clip(d * 0.9 + 0.03, 0, 1)
-    expected = metrics.structural_similarity(
-        y, d, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1
-    )
-    m = variant(F.ssim_map)(jnp.asarray(y, jnp.float32)[None, ..., None], jnp.asarray(d, jnp.float32)[None, ..., None])
-    assert m.shape == (1, 96, 128, 1)
-    assert abs(float(m[0, 5:-5, 5:-5].mean()) - expected) < 1e-4
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_ycbcr_matches_float64_bt601(self):
+        ref, _ = self.natural_pair
+        out = self.variant(F.rgb_to_ycbcr)(jnp.asarray(ref))
+        np.testing.assert_allclose(np.asarray(out), _luma64(ref), atol=2e-6)
+        # Known points of the full-range matrix: white -> (1, .5, .5), pure red -> Cr = 1.
+        np.testing.assert_allclose(np.asarray(F.rgb_to_ycbcr(jnp.ones(3))), [1.0, 0.5, 0.5], atol=1e-6)
+        np.testing.assert_allclose(np.asarray(F.rgb_to_ycbcr(jnp.array([1.0, 0, 0])))[2], 1.0, atol=1e-6)
 
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.parameters("astronaut", "coffee", "chelsea")
+    def test_ssim_mean_matches_skimage(self, image):
+        img = getattr(data, image)()[:96, :128].astype(np.float64) / 255.0
+        y = _luma64(img)[..., 0]
+        rng = np.random.default_rng(1)
+        d = np.clip(y + rng.normal(0, 0.04, y.shape), 0, 1)
+        d = np.clip(d * 0.9 + 0.03, 0, 1)
+        expected = metrics.structural_similarity(
+            y, d, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1
+        )
+        m = self.variant(F.ssim_map)(jnp.asarray(y, jnp.float32)[None, ..., None],
+                                     jnp.asarray(d, jnp.float32)[None, ..., None])
+        assert m.shape == (1, 96, 128, 1)
+        assert abs(float(m[0, 5:-5, 5:-5].mean()) - expected) < 1e-4
 
-def test_gaussian_filter_matches_scipy(variant):
-    from scipy import ndimage
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_gaussian_filter_matches_scipy(self):
+        from scipy import ndimage
 
-    x = np.random.default_rng(2).random((1, 23, 31, 2)).astype(np.float32)
-    out = variant(F.gaussian_filter)(jnp.asarray(x))
-    ref = ndimage.gaussian_filter(x.astype(np.float64), sigma=(0, 1.5, 1.5, 0), truncate=3.5, mode="reflect")
-    np.testing.assert_allclose(np.asarray(out), ref, atol=1e-6)
+        x = np.random.default_rng(2).random((1, 23, 31, 2)).astype(np.float32)
+        out = self.variant(F.gaussian_filter)(jnp.asarray(x))
+        ref = ndimage.gaussian_filter(x.astype(np.float64), sigma=(0, 1.5, 1.5, 0), truncate=3.5, mode="reflect")
+        np.testing.assert_allclose(np.asarray(out), ref, atol=1e-6)
 
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_hard_lbp_matches_skimage(self):
+        rng = np.random.default_rng(3)
+        # Values on a coarse float32-exact grid spaced so that no interpolated neighbour ties its centre.
+        img = (rng.permutation(24 * 30).reshape(24, 30) / 1024.0).astype(np.float32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # skimage warns on float input
+            expected = feature.local_binary_pattern(img.astype(np.float64), P=8, R=1, method="default")
+        code = self.variant(F.lbp_code)(jnp.asarray(img, jnp.float32)[None, ..., None])[0, ..., 0]
+        # skimage pads with zeros, this library with edge values: compare away from the border.
+        np.testing.assert_array_equal(np.asarray(code)[1:-1, 1:-1], expected[1:-1, 1:-1])
 
-def test_hard_lbp_matches_skimage(variant):
-    rng = np.random.default_rng(3)
-    # Values on a coarse float32-exact grid spaced so that no interpolated neighbour ties its centre.
-    img = (rng.permutation(24 * 30).reshape(24, 30) / 1024.0).astype(np.float32)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # skimage warns on float input
-        expected = feature.local_binary_pattern(img.astype(np.float64), P=8, R=1, method="default")
-    code = variant(F.lbp_code)(jnp.asarray(img, jnp.float32)[None, ..., None])[0, ..., 0]
-    # skimage pads with zeros, this library with edge values: compare away from the border.
-    np.testing.assert_array_equal(np.asarray(code)[1:-1, 1:-1], expected[1:-1, 1:-1])
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_feature_stack_shape_and_identity(self):
+        ref, dist = map(jnp.asarray, self.natural_pair)
+        fs = self.variant(F.feature_stack)(ref, ref)
+        assert fs.shape == (1, 64, 80, F.num_features())
+        same = dict(zip(F.FEATURE_NAMES, jnp.moveaxis(fs, -1, 0)))
+        np.testing.assert_allclose(np.asarray(same["ssim"]), 1.0, atol=1e-5)
+        for k in ("d_cb", "d_cr", "lbp"):
+            assert float(jnp.abs(same[k]).max()) == 0.0
+        fd = F.feature_stack(ref, dist)
+        assert float(fd[..., 0].mean()) < 0.9 and float(fd[..., 3].mean()) > 0.0
 
 
 def test_soft_lbp_tends_to_hard_code():
@@ -78,18 +101,6 @@ def test_information_map_drops_with_blur():
     _, _, v, _, _ = F.local_moments(x, x)
     info = F.information_map(v)
     assert float(info[1].mean()) < 0.85 * float(info[0].mean())
-
-
-def test_feature_stack_shape_and_identity(variant, natural_pair):
-    ref, dist = map(jnp.asarray, natural_pair)
-    fs = variant(F.feature_stack)(ref, ref)
-    assert fs.shape == (1, 64, 80, F.num_features())
-    same = dict(zip(F.FEATURE_NAMES, jnp.moveaxis(fs, -1, 0)))
-    np.testing.assert_allclose(np.asarray(same["ssim"]), 1.0, atol=1e-5)
-    for k in ("d_cb", "d_cr", "lbp"):
-        assert float(jnp.abs(same[k]).max()) == 0.0
-    fd = F.feature_stack(ref, dist)
-    assert float(fd[..., 0].mean()) < 0.9 and float(fd[..., 3].mean()) > 0.0
 
 
 @pytest.mark.parametrize("case", ["flat", "saturated", "identical", "natural"])

@@ -57,17 +57,24 @@ def test_bfloat16_compute_keeps_float32_params(tiny_config, tiny_params):
     shapes = jax.eval_shape(lambda: init_params(cfg, 0))
     assert {x.dtype for x in jax.tree_util.tree_leaves(shapes)} == {jnp.dtype("float32")}
     assert jax.tree_util.tree_structure(shapes) == jax.tree_util.tree_structure(tiny_params)
-    ref, dist = _pair((1, 32, 32, 3))
-    s16 = jax.jit(BiRQA(cfg).apply)(tiny_params, ref, dist)
-    s32 = jax.jit(BiRQA(tiny_config).apply)(tiny_params, ref, dist)  # same weights, float32 compute
-    assert s16.dtype == jnp.float32
-    np.testing.assert_allclose(np.asarray(s16), np.asarray(s32), atol=0.05)
+    # One reference under noise of sigma 0 .. 0.5: the gap must be small against the spread of
+    # the scores it is meant to rank (the untrained tiny model's spread is only ~5e-3).
+    ref, _ = _pair((1, 32, 32, 3))
+    sigmas = jnp.linspace(0.0, 0.5, 6)[:, None, None, None]
+    dist = jnp.clip(ref + sigmas * jax.random.normal(jax.random.key(3), (6, 32, 32, 3)), 0, 1)
+    ref = jnp.repeat(ref, 6, axis=0)
+    s16 = np.asarray(jax.jit(BiRQA(cfg).apply)(tiny_params, ref, dist))
+    s32 = np.asarray(jax.jit(BiRQA(tiny_config).apply)(tiny_params, ref, dist))  # same weights, float32
+    assert s16.dtype == np.float32
+    spread = s32.max() - s32.min()
+    assert spread > 1e-3
+    np.testing.assert_allclose(s16, s32, atol=0.1 * spread)
 
 
-def test_default_model_is_compact():
-    params = jax.eval_shape(lambda: init_params(ModelConfig()))
-    n = param_count(params)
-    assert 100_000 < n < 1_000_000
+def test_parameter_counts_are_exact():
+    count = lambda cfg: param_count(jax.eval_shape(lambda: init_params(cfg)))
+    assert count(ModelConfig()) == 429_372  # compact: well under 1M
+    assert count(ModelConfig(widths=(16, 24, 32, 48))) == 110_500  # the packaged weights' config
 
 
 def test_config_validation():

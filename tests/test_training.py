@@ -94,10 +94,9 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_multi_host_two_processes_match_one(tmp_path, tiny_config, tiny_params):
-    steps = 3
+def _two_processes(out, steps, *extra):
+    """Run multihost_worker.py as two processes joined by jax.distributed (gloo on CPU)."""
     port = _free_port()
-    out = tmp_path / "params.npy"
     procs = []
     try:
         for pid in range(2):
@@ -105,7 +104,8 @@ def test_multi_host_two_processes_match_one(tmp_path, tiny_config, tiny_params):
                        JAX_PROCESS_ID=str(pid))
             env.pop("XLA_FLAGS", None)
             procs.append(subprocess.Popen([sys.executable, os.path.join(HERE, "multihost_worker.py"), str(out),
-                                           str(steps)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+                                           str(steps), *map(str, extra)], env=env, stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT))
         logs = [p.communicate(timeout=240)[0].decode(errors="replace") for p in procs]
     finally:
         for p in procs:
@@ -113,6 +113,12 @@ def test_multi_host_two_processes_match_one(tmp_path, tiny_config, tiny_params):
                 p.kill()
                 p.wait()
     assert all(p.returncode == 0 for p in procs), "\n".join(l[-3000:] for l in logs)
+
+
+def test_multi_host_two_processes_match_one(tmp_path, tiny_config, tiny_params):
+    steps = 3
+    out = tmp_path / "params.npy"
+    _two_processes(out, steps)
     assert tiny_config == multihost_worker.CONFIG
     tx = multihost_worker.optimizer()
     mesh = training.make_mesh(jax.devices()[:1])
@@ -124,6 +130,15 @@ def test_multi_host_two_processes_match_one(tmp_path, tiny_config, tiny_params):
     # or a wrong batch slice moves them by the size of the update (> 1e-2 here).
     np.testing.assert_allclose(np.load(out), _flat(state.params), rtol=1e-3, atol=1e-4)
     assert np.abs(np.load(out) - _flat(tiny_params)).max() > 1e-2
+
+    # Stopped after step 1 with a checkpoint, then resumed by a new pair of processes: the same
+    # parameters as the uninterrupted two-process run.
+    resumed = tmp_path / "resumed.npy"
+    _two_processes(resumed, steps, tmp_path / "run", 1)
+    assert not resumed.exists()  # the first launch left at step 1
+    _two_processes(resumed, steps, tmp_path / "run", 1)
+    assert sorted(os.listdir(tmp_path / "run" / "checkpoints" / "latest")) == ["1", "3"]
+    np.testing.assert_allclose(np.load(resumed), np.load(out), rtol=0, atol=1e-7)
 
 
 # ----- the training loop on a tiny kadid_synthetic (built once per session) -----

@@ -1,6 +1,6 @@
 """L-inf adversarial attacks on full-reference quality scores, as pure jit/vmap-safe functions.
 
-Threat model (``robustness.md``): pixels live in [0, 1]; the reference stays fixed and only the
+Threat model (README, "Robustness"): pixels live in [0, 1]; the reference stays fixed and only the
 distorted image is perturbed, inside the L-inf ball of radius ``eps`` around it (``eps`` in
 [0, 1] units: 4/255, not the 8/255 of [-1, 1] code) intersected with [0, 1].
 
@@ -20,7 +20,7 @@ all per-item state (step sizes, best points, accepted proposals) is kept per ite
 
 Every attack returns only the adversarial batch, so it can run inside a jitted train step (wrap
 it in ``jax.lax.stop_gradient`` there). ``run_attack`` adds the perturbation statistics of
-``perturbation_stats`` and the default settings of ``robustness.md`` for evaluation.
+``perturbation_stats`` and the evaluation protocol's default settings (README, "Robustness").
 """
 
 from __future__ import annotations
@@ -574,7 +574,7 @@ def run_attack(
     rng: jax.Array,
     **overrides,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Run a registered attack with the ``robustness.md`` defaults and measure its perturbations.
+    """Run a registered attack with the evaluation protocol's defaults and measure its perturbations.
 
     Defaults: fgsm one step of ``eps``; ifgsm 10 steps of 1/255; pgd 10 steps of ``eps / 4``
     from a random start; mifgsm 10 steps, decay 1.0; apgd 100 iterations; korhonen 10 Adam

@@ -26,7 +26,8 @@ MIN_SIZE = 32
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Every architectural choice of the model. Defaults follow ``birqa.md`` ([ours] parts).
+    """Every architectural choice of the model. Where the paper is silent the defaults are this
+    project's reconstruction (README, "What is reconstructed").
 
     widths: channels of each pyramid level; the number of levels is ``len(widths)``. Level l
       works at 1/2^(l+1) of the input resolution (each level starts with a stride-2 3x3 conv).
@@ -161,7 +162,7 @@ class ReliabilityHead(nn.Module):
             p = 1.0 + nn.softplus(
                 self.param(f"gem_p_{i}", nn.initializers.constant(_softplus_inv(self.gem_init - 1.0)), ())
             )
-            pooled = jnp.mean(jnp.maximum(f, 1e-6) ** p, axis=(1, 2)) ** (1.0 / p)
+            pooled = gem_pool(f, p)
             h = nn.gelu(nn.Dense(self.hidden, name=f"hidden_{i}")(pooled))
             # Small output init: predictions start near zero but not constant (a constant batch
             # has no Pearson gradient worth following).
@@ -172,6 +173,13 @@ class ReliabilityHead(nn.Module):
         scores = jnp.stack(scores, axis=-1)
         weights = jax.nn.softmax(jnp.stack(logits, axis=-1), axis=-1)
         return jnp.sum(weights * scores, axis=-1), scores, weights
+
+
+def gem_pool(f: jax.Array, p: jax.Array) -> jax.Array:
+    """Generalised-mean pooling over H, W: ``mean(max(f, 1e-6) ** p) ** (1 / p)``, [B, H, W, C]
+    -> [B, C]. p = 1 is the mean of the clamped map, p -> inf its maximum; a constant map
+    (above the clamp) pools to that constant for every p."""
+    return jnp.mean(jnp.maximum(f, 1e-6) ** p, axis=(1, 2)) ** (1.0 / p)
 
 
 def _softplus_inv(y: float) -> float:

@@ -1,0 +1,226 @@
+"""Facts of each model block checked against a reference written from its definition, golden
+values of the whole model, and the packaged weights' behaviour on distortion levels.
+
+Each test here is meant to fail on a one-line change of the block it covers (a swapped gate, a
+missing root, a wrong variance), which shape and finiteness checks cannot see.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+from skimage import data as skdata
+
+import birqa_jax
+from birqa_jax.adversarial import attacks
+from birqa_jax.model import CSRAM, SCGB, BiRQA, ReliabilityHead, features
+from birqa_jax.model.pyramid import gem_pool
+
+F32 = np.float32
+
+
+def _rand(key, shape, lo=-1.0, hi=1.0):
+    return jax.random.uniform(jax.random.key(key), shape, minval=lo, maxval=hi)
+
+
+def _softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _conv1x1(x, p):
+    return np.asarray(x, np.float64) @ np.asarray(p["kernel"], np.float64)[0, 0] + np.asarray(p["bias"], np.float64)
+
+
+def _mean2x2(x):
+    n, h, w, c = x.shape
+    return np.asarray(x, np.float64).reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+
+
+def _perturbed(params, seed=1):
+    """``params`` with every leaf shifted randomly, so no term sits at its initial zero."""
+    leaves, tree = jax.tree_util.tree_flatten(params)
+    keys = jax.random.split(jax.random.key(seed), len(leaves))
+    return jax.tree_util.tree_unflatten(
+        tree, [x + 0.3 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
+
+
+def test_csram_is_coarse_plus_strength_times_confidence_times_injection():
+    coarse, fine = _rand(0, (2, 4, 6, 5)), _rand(1, (2, 8, 12, 3))
+    block = CSRAM(jnp.float32)
+    params = _perturbed(block.init(jax.random.key(2), coarse, fine))
+    out = block.apply(params, coarse, fine)
+    p = params["params"]
+    m = _mean2x2(fine)
+    h = np.concatenate([np.asarray(coarse, np.float64), m], axis=-1)
+    expected = coarse + _softplus(_conv1x1(h, p["strength"])) * _sigmoid(_conv1x1(h, p["confidence"])) * _conv1x1(
+        m, p["phi"])
+    np.testing.assert_allclose(np.asarray(out), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_scgb_with_zero_logits_is_the_identity_and_gates_by_two_sigmoid():
+    fine, coarse = _rand(0, (1, 8, 12, 4)), _rand(1, (1, 4, 6, 6))
+    block = SCGB(jnp.float32, cross=True)
+    params = block.init(jax.random.key(2), fine, coarse)
+    zero = jax.tree_util.tree_map(jnp.zeros_like, params)
+    new_fine, new_coarse = block.apply(zero, fine, coarse)
+    np.testing.assert_allclose(np.asarray(new_fine), np.asarray(fine), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(new_coarse), np.asarray(coarse), rtol=1e-6)
+    # A constant logit b on both gates scales by 2 sigmoid(b).
+    const = jax.tree_util.tree_map(jnp.zeros_like, params)
+    const["params"]["fine_gate"]["bias"] = jnp.full_like(const["params"]["fine_gate"]["bias"], 0.7)
+    const["params"]["coarse_gate"]["bias"] = jnp.full_like(const["params"]["coarse_gate"]["bias"], -1.2)
+    new_fine, new_coarse = block.apply(const, fine, coarse)
+    np.testing.assert_allclose(np.asarray(new_fine), np.asarray(fine) * 2 * _sigmoid(0.7), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(new_coarse), np.asarray(coarse) * 2 * _sigmoid(-1.2), rtol=1e-5)
+
+
+def test_gem_pool_facts():
+    x = _rand(0, (2, 5, 7, 3), 0.1, 2.0)
+    const = jnp.full((1, 4, 4, 2), 0.37)
+    for p in (1.0, 3.0, 7.5):
+        np.testing.assert_allclose(np.asarray(gem_pool(const, jnp.float32(p))), 0.37, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(gem_pool(x, jnp.float32(1.0))), np.asarray(x).mean(axis=(1, 2)), rtol=1e-5)
+    expected3 = (np.asarray(x, np.float64) ** 3).mean(axis=(1, 2)) ** (1 / 3)
+    np.testing.assert_allclose(np.asarray(gem_pool(x, jnp.float32(3.0))), expected3, rtol=1e-5)
+    # p -> inf approaches the maximum from below (35 pixels: within (1/35)^(1/60) ~ 6% at p = 60).
+    big, top = np.asarray(gem_pool(x, jnp.float32(60.0))), np.asarray(x).max(axis=(1, 2))
+    assert np.all(big <= top * (1 + 1e-6)) and np.all(big >= 0.94 * top)
+
+
+def test_reliability_head_is_the_softmax_weighted_sum_of_level_scores():
+    levels = [_rand(i, (3, 8 >> i, 8 >> i, 4 + i), 0.0, 1.5) for i in range(3)]
+    head = ReliabilityHead(hidden=6, gem_init=3.0)
+    params = _perturbed(head.init(jax.random.key(5), levels))
+    score, level_scores, weights = head.apply(params, levels)
+    p = params["params"]
+    scores, logits = [], []
+    for i, f in enumerate(levels):
+        e = 1.0 + _softplus(float(p[f"gem_p_{i}"]))
+        pooled = (np.maximum(np.asarray(f, np.float64), 1e-6) ** e).mean(axis=(1, 2)) ** (1.0 / e)
+        hidden = np.asarray(jax.nn.gelu(pooled @ np.asarray(p[f"hidden_{i}"]["kernel"]) + np.asarray(
+            p[f"hidden_{i}"]["bias"])), np.float64)
+        out = hidden @ np.asarray(p[f"out_{i}"]["kernel"]) + np.asarray(p[f"out_{i}"]["bias"])
+        scores.append(out[:, 0])
+        logits.append(out[:, 1])
+    scores, logits = np.stack(scores, -1), np.stack(logits, -1)
+    w = np.exp(logits - logits.max(-1, keepdims=True))
+    w /= w.sum(-1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(level_scores), scores, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(weights), w, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(score), (w * scores).sum(-1), rtol=1e-4, atol=1e-6)
+
+
+def _luma_chroma(x):
+    m = np.array([[0.299, 0.587, 0.114], [-0.168735892, -0.331264108, 0.5], [0.5, -0.418687589, -0.081312411]])
+    return np.asarray(x, np.float64) @ m.T + np.array([0.0, 0.5, 0.5])
+
+
+def _local_variance(y):
+    f = lambda v: ndi.gaussian_filter(v, 1.5, mode="reflect", truncate=3.5)
+    return f(y * y) - f(y) ** 2
+
+
+def test_every_feature_channel_against_its_definition(natural_pair):
+    ref, dist = natural_pair  # [1, 64, 80, 3] float32
+    stack = np.asarray(features.feature_stack(jnp.asarray(ref), jnp.asarray(dist)), np.float64)[0]
+    assert stack.shape[-1] == len(features.FEATURE_NAMES)
+    ch = {name: stack[..., i] for i, name in enumerate(features.FEATURE_NAMES)}
+    ycc_r, ycc_d = _luma_chroma(ref[0]), _luma_chroma(dist[0])
+    y_r, y_d = ycc_r[..., 0], ycc_d[..., 0]
+    np.testing.assert_allclose(ch["y_ref"], y_r, atol=1e-6)
+    np.testing.assert_allclose(ch["y_dist"], y_d, atol=1e-6)
+    np.testing.assert_allclose(ch["d_cb"], np.abs(ycc_r[..., 1] - ycc_d[..., 1]), atol=1e-6)
+    np.testing.assert_allclose(ch["d_cr"], np.abs(ycc_r[..., 2] - ycc_d[..., 2]), atol=1e-6)
+    c = features.SSIM_C2
+    v_r, v_d = _local_variance(y_r), _local_variance(y_d)
+    np.testing.assert_allclose(ch["info_ref"], np.log1p(np.maximum(v_r, 0) / c), atol=2e-3)
+    np.testing.assert_allclose(ch["info_dist"], np.log1p(np.maximum(v_d, 0) / c), atol=2e-3)
+    g = lambda v: ndi.gaussian_filter(v, 1.5, mode="reflect", truncate=3.5)
+    mx, my = g(y_r), g(y_d)
+    cov = g(y_r * y_d) - mx * my
+    ssim = ((2 * mx * my + features.SSIM_C1) * (2 * cov + c)) / ((mx**2 + my**2 + features.SSIM_C1) * (v_r + v_d + c))
+    np.testing.assert_allclose(ch["ssim"], ssim, atol=2e-3)
+    # Soft LBP: mean over the 8 neighbours of |sigmoid((n_k - c) / t)| differences, edge padding.
+    t = 0.02
+
+    def bits(y):
+        yp = np.pad(y, 1, mode="edge")
+        h, w = y.shape
+        out = []
+        for rp, cp in features._LBP_OFFSETS:
+            r0, c0 = int(np.floor(rp)), int(np.floor(cp))
+            fr, fc = rp - r0, cp - c0
+            v = sum(wr * wc * yp[1 + dr: 1 + dr + h, 1 + dc: 1 + dc + w]
+                    for dr, wr in ((r0, 1 - fr), (r0 + 1, fr)) for dc, wc in ((c0, 1 - fc), (c0 + 1, fc))
+                    if wr * wc > 1e-12)
+            out.append(_sigmoid((v - y) / t))
+        return np.stack(out, -1)
+
+    np.testing.assert_allclose(ch["lbp"], np.abs(bits(y_r) - bits(y_d)).mean(-1), atol=1e-4)
+
+
+def test_pgd_random_start_covers_both_sides_of_the_ball():
+    dist = jnp.full((2, 16, 16, 3), 0.5)
+    flat = lambda x: jnp.zeros(x.shape[0])  # zero gradient: PGD stays at its random start
+    eps = 8 / 255
+    start = np.asarray(attacks.pgd(flat, dist, eps=eps, rng=jax.random.key(0), steps=1)) - 0.5
+    assert start.min() < -0.8 * eps and start.max() > 0.8 * eps
+    assert abs(start.mean()) < 0.1 * eps and np.abs(start).max() <= eps + 1e-7
+
+
+def test_negative_float_input_is_rejected(tiny_config, tiny_params):
+    img = np.full((40, 40, 3), 0.5, np.float32)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        birqa_jax.score(img, img - 0.5 - 0.2, params=tiny_params, config=tiny_config)
+
+
+# Golden values: the tiny model of conftest.py (seed 0) on a fixed natural pair. A change of the
+# features, a block or the head moves them; update them only for an intended change.
+GOLDEN_SCORE = [-0.02316362]
+GOLDEN_LEVEL_SCORES = [-0.09132814, 0.06469919, -0.05844374]
+GOLDEN_WEIGHTS = [0.30935755, 0.36910897, 0.32153353]
+
+
+def test_golden_values_of_the_tiny_model(tiny_config, tiny_params, natural_pair):
+    ref, dist = natural_pair
+    score, levels, weights = jax.jit(BiRQA(tiny_config).apply, static_argnames="return_levels")(
+        tiny_params, jnp.asarray(ref), jnp.asarray(dist), return_levels=True)
+    np.testing.assert_allclose(np.asarray(score), GOLDEN_SCORE, atol=2e-6)
+    np.testing.assert_allclose(np.asarray(levels)[0], GOLDEN_LEVEL_SCORES, atol=2e-6)
+    np.testing.assert_allclose(np.asarray(weights)[0], GOLDEN_WEIGHTS, atol=2e-6)
+
+
+# The packaged default weights on two scikit-image photographs (96x128 crops), three KADID-10k
+# distortion types at levels 1..5 (rng seed 0): every type's scores fall with the level, an
+# identical pair scores about 0.84, and the values are pinned.
+PACKAGED = {
+    ("coffee", 1): [0.830858, 0.773402, 0.520427, 0.298041, 0.201028],
+    ("coffee", 10): [0.666459, 0.647988, 0.619170, 0.428454, 0.368825],
+    ("coffee", 11): [0.709159, 0.555373, 0.494906, 0.409086, 0.352038],
+    ("chelsea", 1): [0.835363, 0.811334, 0.715344, 0.477243, 0.226776],
+    ("chelsea", 10): [0.762180, 0.753231, 0.744193, 0.538440, 0.391023],
+    ("chelsea", 11): [0.760889, 0.682538, 0.595690, 0.480079, 0.391714],
+}
+PHOTOS = {"coffee": lambda: skdata.coffee()[60:156, 200:328], "chelsea": lambda: skdata.chelsea()[40:136, 100:228]}
+
+
+@pytest.mark.parametrize("photo", sorted(PHOTOS))
+def test_packaged_weights_order_distortion_levels(photo):
+    from birqa_jax.data.distortions import distort
+
+    params, config = birqa_jax.load()
+    ref = PHOTOS[photo]()
+    types = sorted(t for p, t in PACKAGED if p == photo)
+    dists = np.stack([distort(ref, t, level, np.random.default_rng(0)) for t in types for level in range(1, 6)])
+    scores = birqa_jax.score(np.stack([ref] * len(dists)), dists, params=params, config=config).reshape(-1, 5)
+    for t, s in zip(types, scores):
+        assert np.all(np.diff(s) < 0), (t, s)
+        np.testing.assert_allclose(s, PACKAGED[photo, t], atol=1e-4)
+    assert birqa_jax.score(ref, ref, params=params, config=config) == pytest.approx(0.84, abs=0.01)
