@@ -188,7 +188,7 @@ def cmd_score(args) -> int:
         raise CliError("give REF and DIST image files, or --ref-dir A --dist-dir B")
     if args.recursive and not folders:
         raise CliError("--recursive applies to --ref-dir/--dist-dir")
-    out = args.out or (STDOUT if folders else None)
+    out = args.out or (STDOUT if folders or args.format else None)
     if out:
         _prepare_out(out)
     metrics = _metrics(args.metric or ["birqa"], args.params)
@@ -234,7 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--metric", action="append", metavar="NAME",
                    help="a metric of `birqa list` or a model file; repeat for several (default: birqa)")
     s.add_argument("--params", metavar="FILE", help="model file for the birqa metric (default: packaged weights)")
-    s.add_argument("--out", metavar="FILE", help="write rows to FILE ('-' = stdout; default in folder mode)")
+    s.add_argument("--out", metavar="FILE", help="write rows to FILE ('-' = stdout, the default in folder mode "
+                   "or with --format)")
     s.add_argument("--format", choices=("csv", "json"), help="output format (default: from --out's extension, else csv)")
     s.set_defaults(func=cmd_score)
     ls = sub.add_parser("list", help="list the metric names with their direction and range")
