@@ -7,15 +7,20 @@ without a model: ``python eval.py --metric ssim --metric psnr``. Add the adversa
 with ``--robustness`` (``--robust_attacks=fgsm,pgd --robust_eps=1/255,4/255
 --robust_max_examples=64 --robust_crop=96x96``). The ``--metric`` and ``--robust_*`` flags
 override the matching fields of ``--config``; any config field can be set as
-``--config.batch_size=8``.
+``--config.batch_size=8``; ``--help`` lists them all. Runs from any folder.
 """
 
+import os
 import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-config_flags.DEFINE_config_file("config", "configs/eval_default.py", "Evaluation config file.", lock_config=True)
+from birqa_jax.cli import run_absl
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+config_flags.DEFINE_config_file("config", os.path.join(HERE, "configs", "eval_default.py"), "Evaluation config file.",
+                                lock_config=True)
 flags.DEFINE_string("workdir", None, "A training run's folder (config.json and birqa.msgpack); omit for baselines only.")
 flags.DEFINE_string("out", None, "Output folder; default <workdir>/eval, or runs/baselines/eval without a workdir.")
 flags.DEFINE_multi_string("metric", None, "A metric to evaluate, repeatable: birqa, psnr, psnr_y, ssim, ms_ssim, "
@@ -46,4 +51,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_absl(main, __doc__)

@@ -3,21 +3,35 @@
 Quick use::
 
     import birqa_jax
-    s = birqa_jax.score(ref, dist)                  # packaged default weights
-    params = birqa_jax.init_params()                # or untrained weights
-    s = birqa_jax.score(ref, dist, params=params)
+    birqa_jax.list_metrics()                        # ['birqa', 'psnr', ..., 'gmsd']
+    m = birqa_jax.create_metric("birqa")            # packaged weights and their config together
+    s = m(ref, dist)                                # arrays, PIL images or file paths
+    s = birqa_jax.score(ref, dist)                  # the same in one line
+    loss = m.as_loss()(m.params, ref, dist)         # inside your own jitted code
+
+BiRQA: higher = better quality; the score is unbounded, trained towards MOS normalised to
+[0, 1] (an identical pair scores about 0.83 with the packaged default weights).
 
 The package's layers, lowest first (a module imports only from layers below its own):
 ``inputs``; ``model``; ``classical``, ``adversarial``, ``data``; ``evaluation``; ``train``;
 ``metric`` and ``cli``; this package's public face.
 """
 
-from birqa_jax.metric import default_weights_path, load, perceptual_loss, prepare_pair, score
+from birqa_jax.metric import (
+    Metric,
+    __version__,
+    create_metric,
+    default_weights_path,
+    list_metrics,
+    load,
+    perceptual_loss,
+    prepare_pair,
+    score,
+)
 from birqa_jax.model import MIN_SIZE, BiRQA, ModelConfig, init_params, load_model, param_count, save_model
 
-__version__ = "0.1.0"
-
 __all__ = [
-    "BiRQA", "MIN_SIZE", "ModelConfig", "default_weights_path", "init_params", "load", "load_model",
-    "param_count", "perceptual_loss", "prepare_pair", "save_model", "score",
+    "BiRQA", "MIN_SIZE", "Metric", "ModelConfig", "__version__", "create_metric", "default_weights_path",
+    "init_params", "list_metrics", "load", "load_model", "param_count", "perceptual_loss", "prepare_pair",
+    "save_model", "score",
 ]

@@ -1,21 +1,40 @@
-"""The one validator of image inputs, shared by the model API, the classical metrics, the attacks
-and the evaluation.
+"""The one validator of image inputs, shared by the model API, the classical metrics, the attacks,
+the evaluation and the command line.
 
 Two kinds of check, kept apart because only one of them can run under ``jax.jit``:
 
-- ``check_batch`` / ``check_pair``: shape and dtype, read from the array's static type, so they
-  work on numpy arrays, jax arrays and tracers alike (a wrong input fails with a ValueError at
-  trace time, before XLA sees it).
-- ``check_values``: the values themselves (finite, inside [0, 1]); host-side, for concrete
-  arrays only.
+- trace time (numpy arrays, jax arrays and tracers alike; a wrong input fails with a ValueError
+  before XLA sees it): ``check_batch`` / ``check_pair`` (shape and dtype) and
+  ``to_float_traced`` (uint8/uint16 -> float32 in [0, 1], other floats -> float32);
+- host side (concrete values only): ``check_values`` (finite, inside [0, 1]), ``read_image``
+  (files and PIL images) and ``to_float_pair`` / ``to_float_pairs``, the entry of user images.
 
-``to_float_pair`` is the host-side entry of user images: it validates a pair in any accepted
-form and returns float32 NHWC batches in [0, 1].
+Accepted user images: numpy or jax arrays, PIL images and image file paths. Arrays are HW or
+HW1 (grayscale, replicated to RGB), HWC or NHWC with 3 channels; uint8 (0..255), uint16
+(0..65535) or float (float16, bfloat16, float32, float64) in [0, 1]. Float values at most
+``FLOAT_TOLERANCE`` outside [0, 1] (rounding in a user's own pipeline) are clipped; values
+further out, NaN and Inf are rejected. Files and PIL images: EXIF orientation applied, 8- and
+16-bit, grayscale, palette, RGBA/LA (alpha dropped), CMYK and YCbCr all become RGB in [0, 1].
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
 import numpy as np
+
+# Float inputs up to this far outside [0, 1] are clipped; further out they are rejected.
+FLOAT_TOLERANCE = 1e-3
+# Integer dtypes accepted as images, with the value that means white.
+INT_WHITE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+
+
+def _accepted(dtype) -> bool:
+    return np.dtype(dtype) in INT_WHITE or jnp.issubdtype(dtype, jnp.floating)
 
 
 def check_batch(name: str, x, *, who: str = "", channels: int = 3) -> None:
@@ -23,7 +42,7 @@ def check_batch(name: str, x, *, who: str = "", channels: int = 3) -> None:
     prefix = f"{who}: " if who else ""
     if len(x.shape) != 4 or x.shape[-1] != channels:
         raise ValueError(f"{prefix}{name} must be [B, H, W, {channels}], got shape {tuple(x.shape)}")
-    if not np.issubdtype(np.dtype(x.dtype), np.floating):
+    if not jnp.issubdtype(x.dtype, jnp.floating):
         raise ValueError(f"{prefix}{name} must be float in [0, 1], got dtype {x.dtype}")
 
 
@@ -40,29 +59,126 @@ def check_pair(ref, dist, *, who: str = "", min_size: int = 1) -> None:
         raise ValueError(f"{prefix}images of {h}x{w} are too small, need at least {min_size} px on the short side")
 
 
-def check_values(name: str, x) -> None:
-    """Concrete ``x`` must be finite and inside [0, 1] (host-side; not for tracers)."""
+def to_float_traced(ref, dist, *, who: str, min_size: int = 1) -> tuple[jax.Array, jax.Array]:
+    """Trace-time entry of a pair inside jitted code: ``[B, H, W, 3]`` uint8 (0..255), uint16
+    (0..65535) or float in [0, 1] -> float32 in [0, 1]; shape, dtype and size are checked
+    (values are not: they are traced)."""
+    out = []
+    for name, x in (("ref", ref), ("dist", dist)):
+        if not _accepted(x.dtype):
+            raise ValueError(f"{who}: {name} must be uint8 (0..255), uint16 or float in [0, 1], got dtype {x.dtype}")
+        white = INT_WHITE.get(np.dtype(x.dtype))
+        x = jnp.asarray(x, jnp.float32)
+        out.append(x / white if white else x)
+    check_pair(*out, who=who, min_size=min_size)
+    return out[0], out[1]
+
+
+def _shortest(v) -> str:
+    return np.format_float_positional(np.float32(v), trim="-")
+
+
+def check_values(name: str, x, *, tolerance: float = 0.0) -> None:
+    """Concrete ``x`` must be finite and inside [-tolerance, 1 + tolerance] (host-side; not for
+    tracers)."""
     x = np.asarray(x)
+    if not x.size:
+        return
     if not np.all(np.isfinite(x)):
         raise ValueError(f"{name} contains NaN or Inf")
-    lo, hi = float(x.min()), float(x.max())
-    if lo < 0.0 or hi > 1.0:
+    lo, hi = x.min(), x.max()
+    if lo < -tolerance or hi > 1.0 + tolerance:
+        clipped = f" (values up to {tolerance:g} outside are clipped)" if tolerance else ""
         raise ValueError(
-            f"float {name} must be in [0, 1], got values in [{lo:.4g}, {hi:.4g}] (pass uint8 for 0..255 images)"
+            f"float {name} must be in [0, 1]{clipped}, got values in [{_shortest(lo)}, {_shortest(hi)}] "
+            "(pass uint8 for 0..255 images)"
         )
+
+
+def read_image(source) -> np.ndarray:
+    """An image file (path) or a PIL image as float32 RGB ``[H, W, 3]`` in [0, 1].
+
+    The EXIF orientation is applied; 8-bit modes are divided by 255, 16-bit (``I;16``, ``I``) by
+    65535, 32-bit float (``F``) kept as is (and validated later); palette, grayscale, RGBA/LA
+    (alpha dropped), CMYK, YCbCr become RGB. FileNotFoundError for a missing file, ValueError
+    naming the file for an unreadable one.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if isinstance(source, Image.Image):
+        return _pil_to_array(ImageOps.exif_transpose(source), "the PIL image")
+    path = os.fspath(source)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such image file: {path}")
+    try:
+        with Image.open(path) as im:
+            return _pil_to_array(ImageOps.exif_transpose(im), path)
+    except (UnidentifiedImageError, OSError) as e:
+        raise ValueError(f"cannot read image {path}: {e}") from e
+
+
+def _pil_to_array(im, what: str) -> np.ndarray:
+    if im.mode == "F":  # 32-bit float: kept as is, validated with every float input
+        return np.repeat(np.asarray(im, np.float32)[..., None], 3, -1)
+    if im.mode.startswith("I"):  # 16-bit (I;16*), or 32-bit integer holding 16-bit values (I)
+        x = np.asarray(im, np.float32)
+        if x.min() < 0 or x.max() > 65535:
+            raise ValueError(f"{what}: 32-bit integer image with values outside 0..65535")
+        return np.repeat(x[..., None] / 65535.0, 3, -1)
+    if im.mode in ("P", "PA") and "transparency" in im.info:
+        im = im.convert("RGBA")
+    try:
+        rgb = im.convert("RGB")
+    except ValueError as e:
+        raise ValueError(f"{what}: cannot convert image mode {im.mode} to RGB: {e}") from e
+    return np.asarray(rgb, np.float32) / 255.0
+
+
+def _is_file_or_pil(x) -> bool:
+    from PIL import Image
+
+    return isinstance(x, (str, os.PathLike, Image.Image))
+
+
+def _as_array(x, name: str) -> np.ndarray:
+    """One image-like input as a numpy array: files and PIL images read, arrays fetched."""
+    if isinstance(x, jax.core.Tracer):
+        raise TypeError(
+            f"{name} is a JAX tracer: scoring reads values on the host, so it cannot run under jax.jit, "
+            "grad or vmap. Inside traced code use the pure function birqa_jax.create_metric(name).apply"
+            "(params, ref, dist) or .as_loss()."
+        )
+    if _is_file_or_pil(x):
+        return read_image(x)
+    return np.asarray(x)
+
+
+def _to_unit(name: str, x: np.ndarray) -> np.ndarray:
+    """One NHWC array as float32 in [0, 1]: integers scaled, floats checked (``FLOAT_TOLERANCE``
+    outside [0, 1] clipped)."""
+    if not _accepted(x.dtype):
+        raise ValueError(f"images must be uint8 (0..255), uint16 (0..65535) or float in [0, 1], got dtype {x.dtype}")
+    white = INT_WHITE.get(x.dtype)
+    if white:
+        return x.astype(np.float32) / white
+    x = x.astype(np.float32)
+    check_values(name, x, tolerance=FLOAT_TOLERANCE)
+    return np.clip(x, 0.0, 1.0)
 
 
 def to_float_pair(ref, dist, *, min_size: int = 1) -> tuple[np.ndarray, np.ndarray, bool]:
     """Validate an image pair and convert it to float32 NHWC in [0, 1].
 
-    Accepts numpy or jax arrays, HWC or NHWC, uint8 (0..255) or float in [0, 1]. Grayscale
-    input (HW, HW1 or NHW1) is replicated to 3 channels; any other channel count but 3 is
-    rejected. Returns ``(ref, dist, single)`` where ``single`` says the input was one pair (HWC).
+    ``ref``, ``dist``: arrays (HW, HWC or NHWC), PIL images or file paths, in any form of the
+    module docstring; two arrays must share one dtype (so 0..255 and [0, 1] are never mixed).
+    Returns ``(ref, dist, single)`` where ``single`` says the input was one pair (not NHWC).
+    ValueError names any problem.
     """
-    ref, dist = np.asarray(ref), np.asarray(dist)
+    arrays = not (_is_file_or_pil(ref) or _is_file_or_pil(dist))
+    ref, dist = _as_array(ref, "ref"), _as_array(dist, "dist")
     if ref.shape != dist.shape:
         raise ValueError(f"ref and dist must have the same shape, got {ref.shape} and {dist.shape}")
-    if ref.dtype != dist.dtype:
+    if arrays and ref.dtype != dist.dtype:
         raise ValueError(f"ref and dist must have the same dtype, got {ref.dtype} and {dist.dtype}")
     if ref.ndim == 2:
         ref, dist = ref[..., None], dist[..., None]
@@ -78,10 +194,40 @@ def to_float_pair(ref, dist, *, min_size: int = 1) -> tuple[np.ndarray, np.ndarr
     h, w = ref.shape[1:3]
     if h < min_size or w < min_size:
         raise ValueError(f"images must be at least {min_size}x{min_size} pixels, got {h}x{w}")
-    if ref.dtype == np.uint8:
-        return ref.astype(np.float32) / 255.0, dist.astype(np.float32) / 255.0, single
-    if not np.issubdtype(ref.dtype, np.floating):
-        raise ValueError(f"images must be uint8 or float in [0, 1], got dtype {ref.dtype}")
-    check_values("ref", ref)
-    check_values("dist", dist)
-    return ref.astype(np.float32), dist.astype(np.float32), single
+    return _to_unit("ref", ref), _to_unit("dist", dist), single
+
+
+def _is_image_list(x) -> bool:
+    """A list/tuple of images (arrays, PIL images, paths), not a nested list of numbers."""
+    return isinstance(x, (list, tuple)) and not (x and isinstance(x[0], (list, tuple, int, float)))
+
+
+def to_float_pairs(ref, dist, *, min_size: int = 1) -> tuple[list[tuple[np.ndarray, np.ndarray]], bool]:
+    """Pairs in any accepted form -> ``([(ref, dist), ...], single)``: float32 NHWC batches in
+    [0, 1], each of one image size.
+
+    ``ref``, ``dist``: one pair or one batch as for ``to_float_pair`` (one batch returned), or
+    two equally long lists of single images (arrays, PIL images, paths), whose sizes may differ
+    from pair to pair (one ``[1, H, W, 3]`` batch per pair; an empty list gives none).
+    """
+    if not (_is_image_list(ref) or _is_image_list(dist)):
+        r, d, single = to_float_pair(ref, dist, min_size=min_size)
+        return [(r, d)], single
+    if not (_is_image_list(ref) and _is_image_list(dist)) or len(ref) != len(dist):
+        raise ValueError(f"ref and dist must both be lists of the same length, got {_describe(ref)} and {_describe(dist)}")
+    pairs = []
+    for i, (r, d) in enumerate(zip(ref, dist)):
+        try:
+            r, d, single = to_float_pair(r, d, min_size=min_size)
+        except ValueError as e:
+            raise ValueError(f"pair {i}: {e}") from None
+        if not single:
+            raise ValueError(f"pair {i}: list items must be single images (HW or HWC), got a batch of {len(r)}")
+        pairs.append((r, d))
+    return pairs, False
+
+
+def _describe(x: Any) -> str:
+    if isinstance(x, Sequence) and not isinstance(x, str):
+        return f"a {type(x).__name__} of {len(x)}"
+    return f"a {type(x).__name__}"

@@ -1,38 +1,105 @@
-"""The public scoring API: load weights with their config, score image pairs, and use BiRQA as a
-differentiable loss.
+"""The public scoring API: metric objects that hold their weights with their config, ``score()``
+and BiRQA as a differentiable loss.
 
-Higher scores mean better quality (closer to the reference). The trained default weights ship
-inside the package (``birqa_jax/assets/birqa_default.msgpack``); they were trained on the
-synthetic ``kadid_synthetic`` set (see the README), so for real use prefer weights trained on a
-real dataset and pass them with ``params=``/``load()``.
+``create_metric(name)`` gives a ``Metric`` for every name of ``list_metrics()``: each packaged
+BiRQA weight set (``WEIGHTS``: name -> file in ``birqa_jax/assets``) and each classical
+baseline of ``birqa_jax.classical.BASELINES``; ``create_metric(path)`` loads a model file
+written by ``save_model`` (its own config travels inside it).
+
+BiRQA scores: higher = better quality (closer to the reference); unbounded, trained to predict
+MOS normalised to [0, 1], so in practice about [0, 1]. The packaged default weights were
+trained on the synthetic ``kadid_synthetic`` set (see the README): an identical pair scores
+about 0.83, the best-rated level of its training labels, not 1.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import math
 import os
+from collections.abc import Callable, Mapping
+from typing import Any
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from birqa_jax.evaluation.runner import score_arrays
-from birqa_jax.inputs import to_float_pair
-from birqa_jax.model import MIN_SIZE, BiRQA, ModelConfig, apply_fn, load_model
+from birqa_jax.classical import BASELINES
+from birqa_jax.evaluation.runner import score_examples
+from birqa_jax.inputs import to_float_pair, to_float_pairs, to_float_traced
+from birqa_jax.model import MIN_SIZE, ModelConfig, apply_fn, load_model
 
-DEFAULT_WEIGHTS = os.path.join(os.path.dirname(__file__), "assets", "birqa_default.msgpack")
+__version__ = "0.1.0"
+
+ASSETS = os.path.join(os.path.dirname(__file__), "assets")
+# Packaged BiRQA weight sets: metric name -> (model file in ASSETS, what they are). A new set
+# (e.g. adversarially trained weights) is one line here.
+WEIGHTS = {
+    "birqa": ("birqa_default.msgpack", "default weights, trained on the synthetic kadid_synthetic set (a demo); "
+              "an identical pair scores about 0.83"),
+}
+DEFAULT_METRIC = "birqa"
+# BiRQA's head is linear: the score is unbounded, trained towards MOS normalised to [0, 1].
+BIRQA_RANGE = (-math.inf, math.inf)
+# Documented score range and meaning of each classical metric (a name without an entry has none).
+CLASSICAL_DOCS = {
+    "psnr": ((0.0, math.inf), "PSNR in dB on RGB; identical images give inf"),
+    "psnr_y": ((0.0, math.inf), "PSNR in dB on BT.601 luma; identical images give inf"),
+    "ssim": ((-1.0, 1.0), "SSIM on luma (with the reference MATLAB downsampling)"),
+    "ms_ssim": ((0.0, 1.0), "MS-SSIM on luma; needs 161 px on the short side"),
+    "gmsd": ((0.0, 0.5), "GMSD on luma: deviation of gradient similarity; 0 = identical"),
+}
+REDUCTIONS = ("mean", "sum", "none")
+
+Apply = Callable[[Any, jax.Array, jax.Array], jax.Array]
+
+
+def _classical() -> Mapping[str, tuple[Callable[[jax.Array, jax.Array], jax.Array], bool]]:
+    """The classical metrics: name -> (jitted fn(ref, dist) -> [B], higher_is_better). The one
+    place this module reads ``classical.BASELINES``."""
+    return BASELINES
+
+
+def list_metrics() -> list[str]:
+    """Names ``create_metric`` accepts: the packaged BiRQA weight sets, then the classical
+    baselines."""
+    return [*WEIGHTS, *_classical()]
+
+
+def _span(lo: float, hi: float) -> str:
+    return f"{'(' if math.isinf(lo) else '['}{lo:g}, {hi:g}{')' if math.isinf(hi) else ']'}"
+
+
+def describe(name: str) -> str:
+    """One line on metric ``name`` of ``list_metrics()``: direction, documented range, what it is."""
+    if name in WEIGHTS:
+        lower_better, span, about = False, _span(*BIRQA_RANGE), f"BiRQA (about 0..1), {WEIGHTS[name][1]}"
+    else:
+        lower_better = not _classical()[name][1]
+        score_range, about = CLASSICAL_DOCS.get(name, (None, "classical metric"))
+        span = _span(*score_range) if score_range else "undocumented"
+    direction = "lower is better" if lower_better else "higher is better"
+    return f"{name:<8} {direction:<17} range {span:<12} {about}"
+
+
+def weights_path(name: str = DEFAULT_METRIC) -> str:
+    """Path of the packaged weight set ``name``; a clear error says how to make it if absent."""
+    path = os.path.join(ASSETS, WEIGHTS[name][0])
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"the BiRQA weights {name!r} are not packaged with this installation "
+            f"(expected {path}). Train them with `python train.py` (the embedded default "
+            "config exports them to <workdir>/birqa.msgpack) and use create_metric(path), "
+            "or pass explicitly initialised params (birqa_jax.init_params())."
+        )
+    return path
 
 
 def default_weights_path() -> str:
-    """Path of the packaged default weights; a clear error says how to make them if absent."""
-    if not os.path.isfile(DEFAULT_WEIGHTS):
-        raise FileNotFoundError(
-            "no default BiRQA weights are packaged with this installation "
-            f"(expected {DEFAULT_WEIGHTS}). Train them with `python train.py` (the embedded default "
-            "config exports them to <workdir>/birqa.msgpack) and pass params=birqa_jax.load(path), "
-            "or pass explicitly initialised params (birqa_jax.init_params())."
-        )
-    return DEFAULT_WEIGHTS
+    """Path of the packaged default weights (``weights_path("birqa")``)."""
+    return weights_path(DEFAULT_METRIC)
 
 
 @functools.lru_cache(maxsize=None)
@@ -41,7 +108,7 @@ def _load_cached(path: str, mtime: float):
     return jax.device_put(params), config
 
 
-def load(path: str | None = None):
+def load(path: str | os.PathLike | None = None) -> tuple[Any, ModelConfig]:
     """Load ``(params, config)`` from a model file, or the packaged default weights."""
     path = os.path.abspath(path or default_weights_path())
     if not os.path.isfile(path):
@@ -49,41 +116,179 @@ def load(path: str | None = None):
     return _load_cached(path, os.path.getmtime(path))
 
 
+@functools.lru_cache(maxsize=None)
+def birqa_apply(config: ModelConfig) -> Apply:
+    """The pure, jitted ``(params, ref, dist) -> [B]`` BiRQA score of ``config``.
+
+    ``ref, dist``: [B, H, W, 3] uint8 (0..255), uint16 or float in [0, 1], H, W >= ``MIN_SIZE``
+    (checked at trace time; values are not checked: they are traced). ``params`` is an
+    argument, so weight sets of one config share one compilation per input shape, and
+    parameters are never baked into the program as constants. Params that do not fit
+    ``config`` raise a ValueError at trace time.
+    """
+    model = apply_fn(config)
+
+    @jax.jit
+    def apply(params, ref, dist):
+        ref, dist = to_float_traced(ref, dist, who="birqa", min_size=MIN_SIZE)
+        try:
+            return model(params, ref, dist)
+        except flax.errors.FlaxError as e:
+            raise ValueError(
+                f"these params do not fit {config}: {str(e).splitlines()[0]} Pass the config stored with "
+                "them (params, config = birqa_jax.load(path)), or use birqa_jax.create_metric(name_or_path), "
+                "which keeps weights and config together."
+            ) from None
+
+    return apply
+
+
+@functools.lru_cache(maxsize=None)
+def _classical_apply(name: str) -> Apply:
+    fn, _ = _classical()[name]
+
+    @jax.jit
+    def apply(params, ref, dist):
+        del params  # classical metrics have none
+        return fn(*to_float_traced(ref, dist, who=name))
+
+    return apply
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Metric:
+    """A full-reference metric with its weights: call it on images, or use ``apply`` / ``as_loss``
+    inside your own jitted code.
+
+    Attributes:
+      name: the metric's name (a ``list_metrics()`` name, or a model file's path).
+      apply: pure, jitted ``(params, ref, dist) -> [B]`` on [B, H, W, 3] uint8 or float in [0, 1]
+        (shape and dtype checked at trace time); pass ``params`` as an argument.
+      params: the weights ``apply`` takes (None for a classical metric).
+      config: the ``ModelConfig`` of ``params`` (None for a classical metric).
+      lower_better: True when a lower score means better quality (GMSD).
+      score_range: the documented (low, high) of the score; None where none is documented.
+      min_size: smallest height and width checked on the host before scoring (a metric that
+        needs more, as MS-SSIM's 161 px, says so when traced).
+    """
+
+    name: str
+    apply: Apply = dataclasses.field(repr=False)
+    params: Any = dataclasses.field(repr=False)
+    config: ModelConfig | None
+    lower_better: bool
+    score_range: tuple[float, float] | None
+    min_size: int = 1
+
+    @classmethod
+    def from_params(cls, params, config: ModelConfig, name: str = DEFAULT_METRIC) -> Metric:
+        """BiRQA with ``params`` of ``config``; ValueError at once when they do not fit."""
+        apply = birqa_apply(config)
+        probe = jax.ShapeDtypeStruct((1, MIN_SIZE, MIN_SIZE, 3), jnp.float32)
+        jax.eval_shape(apply, params, probe, probe)
+        return cls(name, apply, params, config, lower_better=False, score_range=BIRQA_RANGE, min_size=MIN_SIZE)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, name: str | None = None) -> Metric:
+        """BiRQA from a model file (``save_model``), with the config stored in it."""
+        params, config = load(path)
+        return cls.from_params(params, config, name or os.fspath(path))
+
+    def check(self, ref_shape: tuple[int, ...], dist_shape: tuple[int, ...]) -> None:
+        """ValueError when ``apply`` would reject float32 batches of these shapes (traced once
+        per shape, never compiled)."""
+        jax.eval_shape(self.apply, self.params, jax.ShapeDtypeStruct(ref_shape, jnp.float32),
+                       jax.ShapeDtypeStruct(dist_shape, jnp.float32))
+
+    def __call__(self, ref, dist, batch_size: int | None = None):
+        """Score image pairs on the host.
+
+        Args:
+          ref, dist: one pair or a batch, in any form ``birqa_jax.inputs`` accepts: arrays (HW,
+            HWC or NHWC; uint8, uint16, or float in [0, 1]), PIL images, file paths, or two
+            lists of those (sizes may differ between pairs).
+          batch_size: at most this many pairs per device call (bounds memory); None: all.
+
+        Returns:
+          a Python float for one pair, else float32 numpy [N] (N = 0 for an empty batch).
+        """
+        pairs, single = to_float_pairs(ref, dist, min_size=self.min_size)
+        n = sum(len(r) for r, _ in pairs)
+        if n == 0:
+            return np.zeros(0, np.float32)
+        examples = ({"ref": r[i : i + 1], "dist": d[i : i + 1]} for r, d in pairs for i in range(len(r)))
+        out = score_examples({self.name: self.bound()}, examples, batch_size=batch_size or n)[self.name]
+        out = out.astype(np.float32)
+        return float(out[0]) if single else out
+
+    def bound(self) -> Callable[[jax.Array, jax.Array], jax.Array]:
+        """``fn(ref, dist) -> [B]`` for ``evaluation.runner``: ``apply`` with this metric's
+        params passed as an argument on every call (never compiled in as constants)."""
+        return lambda ref, dist: self.apply(self.params, ref, dist)
+
+    def as_loss(self, reduction: str = "mean") -> Callable[[Any, jax.Array, jax.Array], jax.Array]:
+        """A differentiable ``loss(params, ref, dist)`` for jitted training: the score, negated
+        when higher is better, so LOWER loss = BETTER quality. ``reduction``: "mean" or "sum"
+        over the batch (a scalar), or "none" ([B])."""
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        sign = 1.0 if self.lower_better else -1.0
+        reduce = {"mean": jnp.mean, "sum": jnp.sum, "none": lambda x: x}[reduction]
+
+        def loss(params, ref: jax.Array, dist: jax.Array) -> jax.Array:
+            return reduce(sign * self.apply(params, ref, dist))
+
+        return loss
+
+
+def create_metric(name: str | os.PathLike = DEFAULT_METRIC) -> Metric:
+    """The metric ``name`` of ``list_metrics()``, or BiRQA from a model file path."""
+    name = os.fspath(name)
+    if name in WEIGHTS:
+        params, config = load(weights_path(name))
+        return Metric.from_params(params, config, name)
+    classical = _classical()
+    if name in classical:
+        _, higher_is_better = classical[name]
+        return Metric(name, _classical_apply(name), None, None, lower_better=not higher_is_better,
+                      score_range=CLASSICAL_DOCS.get(name, (None, ""))[0])
+    if os.path.isfile(name):
+        return Metric.from_file(name)
+    raise ValueError(f"unknown metric {name!r}: not a model file, nor one of {', '.join(list_metrics())}")
+
+
 def prepare_pair(ref, dist) -> tuple[np.ndarray, np.ndarray, bool]:
     """Validate and convert an image pair to float32 NHWC in [0, 1] (``inputs.to_float_pair``
-    with BiRQA's minimum size): HWC or NHWC, uint8 or float in [0, 1], grayscale replicated.
-    Returns ``(ref, dist, single)``, ``single`` saying the input was one pair (HWC)."""
+    with BiRQA's minimum size): arrays (HWC or NHWC, uint8, uint16 or float in [0, 1]), PIL
+    images or paths; grayscale replicated. Returns ``(ref, dist, single)``."""
     return to_float_pair(ref, dist, min_size=MIN_SIZE)
 
 
-def score(ref, dist, params=None, config: ModelConfig | None = None, batch_size: int | None = None):
-    """BiRQA score of each (ref, dist) pair; higher = better quality.
+def score(ref, dist, params=None, config: ModelConfig | None = None, batch_size: int | None = None,
+          metric: str = DEFAULT_METRIC):
+    """Score image pairs in one line: ``create_metric(metric)(ref, dist)``, or BiRQA with the
+    given ``params`` (of ``config``, default ``ModelConfig()``).
 
-    Args:
-      ref, dist: a pair (HWC) or a batch (NHWC) of RGB images, uint8 or float in [0, 1].
-      params: model parameters; ``None`` uses the packaged default weights (and their config).
-      config: the model config of ``params`` (default ``ModelConfig()``).
-      batch_size: score at most this many pairs per device call (bounds memory).
-
-    Returns:
-      a Python float for a single pair, else a float32 numpy array [N].
+    BiRQA: higher = better quality. Inputs as ``Metric.__call__``. Returns a Python float for
+    one pair, else float32 numpy [N].
     """
     if params is None:
         if config is not None:
-            raise ValueError("config given without params: pass both, or neither for the default weights")
-        params, config = load()
-    config = config or ModelConfig()
-    ref, dist, single = prepare_pair(ref, dist)
-    fn = apply_fn(config)
-    out = score_arrays({"birqa": lambda r, d: fn(params, r, d)}, ref, dist, batch_size)["birqa"].astype(np.float32)
-    return float(out[0]) if single else out
+            raise ValueError("config given without params: pass both, or neither for the packaged weights")
+        m = create_metric(metric)
+    elif metric != DEFAULT_METRIC:
+        raise ValueError(f"params are BiRQA weights; metric={metric!r} takes none")
+    else:
+        m = Metric.from_params(params, config or ModelConfig())
+    return m(ref, dist, batch_size)
 
 
-def perceptual_loss(params, ref: jax.Array, dist: jax.Array, config: ModelConfig = ModelConfig()) -> jax.Array:
-    """Differentiable BiRQA loss for use inside your own jitted JAX code: ``-mean(score)``.
+def perceptual_loss(params, ref: jax.Array, dist: jax.Array, config: ModelConfig | None = None) -> jax.Array:
+    """Differentiable BiRQA loss for your own jitted JAX code: ``-mean(score)``.
 
-    ref, dist: [B, H, W, 3] float32 in [0, 1] (not validated: this is traced). LOWER loss =
-    HIGHER predicted quality = closer to the reference. Gradients flow to ``dist`` (and to
-    ``ref`` and ``params`` if you differentiate with respect to them).
+    ``params`` of ``config`` (default ``ModelConfig()``; a mismatch raises a ValueError at trace
+    time). ref, dist: [B, H, W, 3] float in [0, 1] or uint8 (converted; checked at trace time).
+    LOWER loss = HIGHER predicted quality = closer to the reference. Gradients flow to ``dist``
+    (and to ``ref`` and ``params`` if you differentiate with respect to them).
     """
-    return -jnp.mean(BiRQA(config).apply(params, ref, dist))
+    return -jnp.mean(birqa_apply(config or ModelConfig())(params, ref, dist))

@@ -1,4 +1,4 @@
-import os
+import csv
 
 import jax
 import jax.numpy as jnp
@@ -80,7 +80,7 @@ def test_score_rejects_bad_input(tiny_config, tiny_params, ref, dist, message):
 
 
 def test_default_weights_missing_error_says_how(monkeypatch, tmp_path):
-    monkeypatch.setattr(api, "DEFAULT_WEIGHTS", str(tmp_path / "none.msgpack"))
+    monkeypatch.setattr(api, "ASSETS", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="train.py"):
         birqa_jax.score(_img(0), _img(1))
 
@@ -118,16 +118,19 @@ def test_cli_scores_png_files_and_folders(tmp_path, model_file, tiny_config, tin
     out = tmp_path / "scores.csv"
     rc = cli.main(["score", "--ref-dir", str(a), "--dist-dir", str(b), "--out", str(out), "--params", model_file])
     err = capsys.readouterr().err
-    assert rc == 1 and "cannot read image" in err and "broken.png" in err and "only_ref.png" in err
-    lines = out.read_text().splitlines()
-    assert lines[0] == "name,birqa" and [l.split(",")[0] for l in lines[1:]] == ["im0.png", "im1.png"]
+    assert rc == 1 and "cannot read image" in err and "broken.png" in err and "only_ref" in err
+    rows = list(csv.DictReader(out.open()))
+    assert list(rows[0]) == ["ref", "dist", "birqa", "error"]
+    assert [(r["ref"], r["dist"], bool(r["birqa"]), bool(r["error"])) for r in rows] == [
+        ("broken.png", "broken.png", False, True), ("im0.png", "im0.png", True, False),
+        ("im1.png", "im1.png", True, False), ("only_ref.png", "", False, True)]
 
 
 def test_cli_errors_are_clear(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(api, "DEFAULT_WEIGHTS", str(tmp_path / "none.msgpack"))
+    monkeypatch.setattr(api, "ASSETS", str(tmp_path))
     Image.fromarray(_img(0)).save(tmp_path / "x.png")
     assert cli.main(["score", str(tmp_path / "x.png"), str(tmp_path / "x.png")]) == 2
     assert "--params" in capsys.readouterr().err
     assert cli.main(["score", str(tmp_path / "x.png"), str(tmp_path / "nope.png"), "--params", "m"]) == 2
     assert cli.main(["score", "--ref-dir", str(tmp_path)]) == 2
-    assert "--out" in capsys.readouterr().err
+    assert "--dist-dir" in capsys.readouterr().err

@@ -60,8 +60,19 @@ def load_source(
         builder_kwargs["source_dir"] = os.path.expanduser(manual_dir)
     builder = tfds.builder(name, data_dir=os.path.expanduser(data_dir), **builder_kwargs)
     if not builder.is_prepared():
-        origin = f"from {manual_dir}" if manual_dir is not None else "(generated)"
+        instructions = builder.MANUAL_DOWNLOAD_INSTRUCTIONS  # set by the builders of real datasets
+        tfds_manual_dir = os.path.join(os.path.expanduser(data_dir), "downloads", "manual")
+        if instructions and manual_dir is None and not os.path.isdir(tfds_manual_dir):
+            raise FileNotFoundError(
+                f"{name} is not built in {data_dir} yet, and building it needs its official files: give "
+                "their folder (train.py/eval.py: --config.data.manual_dir=FOLDER; load_source: manual_dir=).\n"
+                f"{instructions}"
+            )
+        origin = f"from {manual_dir or tfds_manual_dir}" if instructions else "(generated)"
         print(f"Building {builder.info.full_name} {origin} into {builder.data_path}", flush=True)
+        # tfds prints "Downloading and preparing dataset Unknown size ..." and "downloaded and
+        # prepared" lines of its own; nothing downloads here, and the lines around say what happens.
+        builder._log_download_bytes = builder._log_download_done = lambda: None
         start = time.perf_counter()
         builder.download_and_prepare()
         count = builder.info.splits[SPLIT].num_examples

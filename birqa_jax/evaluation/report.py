@@ -40,6 +40,7 @@ def scatter_with_fit(
     fit: stats.LogisticFit,
     path: str | os.PathLike,
     title: str,
+    xlabel: str = "predicted score",
 ) -> str:
     """Predicted score vs MOS with the fitted logistic curve; SROCC and PLCC in a text box.
 
@@ -48,6 +49,7 @@ def scatter_with_fit(
       fit: :func:`stats.fit_logistic` of ``pred`` and ``mos``; a failed fit draws no curve
         and says so in the legend.
       path: output ``.png`` (6.4 x 4.8 in at 100 dpi: 640 x 480 px).
+      xlabel: the x axis label (name the metric's direction: GMSD is lower-better).
     """
     pred = np.asarray(pred, dtype=np.float64)
     mos = np.asarray(mos, dtype=np.float64)
@@ -60,7 +62,7 @@ def scatter_with_fit(
         ax.plot(grid, fit.predict(grid), color="C3", lw=2, label="4-parameter logistic fit")
     else:
         ax.plot([], [], " ", label=f"logistic fit failed: {fit.message}")
-    ax.set_xlabel("predicted quality (model output)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("MOS (normalised, higher = better)")
     ax.set_title(title)
     text = (

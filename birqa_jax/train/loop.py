@@ -9,9 +9,13 @@ continues exactly where the last checkpoint left off.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+import signal
+import sys
+import threading
 import time
 
 import jax
@@ -24,6 +28,7 @@ from birqa_jax.data.runs import CONFIG_FILE, MODEL_FILE, load_data, model_config
 from birqa_jax.evaluation import report
 from birqa_jax.evaluation.job import EvalSet, evaluate_set
 from birqa_jax.model import BiRQA, ModelConfig, apply_fn, init_params, load_model, save_model
+from birqa_jax.model.weights import atomic_write_bytes
 from birqa_jax.train import step as training
 from birqa_jax.train.checkpoints import Checkpoints
 
@@ -75,9 +80,19 @@ def _local_copy(params):
 
 
 class _MetricsLog:
-    def __init__(self, workdir: str):
+    """``metrics.jsonl``: one JSON record per logged step. Opened at step ``start`` of a resumed
+    run, it first drops the records of later steps (logged after the checkpoint the run resumes
+    from), so that every step appears once."""
+
+    def __init__(self, workdir: str, start: int):
         self.path = os.path.join(workdir, "metrics.jsonl")
         self.primary = jax.process_index() == 0
+        if self.primary and os.path.isfile(self.path):
+            with open(self.path) as f:
+                lines = f.readlines()
+            kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= start]
+            if len(kept) != len(lines):
+                atomic_write_bytes(self.path, "".join(kept).encode())
 
     def write(self, record: dict) -> None:
         if self.primary:
@@ -85,11 +100,35 @@ class _MetricsLog:
                 f.write(json.dumps(record) + "\n")
 
 
+@contextlib.contextmanager
+def _stop_on_interrupt():
+    """Within: the first Ctrl-C (SIGINT) only appends to the yielded list, so that the loop
+    stops after the step in progress and checkpoints it; a second one interrupts at once. Off
+    the main thread (where signal handlers cannot be set) Ctrl-C keeps its usual effect."""
+    requested: list[bool] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield requested
+        return
+
+    def handler(signum, frame):
+        signal.signal(signal.SIGINT, previous)
+        requested.append(True)
+        print("\nCtrl-C: stopping after the step in progress (press again to abort)", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield requested
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at: int | None = None) -> dict:
     """Train (or fine-tune) BiRQA as ``config`` says; checkpoints and results go to ``workdir``.
 
     ``stop_at``: leave after this step (checkpointed), as a preempted job would; starting again
-    with the same workdir resumes there. Returns the final summary (also in results.json).
+    with the same workdir resumes there. Ctrl-C stops the same way after the step in progress.
+    Returns the final summary (also in results.json), or for a run that stopped early
+    ``{"stopped_at": step}`` (plus ``"interrupted": True`` after Ctrl-C).
     """
     from tqdm import tqdm
 
@@ -121,7 +160,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at:
     train_step = _train_step(model_cfg, _optimizer_args(config), mesh, weights, _attack_spec(config))
     stream = iterate(_train_stream(source, splits["train"], config), start_step=start, prefetch=config.prefetch)
     predict = apply_fn(model_cfg)
-    log = _MetricsLog(workdir)
+    log = _MetricsLog(workdir, start)
     best = ckpts.best_val_srocc()
     best = -np.inf if best is None else best
     end = config.num_steps if stop_at is None else min(stop_at, config.num_steps)
@@ -129,39 +168,49 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at:
 
     bar = tqdm(total=config.num_steps, initial=start, desc="training", unit="step", disable=not primary)
     t_last, n_last = time.perf_counter(), start
-    for step in range(start + 1, end + 1):
-        batch = next(stream)
-        state, metrics = train_step(state, training.global_batch({k: batch[k] for k in keys if k in batch}, mesh))
-        if step % config.log_every == 0 or step == end:
-            m = {k: float(v) for k, v in jax.device_get(metrics).items()}
-            now = time.perf_counter()
-            m.update(step=step, lr=float(schedule(step)), nonfinite_total=int(state.nonfinite),
-                     pairs_per_s=(step - n_last) * config.batch_size / (now - t_last))
-            t_last, n_last = now, step
-            log.write(m)
-            bar.set_postfix(loss=f"{m['loss']:.4f}", lr=f"{m['lr']:.2e}", pairs_s=f"{m['pairs_per_s']:.1f}")
-            if int(state.consecutive_nonfinite) >= config.max_consecutive_nonfinite:
-                raise FloatingPointError(
-                    f"{int(state.consecutive_nonfinite)} consecutive steps had a non-finite loss or gradient "
-                    f"(last at step {step}); stopping. Lower the learning rate or check the data."
-                )
-        if "val" in splits and (step % config.eval_every == 0 or step == config.num_steps):
-            params = _local_copy(state.params)
-            val = _evaluate(config, source, splits, "val", {"birqa": lambda r, d: predict(params, r, d)})
-            v = val.get("birqa", {"srocc": float("nan"), "plcc": float("nan")})  # absent: no finite scores
-            log.write({"step": step, "val_srocc": v["srocc"], "val_plcc": v["plcc"]})
-            bar.write(f"step {step}: val SROCC {v['srocc']:.4f} PLCC {v['plcc']:.4f}")
-            if np.isfinite(v["srocc"]) and v["srocc"] > best:
-                best = v["srocc"]
-                ckpts.save_best(step, state, best)
-        if step % config.checkpoint_every == 0 or step == end:
+    step = saved = start
+    with _stop_on_interrupt() as interrupted:
+        for step in range(start + 1, end + 1):
+            batch = next(stream)
+            state, metrics = train_step(state, training.global_batch({k: batch[k] for k in keys if k in batch}, mesh))
+            if step % config.log_every == 0 or step == end:
+                m = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                now = time.perf_counter()
+                m.update(step=step, lr=float(schedule(step)), nonfinite_total=int(state.nonfinite),
+                         pairs_per_s=(step - n_last) * config.batch_size / (now - t_last))
+                t_last, n_last = now, step
+                log.write(m)
+                bar.set_postfix(loss=f"{m['loss']:.4f}", lr=f"{m['lr']:.2e}", pairs_s=f"{m['pairs_per_s']:.1f}")
+                if int(state.consecutive_nonfinite) >= config.max_consecutive_nonfinite:
+                    raise FloatingPointError(
+                        f"{int(state.consecutive_nonfinite)} consecutive steps had a non-finite loss or gradient "
+                        f"(last at step {step}); stopping. Lower the learning rate or check the data."
+                    )
+            if "val" in splits and (step % config.eval_every == 0 or step == config.num_steps):
+                params = _local_copy(state.params)
+                val = _evaluate(config, source, splits, "val", {"birqa": lambda r, d: predict(params, r, d)})
+                v = val.get("birqa", {"srocc": float("nan"), "plcc": float("nan")})  # absent: no finite scores
+                log.write({"step": step, "val_srocc": v["srocc"], "val_plcc": v["plcc"]})
+                bar.write(f"step {step}: val SROCC {v['srocc']:.4f} PLCC {v['plcc']:.4f}")
+                if np.isfinite(v["srocc"]) and v["srocc"] > best:
+                    best = v["srocc"]
+                    ckpts.save_best(step, state, best)
+            if step % config.checkpoint_every == 0 or step == end:
+                ckpts.save(step, state)
+                saved = step
+            bar.update(1)
+            if interrupted:
+                break
+        if interrupted and saved < step:
             ckpts.save(step, state)
-        bar.update(1)
     bar.close()
 
-    if end < config.num_steps:
+    if interrupted or end < config.num_steps:
         ckpts.close()
-        return {"stopped_at": end}
+        if primary:
+            how = "run the same command to resume" if interrupted else "run again without stop_at to continue"
+            print(f"stopped at step {step}; {how}")
+        return {"stopped_at": step, "interrupted": True} if interrupted else {"stopped_at": step}
     return _finish(config, workdir, source, splits, model_cfg, predict, ckpts, state, template)
 
 
