@@ -263,6 +263,53 @@ def test_perturbation_stats_against_numpy_and_skimage(results):
     np.testing.assert_allclose(same["ssim"], 1.0, atol=1e-6)
 
 
+def toy_model(params, ref: jax.Array, dist: jax.Array) -> jax.Array:
+    """``toy_score`` as a pure function of its parameters ``(units, weights, bias)``."""
+    units_w, weights, bias = params
+    e = dist - ref
+    units = jnp.tanh(20.0 * jnp.einsum("bhwc,khwc->bk", e, units_w) + bias)
+    ripple = jnp.mean(jnp.sin(60.0 * e + 1.0) ** 2, axis=(1, 2, 3))
+    return units @ weights / 8 + 0.2 * ripple
+
+
+def test_run_attack_traces_params_once_for_any_number_of_models(results):
+    traces = []
+
+    def model(params, ref, dist):
+        traces.append(1)
+        return toy_model(params, ref, dist)
+
+    before = A._attack._cache_size()
+    p1 = (_UNITS, _WEIGHTS, _BIAS)
+    p2 = (_UNITS, -_WEIGHTS, 0.5 * _BIAS)
+    adv1, _ = A.run_attack("pgd", model, REF, DIST, DIRECTION, eps=EPS, rng=RNG, params=p1)
+    adv2, _ = A.run_attack("pgd", model, REF, DIST, DIRECTION, eps=EPS, rng=RNG, params=p2)
+    adv3, _ = A.run_attack("pgd", model, REF, DIST, -DIRECTION, eps=EPS / 2, rng=RNG, params=p2)
+    # One compilation (and one trace of the model's forward and backward pass) for every weight
+    # set, budget and direction: the weights are an argument, not constants of the program.
+    assert A._attack._cache_size() - before == 1 and len(traces) == 1
+    np.testing.assert_allclose(adv1, results["pgd"], atol=TOL)  # the same attack as on toy_score
+    assert not np.allclose(adv1, adv2) and not np.allclose(adv2, adv3)
+    obj2 = A.direction_objective(lambda r, d: toy_model(p2, r, d), REF, DIRECTION)
+    assert jnp.all(obj2(adv2) > obj2(DIST))  # the second model's attack pushes the second model
+
+
+def test_run_attack_takes_uint8_images():
+    ref8 = np.round(np.asarray(REF) * 255).astype(np.uint8)
+    dist8 = np.round(np.asarray(DIST) * 255).astype(np.uint8)
+    p = (_UNITS, _WEIGHTS, _BIAS)
+    adv8, st8 = A.run_attack("fgsm", toy_model, ref8, dist8, DIRECTION, eps=EPS, rng=RNG, params=p)
+    advf, stf = A.run_attack("fgsm", toy_model, ref8 / np.float32(255), dist8 / np.float32(255), DIRECTION,
+                             eps=EPS, rng=RNG, params=p)
+    assert adv8.dtype == np.float32
+    np.testing.assert_allclose(adv8, advf, atol=TOL)
+    for key in st8:
+        np.testing.assert_allclose(st8[key], stf[key], rtol=1e-5)
+    with pytest.raises(ValueError, match="dtype"):
+        A.run_attack("fgsm", toy_model, ref8.astype(np.int32), dist8.astype(np.int32), DIRECTION, eps=EPS,
+                     rng=RNG, params=p)
+
+
 def test_run_attack_stats(results):
     adv, stats = A.run_attack("pgd", toy_score, REF, DIST, DIRECTION, eps=EPS, rng=RNG)
     assert set(stats) == {"linf", "psnr", "ssim"}

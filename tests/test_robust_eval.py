@@ -1,5 +1,6 @@
 """evaluate_robustness on a tiny model and six 32x32 pairs, its numbers checked against scipy and
-hand-written formulas; one shared run (module fixture) keeps the compilations to one per attack."""
+hand-written formulas; one shared run (module fixture) keeps the compilations to one per attack,
+and a second model reuses them all."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import numpy as np
 import pytest
 import scipy.stats
 
+import jax
+
 from birqa_jax.adversarial import attacks
 from birqa_jax.evaluation import robustness as robust_eval
+from birqa_jax.evaluation import runner
 from birqa_jax.model import apply_fn
 
 EPS = (2 / 255, 8 / 255)
@@ -19,26 +23,38 @@ N, BATCH = 6, 4  # two batches, the second padded: the compile-once check needs 
 
 
 @pytest.fixture(scope="module")
-def examples():
+def examples_uint8():
     from skimage import data
 
-    img = data.astronaut().astype(np.float32) / 255.0
+    img = data.astronaut()
     rng = np.random.default_rng(0)
     out = []
     for i in range(N):
         ref = img[60 * i : 60 * i + 32, 200 : 232]
         sigma = 0.02 + 0.03 * i
-        dist = np.clip(ref + rng.normal(0, sigma, ref.shape).astype(np.float32), 0, 1)
+        dist = np.clip(ref + rng.normal(0, 255 * sigma, ref.shape), 0, 255).round().astype(np.uint8)
         out.append({"ref": ref[None], "dist": dist[None], "mos": np.array([1.0 - sigma], np.float32)})
     return out
 
 
 @pytest.fixture(scope="module")
-def run(examples, tiny_config, tiny_params):
+def examples(examples_uint8):
+    """The same pairs as float32 in [0, 1]."""
+    return [{**ex, "ref": ex["ref"] / np.float32(255), "dist": ex["dist"] / np.float32(255)}
+            for ex in examples_uint8]
+
+
+def _evaluate(params, config, examples):
+    return robust_eval.evaluate_robustness(params, config, examples, attacks=ATTACKS, eps_list=EPS[::-1],
+                                           batch_size=BATCH, attack_overrides={"pgd": {"steps": 3}})
+
+
+@pytest.fixture(scope="module")
+def run(examples_uint8, tiny_config, tiny_params):
+    """The run on uint8 pairs, as ``evaluation.job.robustness_examples`` gives them (the attacks
+    and the runner convert them on the device, bitwise as the float fixture ``examples``)."""
     before = attacks._attack._cache_size()
-    result = robust_eval.evaluate_robustness(
-        tiny_params, tiny_config, examples, attacks=ATTACKS, eps_list=EPS[::-1], batch_size=BATCH,
-        attack_overrides={"pgd": {"steps": 3}})
+    result = _evaluate(tiny_params, tiny_config, examples_uint8)
     return result, attacks._attack._cache_size() - before
 
 
@@ -64,6 +80,19 @@ def test_each_attack_compiles_once(run):
     assert compiled == len(ATTACKS)
 
 
+def test_a_second_model_compiles_nothing(run, examples_uint8, tiny_config, tiny_params):
+    # The weights are traced arguments of the attacks and of the scoring: another model of the
+    # same config reuses every program of the first run.
+    result, _ = run
+    other = jax.tree_util.tree_map(lambda p: p * 1.1, tiny_params)
+    attack_programs = attacks._attack._cache_size()
+    score_programs = runner.cache_size(apply_fn(tiny_config))
+    second = _evaluate(other, tiny_config, examples_uint8)
+    assert attacks._attack._cache_size() == attack_programs
+    assert runner.cache_size(apply_fn(tiny_config)) == score_programs
+    assert not np.allclose(second["clean_scores"], result["clean_scores"])
+
+
 def test_numbers_match_independent_computation(run, examples, tiny_config, tiny_params):
     result, _ = run
     mos = np.array([ex["mos"][0] for ex in examples])
@@ -85,14 +114,14 @@ def test_numbers_match_independent_computation(run, examples, tiny_config, tiny_
         assert entry["srocc_integral"] == pytest.approx(area / EPS[-1])
         assert min(curve) - 1e-9 <= entry["srocc_integral"] <= max(curve) + 1e-9
 
-    # Clean scores follow the examples' order through the padded last batch (rows 4, 5, 5, 5);
-    # batches of 4 hit the compiled apply of the run.
+    # Clean scores follow the examples' order through the padding (the runner scores them in
+    # one batch of 8 rows over the 8 devices, 2 of them padded) and equal the model's own.
     fn = apply_fn(tiny_config)
     ref = np.concatenate([ex["ref"] for ex in examples])
     dist = np.concatenate([ex["dist"] for ex in examples])
     rows = [0, 1, 2, 3], [4, 5, 5, 5]
     want = np.concatenate([np.asarray(fn(tiny_params, ref[r], dist[r])) for r in rows])[:N]
-    np.testing.assert_allclose(clean, want, rtol=1e-6)
+    np.testing.assert_allclose(clean, want, rtol=1e-5, atol=1e-7)
 
 
 def test_attacks_move_scores_as_directed_within_budget(run):

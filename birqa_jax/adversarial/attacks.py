@@ -14,13 +14,16 @@ batch ``x: [B, H, W, 3]``. Two builders cover the uses, so no attack is written 
   prediction away from its label.
 
 ``score_fn(ref, dist) -> [B]`` is any differentiable JAX function, higher = better quality, e.g.
-``lambda r, d: model.apply(params, r, d)``. Items are independent: gradient attacks differentiate
-the sum of the objective over the batch, so item i moves along d objective_i / d x_i only, and
-all per-item state (step sizes, best points, accepted proposals) is kept per item.
+``functools.partial(model.apply_fn(config), params)`` inside a traced function. Items are
+independent: gradient attacks differentiate the sum of the objective over the batch, so item i
+moves along d objective_i / d x_i only, and all per-item state (step sizes, best points,
+accepted proposals) is kept per item.
 
 Every attack returns only the adversarial batch, so it can run inside a jitted train step (wrap
 it in ``jax.lax.stop_gradient`` there). ``run_attack`` adds the perturbation statistics of
-``perturbation_stats`` and the evaluation protocol's default settings (README, "Robustness").
+``perturbation_stats`` and the evaluation protocol's default settings (README, "Robustness"); it
+takes a model as a pure ``score_fn(params, ref, dist)`` plus ``params``, traced, so that one
+compiled attack serves every weight set of a model config.
 """
 
 from __future__ import annotations
@@ -557,21 +560,51 @@ def perturbation_stats(adv: jax.Array, dist: jax.Array) -> dict[str, jax.Array]:
     return {"linf": linf, "psnr": psnr, "ssim": ssim}
 
 
+# uint8 value v -> float32 v / 255, correctly rounded as numpy's host conversion does. On the
+# device a table lookup keeps it exact: XLA rewrites a division by the constant 255 into a
+# multiplication by its reciprocal, which is one ulp off for about half of the values.
+_UNIT_TABLE = np.arange(256, dtype=np.float32) / np.float32(255)
+
+
+def as_float(x: jax.Array) -> jax.Array:
+    """Images as the model takes them: uint8 0..255 -> float32 ``v / 255`` (bitwise equal to
+    ``x.astype(np.float32) / np.float32(255)`` on the host); float -> float32. Traceable."""
+    if x.dtype == jnp.uint8:
+        return jnp.asarray(_UNIT_TABLE)[x]
+    return x.astype(jnp.float32)
+
+
+def _check_images(ref, dist) -> None:
+    """Static checks of an attack's pair: [B, H, W, 3] of one shape, both uint8 or both float."""
+    if ref.dtype == np.uint8 and dist.dtype == np.uint8:
+        check_pair(jax.ShapeDtypeStruct(ref.shape, jnp.float32), jax.ShapeDtypeStruct(dist.shape, jnp.float32),
+                   who="run_attack")
+    else:
+        check_pair(ref, dist, who="run_attack")
+
+
 @functools.partial(jax.jit, static_argnames=("name", "score_fn", "settings"))
-def _attack(ref, dist, direction, eps, rng, *, name, score_fn, settings):
-    objective = direction_objective(score_fn, ref, direction)
-    return ATTACKS[name](objective, dist, eps=eps, rng=rng, **dict(settings))
+def _attack(params, ref, dist, direction, eps, rng, *, name, score_fn, settings):
+    """The attack and its perturbation statistics in one program; ``params`` is traced (None:
+    ``score_fn`` takes no parameters), ``score_fn`` and the settings are static."""
+    fn = score_fn if params is None else functools.partial(score_fn, params)
+    ref, dist = as_float(ref), as_float(dist)
+    objective = direction_objective(fn, ref, direction)
+    adv = ATTACKS[name](objective, dist, eps=eps, rng=rng, **dict(settings))
+    return adv, perturbation_stats(adv, dist)
 
 
 def run_attack(
     name: str,
-    score_fn: ScoreFn,
+    score_fn: Callable,
     ref: jax.Array,
     dist: jax.Array,
     direction: jax.Array,
     *,
     eps: float,
     rng: jax.Array,
+    params=None,
+    validate: bool = True,
     **overrides,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Run a registered attack with the evaluation protocol's defaults and measure its perturbations.
@@ -583,28 +616,38 @@ def run_attack(
 
     Args:
       name: a key of ``ATTACKS``.
-      score_fn: ``(ref, dist) -> [B]``, higher = better. The attack is compiled once per
-        ``score_fn`` object, settings and shapes: pass the same function object across batches.
-      ref, dist: [B, H, W, 3] float32 in [0, 1].
+      score_fn: the quality score, higher = better: a pure ``(params, ref, dist) -> [B]`` when
+        ``params`` is given (a model: ``model.apply_fn(config)``), else ``(ref, dist) -> [B]``.
+        The attack compiles once per ``score_fn`` object, settings, shapes and dtypes; the
+        parameters are a traced argument, so any number of weight sets of one ``score_fn``
+        share that compilation. Pass the same function object across calls (a new closure
+        compiles anew, and a closure over weights makes them compile-time constants).
+      ref, dist: [B, H, W, 3], float32 in [0, 1] or uint8 0..255 (converted on the device).
       direction: [B] float32 of +1 (push the score up) or -1 (push it down).
       eps: L-inf budget in (0, 1], [0, 1] pixel units (4/255, ...).
       rng: PRNG key, or [B] keys (``item_keys``); used by pgd and square, ignored by the others.
+      params: the model's parameters (a pytree), or None for a ``score_fn`` without any.
+      validate: check the values of ``ref``, ``dist`` (in [0, 1]) and ``direction`` (+1 or -1)
+        on the host; a caller that has checked them already (the robustness evaluation, with
+        its batches on the device) passes False to skip the device-to-host copies.
 
     Returns:
       ``(adv, stats)``: adv [B, H, W, 3] float32, stats as ``perturbation_stats(adv, dist)``.
     """
     check_settings(name, overrides)
-    check_pair(ref, dist, who="run_attack")
-    check_values("ref", ref)
-    check_values("dist", dist)
+    _check_images(ref, dist)
     direction = jnp.asarray(direction, jnp.float32)
     _check_per_item("direction", direction, dist.shape[0])
-    if not bool(jnp.all(jnp.abs(direction) == 1.0)):
-        raise ValueError("direction must hold only +1 and -1")
     _check_eps(float(eps))
-    dist = dist.astype(jnp.float32)
-    adv = _attack(
-        ref.astype(jnp.float32),
+    if validate:
+        for label, x in (("ref", ref), ("dist", dist)):
+            if x.dtype != np.uint8:
+                check_values(label, x)
+        if not bool(jnp.all(jnp.abs(direction) == 1.0)):
+            raise ValueError("direction must hold only +1 and -1")
+    return _attack(
+        params,
+        ref,
         dist,
         direction,
         jnp.float32(eps),
@@ -613,4 +656,3 @@ def run_attack(
         score_fn=score_fn,
         settings=tuple(sorted(overrides.items())),
     )
-    return adv, perturbation_stats(adv, dist)

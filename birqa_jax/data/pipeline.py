@@ -427,12 +427,14 @@ def iterate(
 @dataclasses.dataclass(frozen=True, eq=False)
 class _LoadFull:
     source: Any
+    uint8: bool = False
 
     def __call__(self, index: int) -> dict[str, np.ndarray]:
         example = self.source[int(index)]
+        image = (lambda x: np.asarray(x, np.uint8)) if self.uint8 else _as_float
         return {
-            "ref": _as_float(example["ref"])[None],
-            "dist": _as_float(example["dist"])[None],
+            "ref": image(example["ref"])[None],
+            "dist": image(example["dist"])[None],
             "mos": np.asarray([example["mos"]], np.float32),
             "mos_raw": np.asarray([example["mos_raw"]], np.float32),
             "ref_id": np.asarray([example["ref_id"]], np.int32),
@@ -441,17 +443,21 @@ class _LoadFull:
 
 
 def eval_examples(
-    source: Any, indices: Sequence[int] | np.ndarray
+    source: Any, indices: Sequence[int] | np.ndarray, *, uint8: bool = False
 ) -> Iterator[dict[str, np.ndarray]]:
     """Full-resolution examples in ``indices`` order, one pair per batch (decoded two ahead).
 
     Images of one dataset can differ in size (LIVE, PieAPP), hence batches of one: a jitted
     model compiles once per distinct size.
 
+    Args:
+      uint8: yield the images as stored, uint8 0..255 (a quarter of float32's bytes; the
+        scoring loop ``evaluation.runner`` converts them on the device), not float32.
+
     Yields:
-      ref, dist float32 [1, H, W, 3] in [0, 1]; mos, mos_raw float32 [1]; ref_id, dist_type
-      int32 [1].
+      ref, dist float32 [1, H, W, 3] in [0, 1] (uint8 [1, H, W, 3] with ``uint8``); mos,
+      mos_raw float32 [1]; ref_id, dist_type int32 [1].
     """
     indices = _check_indices(indices, len(source))
-    ds = grain.MapDataset.source(indices.tolist()).map(_LoadFull(source))
+    ds = grain.MapDataset.source(indices.tolist()).map(_LoadFull(source, uint8))
     return iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=2)))

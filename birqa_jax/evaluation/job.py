@@ -128,9 +128,10 @@ def evaluate_set(
     """Correlations of every metric with MOS on ``eval_set``, overall and per distortion type.
 
     Args:
-      score_fns: metric name (a key of ``MIN_SIDE``) -> ``fn(ref, dist) -> [b]`` on float32
-        [b, H, W, 3] in [0, 1].
-      batch_size: pairs per call (consecutive pairs of one size).
+      score_fns: metric name (a key of ``MIN_SIDE``) -> ``runner.WithParams(apply, params)`` (a
+        model) or ``fn(ref, dist) -> [b]`` on float32 [b, H, W, 3] in [0, 1].
+      batch_size: pairs per call (consecutive pairs of one size), split over all local devices
+        (``runner.score_examples``; the images travel as uint8).
       progress, verbose: show a progress bar; print what runs and what is skipped.
 
     Returns ``(summary, preds)``: summary holds dataset, split, n, image_size, results (metric ->
@@ -159,8 +160,9 @@ def evaluate_set(
         return summary, {}
     note(f"Evaluating {', '.join(runnable)} on {eval_set.label} ({len(eval_set.indices)} pairs, "
          f"{summary['image_size']})")
-    preds = runner.score_examples(dict(runnable), data.eval_examples(eval_set.source, eval_set.indices),
-                                  batch_size, total=len(eval_set.indices), progress=progress)
+    examples = data.eval_examples(eval_set.source, eval_set.indices, uint8=True)  # converted on the device
+    preds = runner.score_examples(dict(runnable), examples, batch_size, total=len(eval_set.indices),
+                                  progress=progress)
     kadid_style = eval_set.dataset.split("/")[0] in KADID_STYLE
     for name in runnable:
         finite = np.isfinite(preds[name])
@@ -257,7 +259,7 @@ def robustness_examples(eval_set: EvalSet, max_examples: int, crop: Sequence[int
 
     The subset is random rather than the first pairs because a split lists its pairs by
     reference and type, so a prefix would cover few distortions and a narrow MOS range.
-    Returns one-pair dicts: ref, dist float32 [1, h, w, 3] in [0, 1], mos [1], dist_type [1].
+    Returns one-pair dicts: ref, dist uint8 [1, h, w, 3] (as stored), mos [1], dist_type [1].
     """
     h, w = (int(c) for c in crop)
     if min(h, w) < MIN_SIZE:
@@ -274,7 +276,7 @@ def robustness_examples(eval_set: EvalSet, max_examples: int, crop: Sequence[int
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(indices, min(max_examples, len(indices)), replace=False))
     out = []
-    for ex in data.eval_examples(eval_set.source, pick):
+    for ex in data.eval_examples(eval_set.source, pick, uint8=True):
         y, x = (ex["ref"].shape[1] - h) // 2, (ex["ref"].shape[2] - w) // 2
         out.append({"ref": ex["ref"][:, y:y + h, x:x + w], "dist": ex["dist"][:, y:y + h, x:x + w],
                     "mos": ex["mos"], "dist_type": ex["dist_type"]})
@@ -325,12 +327,11 @@ def _eval_sets(config: ml_collections.ConfigDict, trained: Run | None) -> list[E
     return sets
 
 
-def _score_fns(metrics: Sequence[str], trained: Run | None) -> dict[str, Callable]:
-    fns: dict[str, Callable] = {}
+def _score_fns(metrics: Sequence[str], trained: Run | None) -> dict[str, Callable | runner.WithParams]:
+    fns: dict[str, Callable | runner.WithParams] = {}
     for name in metrics:
-        if name == MODEL_METRIC:
-            apply, params = apply_fn(trained.model_config), trained.params
-            fns[name] = lambda ref, dist: apply(params, ref, dist)
+        if name == MODEL_METRIC:  # parameters traced: one compilation per image size, not per model
+            fns[name] = runner.WithParams(apply_fn(trained.model_config), trained.params)
         else:
             fns[name] = BASELINES[name][0]
     return fns

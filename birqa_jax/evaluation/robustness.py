@@ -39,7 +39,8 @@ KINDS = ("scramble", "better")  # attack directions: ranking-scrambling, all +1
 
 
 def _stack_examples(examples: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Validated ``(ref, dist, mos)``: float32 [N, H, W, 3] in [0, 1] twice, float64 [N]."""
+    """Validated ``(ref, dist, mos)``: [N, H, W, 3] twice, uint8 when every image is uint8 (it
+    goes to the device as such), else float32 in [0, 1] (uint8 ones divided by 255); float64 [N]."""
     if len(examples) < 3:
         raise ValueError(f"need at least 3 examples to correlate with MOS, got {len(examples)}")
     refs, dists, moss = [], [], []
@@ -50,7 +51,7 @@ def _stack_examples(examples: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, 
             raise ValueError(f"example {i} lacks {missing}; need ref, dist [1, H, W, 3] and mos [1]")
         ref, dist, mos = np.asarray(ex["ref"]), np.asarray(ex["dist"]), np.asarray(ex["mos"])
         for name, x in (("ref", ref), ("dist", dist)):
-            check_batch(name, x, who=f"example {i}")
+            check_batch(name, x.astype(np.float32) if x.dtype == np.uint8 else x, who=f"example {i}")
             if x.shape[0] != 1:
                 raise ValueError(f"example {i}: {name} must be one pair [1, H, W, 3], got shape {x.shape}")
         if mos.shape != (1,):
@@ -68,10 +69,13 @@ def _stack_examples(examples: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, 
     h, w = shape[1:3]
     if min(h, w) < MIN_SIZE:
         raise ValueError(f"images of {h}x{w} are smaller than BiRQA's minimum {MIN_SIZE}x{MIN_SIZE}")
-    ref = np.concatenate(refs).astype(np.float32)
-    dist = np.concatenate(dists).astype(np.float32)
-    check_values("ref", ref)
-    check_values("dist", dist)
+    if all(x.dtype == np.uint8 for x in refs + dists):
+        ref, dist = np.concatenate(refs), np.concatenate(dists)
+    else:
+        ref, dist = (np.concatenate([x.astype(np.float32) / np.float32(255) if x.dtype == np.uint8
+                                     else x.astype(np.float32) for x in xs]) for xs in (refs, dists))
+        check_values("ref", ref)
+        check_values("dist", dist)
     mos = np.concatenate(moss).astype(np.float64)
     if not np.all(np.isfinite(mos)):
         raise ValueError("mos contains NaN or inf")
@@ -140,15 +144,17 @@ def evaluate_robustness(
 
     Args:
       params, model_config: a BiRQA model (``birqa_jax.load_model``).
-      examples: N >= 3 one-pair dicts: ref, dist float [1, H, W, 3] in [0, 1], all of one size
-        (crop them first); mos [1], higher = better.
+      examples: N >= 3 one-pair dicts: ref, dist [1, H, W, 3], uint8 0..255 or float in [0, 1],
+        all of one size (crop them first); mos [1], higher = better.
       attacks: names from ``adversarial.ATTACKS``; run with ``adversarial.run_attack``'s defaults.
       eps_list: L-inf budgets in (0, 1], [0, 1] pixel units; sorted ascending in the result.
       seed: seeds the random attacks (pgd start, square); each (attack, eps, direction, batch)
         folds its indices into ``PRNGKey(seed)``.
       batch_size: pairs per attack call. Every batch has ``min(batch_size, N)`` rows (the last
         is padded with copies of the final pair, whose results are dropped; attacks treat items
-        independently), so each attack compiles once for all batches, budgets and directions.
+        independently), so each attack compiles once for all batches, budgets and directions, and
+        for every model of one config (the parameters are a traced argument). Scoring (clean
+        and attacked images) goes through ``runner.score_arrays``, split over all local devices.
       attack_overrides: attack name -> settings passed to ``run_attack`` (``{"pgd": {"steps":
         20}}``); Python scalars.
       progress: show a progress bar over attack calls.
@@ -172,30 +178,34 @@ def evaluate_robustness(
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     ref, dist, mos = _stack_examples(examples)
     n = len(mos)
-    batches = runner.batch_plan(n, batch_size, fixed=True)
-    b = len(batches[0][0])
-    apply = apply_fn(model_config)
-
-    # One function object for every run_attack call: run_attack compiles per score_fn object.
-    def score_fn(r: jax.Array, d: jax.Array) -> jax.Array:
-        return apply(params, r, d)
+    b = min(batch_size, n)
+    batches = runner.batch_plan(n, b)
+    apply = apply_fn(model_config)  # one object per config: the attacks and the runner compile per object
+    model = runner.WithParams(apply, params)
+    params = jax.device_put(params)
 
     def scores_of(images: np.ndarray) -> np.ndarray:
-        return runner.score_arrays({"birqa": score_fn}, ref, images, b, fixed=True)["birqa"]
+        return runner.score_arrays({"birqa": model}, ref, images, b)["birqa"]
 
-    clean = scores_of(dist)
+    # Clean and attacked images as float32 (attacked ones are), so that one scoring program
+    # serves both; uint8 becomes v / 255 here exactly as on the device.
+    clean = scores_of(dist.astype(np.float32) / np.float32(255) if dist.dtype == np.uint8 else dist)
     directions = {"scramble": robust_scores.scrambling_direction(mos), "better": np.ones(n, np.float32)}
     base_key = jax.random.PRNGKey(seed)
+    # Every attack batch goes to the device once, for all attacks, budgets and directions.
+    on_device = [jax.device_put((ref[rows], dist[rows], directions["scramble"][rows], directions["better"][rows]))
+                 for rows, _ in batches]
 
     bar = tqdm(total=len(names) * len(eps_values) * len(KINDS) * len(batches), desc="attacking",
                unit="batch", disable=not progress, leave=False)
 
     def attacked(a: int, e: int, kind: str) -> tuple[np.ndarray, dict[str, Any]]:
         advs, stats = [], {"linf": [], "psnr": [], "ssim": []}
-        for i, (rows, k) in enumerate(batches):
+        for i, ((_, k), (r, d, scramble, better)) in enumerate(zip(batches, on_device)):
             key = functools.reduce(jax.random.fold_in, (a, e, KINDS.index(kind), i), base_key)
-            adv, st = attacks_lib.run_attack(names[a], score_fn, ref[rows], dist[rows], directions[kind][rows],
-                                             eps=eps_values[e], rng=key, **overrides.get(names[a], {}))
+            adv, st = attacks_lib.run_attack(names[a], apply, r, d, scramble if kind == "scramble" else better,
+                                             eps=eps_values[e], rng=key, params=params, validate=False,
+                                             **overrides.get(names[a], {}))
             advs.append(np.asarray(adv)[:k])
             for s in stats:
                 stats[s].append(np.asarray(st[s])[:k])

@@ -25,7 +25,7 @@ import numpy as np
 from birqa_jax.classical import BASELINES
 from birqa_jax.data import iterate, mos_band_dataset, train_dataset
 from birqa_jax.data.runs import CONFIG_FILE, MODEL_FILE, load_data, model_config, plain
-from birqa_jax.evaluation import report
+from birqa_jax.evaluation import report, runner
 from birqa_jax.evaluation.job import EvalSet, evaluate_set
 from birqa_jax.model import BiRQA, ModelConfig, apply_fn, init_params, load_model, save_model
 from birqa_jax.model.weights import atomic_write_bytes
@@ -74,8 +74,8 @@ def _attack_spec(config) -> training.AttackSpec | None:
 
 
 def _local_copy(params):
-    """The (replicated) parameters on this process's first device, for single-device evaluation:
-    one transfer per evaluation instead of one per batch."""
+    """The (replicated) parameters on this process's first device, for evaluation: the runner
+    replicates them over the local devices once per evaluation, not once per batch."""
     return jax.device_put(jax.device_get(params), jax.local_devices()[0])
 
 
@@ -188,7 +188,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at:
                     )
             if "val" in splits and (step % config.eval_every == 0 or step == config.num_steps):
                 params = _local_copy(state.params)
-                val = _evaluate(config, source, splits, "val", {"birqa": lambda r, d: predict(params, r, d)})
+                val = _evaluate(config, source, splits, "val", {"birqa": runner.WithParams(predict, params)})
                 v = val.get("birqa", {"srocc": float("nan"), "plcc": float("nan")})  # absent: no finite scores
                 log.write({"step": step, "val_srocc": v["srocc"], "val_plcc": v["plcc"]})
                 bar.write(f"step {step}: val SROCC {v['srocc']:.4f} PLCC {v['plcc']:.4f}")
@@ -235,7 +235,7 @@ def _finish(config, workdir, source, splits, model_cfg, predict, ckpts, state, t
     if "test" not in splits:  # e.g. 8:2 train/test has it; PIPAL's official split trains on all
         print(f"No test split in this configuration; model exported to {model_path}")
         return summary
-    fns = {"birqa": lambda r, d: predict(params, r, d)}
+    fns = {"birqa": runner.WithParams(predict, params)}
     for name in config.test_baselines:
         fns[name] = BASELINES[name][0]
     test = _evaluate(config, source, splits, "test", fns, progress=True)
