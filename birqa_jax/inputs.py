@@ -33,8 +33,25 @@ FLOAT_TOLERANCE = 1e-3
 INT_WHITE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 
+# uint8 -> float32 as a table: bitwise the host's ``v / 255`` (XLA turns a division by 255 into
+# a multiplication that is one ulp off for about half the values), so uint8 and float input
+# score the same.
+_UINT8_TO_UNIT = np.arange(256, dtype=np.float32) / np.float32(255)
+
+
 def _accepted(dtype) -> bool:
     return np.dtype(dtype) in INT_WHITE or jnp.issubdtype(dtype, jnp.floating)
+
+
+def as_float(x: jax.Array) -> jax.Array:
+    """Images as the model takes them, traceable: uint8 0..255 -> float32 ``v / 255`` (exactly
+    the host's value), uint16 -> ``v / 65535``, float -> float32. The dtype is not checked here
+    (``to_float_traced`` checks it)."""
+    if x.dtype == jnp.uint8:
+        return jnp.asarray(_UINT8_TO_UNIT)[x]
+    white = INT_WHITE.get(np.dtype(x.dtype))
+    x = jnp.asarray(x, jnp.float32)
+    return x / white if white else x
 
 
 def check_batch(name: str, x, *, who: str = "", channels: int = 3) -> None:
@@ -67,9 +84,7 @@ def to_float_traced(ref, dist, *, who: str, min_size: int = 1) -> tuple[jax.Arra
     for name, x in (("ref", ref), ("dist", dist)):
         if not _accepted(x.dtype):
             raise ValueError(f"{who}: {name} must be uint8 (0..255), uint16 or float in [0, 1], got dtype {x.dtype}")
-        white = INT_WHITE.get(np.dtype(x.dtype))
-        x = jnp.asarray(x, jnp.float32)
-        out.append(x / white if white else x)
+        out.append(as_float(x))
     check_pair(*out, who=who, min_size=min_size)
     return out[0], out[1]
 

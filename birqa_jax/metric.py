@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from birqa_jax.classical import BASELINES
-from birqa_jax.evaluation.runner import score_examples
+from birqa_jax.evaluation.runner import WithParams, score_examples
 from birqa_jax.inputs import to_float_pair, to_float_pairs, to_float_traced
 from birqa_jax.model import MIN_SIZE, ModelConfig, apply_fn, load_model
 
@@ -221,10 +221,11 @@ class Metric:
         out = out.astype(np.float32)
         return float(out[0]) if single else out
 
-    def bound(self) -> Callable[[jax.Array, jax.Array], jax.Array]:
-        """``fn(ref, dist) -> [B]`` for ``evaluation.runner``: ``apply`` with this metric's
-        params passed as an argument on every call (never compiled in as constants)."""
-        return lambda ref, dist: self.apply(self.params, ref, dist)
+    def bound(self) -> WithParams:
+        """This metric for ``evaluation.runner``: ``apply`` with its params, which the runner
+        passes as a traced argument (never compiled in as constants) after placing them on the
+        scoring devices once per call."""
+        return WithParams(self.apply, self.params)
 
     def as_loss(self, reduction: str = "mean") -> Callable[[Any, jax.Array, jax.Array], jax.Array]:
         """A differentiable ``loss(params, ref, dist)`` for jitted training: the score, negated

@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from birqa_jax.inputs import check_batch, check_pair, check_values
+from birqa_jax.inputs import as_float, check_batch, check_pair, check_values
 from birqa_jax.model.features import rgb_to_ycbcr, ssim_map
 
 ScoreFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -563,17 +563,6 @@ def perturbation_stats(adv: jax.Array, dist: jax.Array) -> dict[str, jax.Array]:
 # uint8 value v -> float32 v / 255, correctly rounded as numpy's host conversion does. On the
 # device a table lookup keeps it exact: XLA rewrites a division by the constant 255 into a
 # multiplication by its reciprocal, which is one ulp off for about half of the values.
-_UNIT_TABLE = np.arange(256, dtype=np.float32) / np.float32(255)
-
-
-def as_float(x: jax.Array) -> jax.Array:
-    """Images as the model takes them: uint8 0..255 -> float32 ``v / 255`` (bitwise equal to
-    ``x.astype(np.float32) / np.float32(255)`` on the host); float -> float32. Traceable."""
-    if x.dtype == jnp.uint8:
-        return jnp.asarray(_UNIT_TABLE)[x]
-    return x.astype(jnp.float32)
-
-
 def _check_images(ref, dist) -> None:
     """Static checks of an attack's pair: [B, H, W, 3] of one shape, both uint8 or both float."""
     if ref.dtype == np.uint8 and dist.dtype == np.uint8:

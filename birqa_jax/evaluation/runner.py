@@ -16,7 +16,7 @@ all score through here. A score function is one of
 
 Images come as uint8 (0..255) or float in [0, 1], NHWC. Each batch is sent to the devices once,
 shared by every function: uint8 stays uint8 on the wire (a quarter of float32's bytes) and is
-converted to float32 on the device (``adversarial.as_float``: bitwise the host's ``v / 255``, so
+converted to float32 on the device (``inputs.as_float``: bitwise the host's ``v / 255``, so
 uint8 and float input give the same scores); float arrives as float32.
 
 Batches and padding. With ``d`` devices (``jax.local_devices()`` unless ``devices`` names
@@ -48,7 +48,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from birqa_jax.adversarial.attacks import as_float  # uint8 -> float32 on the device, exactly v / 255
+from birqa_jax.inputs import as_float
 
 BATCH_AXIS = "batch"
 
