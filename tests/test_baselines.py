@@ -1,4 +1,5 @@
-"""Classical baselines against independent float64 numpy/scipy/skimage references.
+"""The float (differentiable) mode of the classical baselines against independent float64
+numpy/scipy/skimage references. The 8-bit reference mode is tested in test_classical_reference.py.
 
 The references below are written from the papers and the authors' MATLAB code, not from the JAX
 implementation: 'valid' 2-D correlations (scipy.signal) instead of padded separable filters,
@@ -16,6 +17,7 @@ import scipy.signal
 from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from birqa_jax import classical
 from birqa_jax.classical import metrics as bl
 
 # ---------------------------------------------------------------- independent references (float64)
@@ -127,7 +129,7 @@ _EAGER = {
 
 def _variant(name: str, mode: str):
     """A baseline run eagerly (op by op) or jitted (the registry's jit, whose cache tests share)."""
-    return _EAGER[name] if mode == "eager" else bl.BASELINES[name][0]
+    return _EAGER[name] if mode == "eager" else classical.get(name, "float")
 
 
 def _f32(a):
@@ -210,7 +212,7 @@ def test_ssim_with_matlab_downsampling(crop, f):
     ref, dist = _pairs(img, 3)
     ref, dist = ref[:2], dist[:2]
     assert bl.ssim_downsample_factor(*img.shape[:2]) == f
-    got = np.asarray(bl.BASELINES["ssim"][0](_f32(ref), _f32(dist)))
+    got = np.asarray(classical.get("ssim", "float")(_f32(ref), _f32(dist)))
     want = []
     for a, b in zip(ref, dist):
         x = matlab_box_downsample_ref(luma_ref(a), f, "reflect")
@@ -231,7 +233,7 @@ def test_ms_ssim_matches_reference(medium, mode):
 
 def test_ms_ssim_hand_facts(medium):
     ref, _ = medium
-    fn = bl.BASELINES["ms_ssim"][0]
+    fn = classical.get("ms_ssim", "float")
     np.testing.assert_allclose(np.asarray(fn(_f32(ref), _f32(ref))), 1.0, atol=1e-5)
     # An inverted image has negative contrast-structure at every scale: clipped to 0, not NaN.
     np.testing.assert_array_equal(np.asarray(fn(_f32(ref), _f32(1.0 - ref))), 0.0)
@@ -251,22 +253,23 @@ def test_gmsd_matches_reference(small, mode):
 
 def test_gmsd_odd_size_matches_reference(medium):
     ref, dist = medium
-    got = np.asarray(bl.BASELINES["gmsd"][0](_f32(ref), _f32(dist)))
+    got = np.asarray(classical.get("gmsd", "float")(_f32(ref), _f32(dist)))
     np.testing.assert_allclose(got, [gmsd_ref(a, b) for a, b in zip(ref, dist)], rtol=1e-5)
 
 
 def test_registry_directions_and_ranking(small):
-    """Every baseline ranks mild noise above strong noise, in its own direction."""
+    """Every float-mode baseline ranks mild noise above strong noise, in its own direction."""
     ref, _ = small
     rng = np.random.default_rng(1)
     mild = np.clip(ref + rng.normal(0, 0.02, ref.shape), 0, 1)
     strong = np.clip(ref + rng.normal(0, 0.1, ref.shape), 0, 1)
-    assert {k: v[1] for k, v in bl.BASELINES.items()} == {
+    assert classical.HIGHER_IS_BETTER == {
         "psnr": True, "psnr_y": True, "ssim": True, "ms_ssim": True, "gmsd": False,
     }
-    for name, (fn, higher_is_better) in bl.BASELINES.items():
+    for name, higher_is_better in classical.HIGHER_IS_BETTER.items():
         if name == "ms_ssim":
             continue  # needs >= 161 px; covered above
+        fn = classical.get(name, "float")
         a = np.asarray(fn(_f32(ref), _f32(mild)))
         b = np.asarray(fn(_f32(ref), _f32(strong)))
         assert np.all((a > b) if higher_is_better else (a < b)), name
@@ -309,5 +312,5 @@ def test_vmap_over_an_extra_axis_matches_the_batch(small):
     ref, dist = small
     split = (2, 3, 64, 96, 3)
     stacked = jax.jit(jax.vmap(bl.gmsd))(_f32(ref).reshape(split), _f32(dist).reshape(split))
-    batched = bl.BASELINES["gmsd"][0](_f32(ref), _f32(dist))
+    batched = classical.get("gmsd", "float")(_f32(ref), _f32(dist))
     np.testing.assert_allclose(np.asarray(stacked).ravel(), np.asarray(batched), rtol=1e-6)

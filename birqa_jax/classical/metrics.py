@@ -1,21 +1,19 @@
-"""Classical full-reference IQA baselines in JAX: PSNR, SSIM, MS-SSIM, GMSD.
+"""The float mode of the classical baselines: differentiable PSNR, SSIM, MS-SSIM, GMSD in JAX.
 
-Every metric is a pure, jit/vmap-compatible function ``(ref, dist) -> [B]`` of
+Every metric is a pure, jit/vmap/grad-compatible function ``(ref, dist) -> [B]`` of
 ``ref, dist: [B, H, W, 3] float32 RGB in [0, 1]`` (shape checks run at trace time, so a wrong
-input fails with a ValueError before XLA sees it). Each follows its original definition; the
-docstrings say where a choice had to be made. SSIM-type metrics and GMSD work on BT.601 luma
-(``features.rgb_to_ycbcr``), as the reference MATLAB code works on grey images.
-
-``BASELINES`` maps a name to ``(jitted fn, higher_is_better)``; GMSD is the one lower-better.
-To jit ``psnr`` or ``ssim`` with a non-default option, mark it static
-(``jax.jit(ssim, static_argnames="downsample")``).
+input fails with a ValueError before XLA sees it). Each follows its original definition on
+continuous values; the docstrings say where a choice had to be made. SSIM-type metrics and GMSD
+work on unrounded BT.601 luma (``features.rgb_to_ycbcr``), which is why they are smooth enough
+for losses, and why they do not reproduce published tables: for that, the 8-bit reference mode
+(``classical.reference``) rounds to 8 bits and converts to grey as MATLAB does.
+``classical.get(name, mode="float")`` returns these, jitted; to jit ``psnr`` or ``ssim`` with a
+non-default option, mark it static (``jax.jit(ssim, static_argnames="downsample")``).
 """
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -185,15 +183,3 @@ def gmsd(ref: jax.Array, dist: jax.Array) -> jax.Array:
     # whatever the compiler fuses (the ratio form leaves ~1e-8 under jit), and no cancellation.
     gms = 1.0 - (mr - md) ** 2 / (mr * mr + md * md + GMSD_T)
     return jnp.std(gms, axis=(1, 2, 3), ddof=1)
-
-
-_psnr_jit = jax.jit(psnr, static_argnames="luma")
-_ssim_jit = jax.jit(ssim, static_argnames="downsample")
-
-BASELINES: dict[str, tuple[Callable[[jax.Array, jax.Array], jax.Array], bool]] = {
-    "psnr": (_psnr_jit, True),
-    "psnr_y": (functools.partial(_psnr_jit, luma=True), True),
-    "ssim": (_ssim_jit, True),  # with the MATLAB downsampling
-    "ms_ssim": (jax.jit(ms_ssim), True),
-    "gmsd": (jax.jit(gmsd), False),
-}

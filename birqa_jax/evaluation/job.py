@@ -1,7 +1,7 @@
 """Evaluation of a trained run and of the classical baselines: the library behind ``eval.py``.
 
 ``run(config, workdir, out)`` evaluates the metrics ``config.metrics`` ("birqa" = the run's
-exported model, plus any of ``classical.BASELINES``) on full-resolution images of
+exported model, plus any of ``classical.NAMES``) on full-resolution images of
 
 - the test split of the run's own dataset and split (``<workdir>/config.json``), or without a
   workdir the test split of ``config.data`` (``config.own_test_split``);
@@ -17,6 +17,10 @@ A metric that cannot run on a dataset's images (MS-SSIM below 161 px on the shor
 skipped with a printed note and recorded under ``skipped``; pairs a metric scores as non-finite
 (PSNR of an image identical to its reference) are left out of that metric's correlations and
 counted in ``n_excluded``. Needs the ``data`` extras (tensorflow-datasets, grain).
+
+The classical baselines are scored in their 8-bit reference mode (``classical.get(name,
+"reference")``: the published MATLAB algorithms on the 8-bit images), so their numbers can be
+put next to published tables; the differentiable float mode is for losses only.
 """
 
 from __future__ import annotations
@@ -32,9 +36,9 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from birqa_jax import data
+from birqa_jax import classical, data
 from birqa_jax.adversarial import ATTACKS
-from birqa_jax.classical import BASELINES, MS_SSIM_MIN_SIZE
+from birqa_jax.classical import MS_SSIM_MIN_SIZE
 from birqa_jax.data.distortions import DISTORTION_NAMES
 from birqa_jax.data import runs
 from birqa_jax.data.runs import MODEL_FILE, Run, RunError, load_data
@@ -42,7 +46,7 @@ from birqa_jax.evaluation import report, robustness, runner, stats
 from birqa_jax.model import MIN_SIZE, apply_fn
 
 MODEL_METRIC = "birqa"
-METRICS = (MODEL_METRIC, *BASELINES)
+METRICS = (MODEL_METRIC, *classical.NAMES)
 # Smallest short side each metric accepts: BiRQA's pyramid, one 11-px SSIM window, MS-SSIM's
 # fifth scale, GMSD's 2x downsampling followed by a 3x3 filter.
 MIN_SIDE = {"birqa": MIN_SIZE, "psnr": 1, "psnr_y": 1, "ssim": 11, "ms_ssim": MS_SSIM_MIN_SIZE, "gmsd": 4}
@@ -333,7 +337,7 @@ def _score_fns(metrics: Sequence[str], trained: Run | None) -> dict[str, Callabl
         if name == MODEL_METRIC:  # parameters traced: one compilation per image size, not per model
             fns[name] = runner.WithParams(apply_fn(trained.model_config), trained.params)
         else:
-            fns[name] = BASELINES[name][0]
+            fns[name] = classical.get(name, mode="reference")  # as published, not the float (loss) mode
     return fns
 
 

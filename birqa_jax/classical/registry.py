@@ -1,0 +1,78 @@
+"""One lookup for both modes of the classical baselines.
+
+``get(name, mode)`` returns a jitted ``fn(ref, dist) -> [B]`` on ``[B, H, W, 3]`` float RGB in
+[0, 1]:
+
+- ``mode="reference"`` (the default; evaluation and the training loop's test baselines):
+  ``classical.reference``, the published MATLAB algorithms on the 8-bit images (``round(255 x)``,
+  MATLAB ``rgb2gray`` with integer rounding, 0..255 values), so the numbers can stand next to
+  published tables. Not differentiable.
+- ``mode="float"``: ``classical.metrics``, the differentiable versions on unrounded BT.601 luma
+  in [0, 1], for losses and gradients. Not comparable with published tables (SSIM differs by up
+  to 0.1 where its downsampling applies, GMSD by a factor of 2 on near-identical pairs).
+
+What each name computes in each mode:
+
+========  ===========================================  ============================================
+name      reference                                    float
+========  ===========================================  ============================================
+psnr      8-bit RGB, MSE over all 3 channels, peak 255  RGB in [0, 1], peak 1 (same value up to the
+          (MATLAB ``psnr``, skimage on uint8)           8-bit rounding of the input)
+psnr_y    8-bit ``rgb2gray`` grey, peak 255             unrounded BT.601 Y, peak 1
+ssim      ``ssim_index.m``: no downsampling, 'valid'    BT.601 Y, with ``ssim.m``'s downsampling
+                                                        (f = round(min(H, W) / 256))
+ms_ssim   ``msssim.m`` on 8-bit grey                    the same algorithm on unrounded BT.601 Y
+gmsd      ``GMSD.m`` on 8-bit grey (0..255)             the same algorithm on 255 x unrounded Y
+========  ===========================================  ============================================
+
+``BASELINES`` maps each name to ``(reference-mode fn, higher_is_better)``: what existing
+callers (``evaluation.job``, ``train.loop``) score with. GMSD is the one lower-better.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import jax
+
+from birqa_jax.classical import metrics, reference
+
+NAMES = ("psnr", "psnr_y", "ssim", "ms_ssim", "gmsd")
+MODES = ("reference", "float")
+HIGHER_IS_BETTER = {"psnr": True, "psnr_y": True, "ssim": True, "ms_ssim": True, "gmsd": False}
+
+_psnr_float = jax.jit(metrics.psnr, static_argnames="luma")
+
+_FNS: dict[tuple[str, str], Callable[[jax.Array, jax.Array], jax.Array]] = {
+    ("psnr", "reference"): jax.jit(reference.psnr),
+    ("psnr_y", "reference"): jax.jit(reference.psnr_y),
+    ("ssim", "reference"): jax.jit(reference.ssim),  # ssim_index.m: no downsampling
+    ("ms_ssim", "reference"): jax.jit(reference.ms_ssim),
+    ("gmsd", "reference"): jax.jit(reference.gmsd),
+    # The float mode exactly as the baselines registry held it before the reference mode.
+    ("psnr", "float"): _psnr_float,
+    ("psnr_y", "float"): functools.partial(_psnr_float, luma=True),
+    ("ssim", "float"): jax.jit(metrics.ssim, static_argnames="downsample"),  # with the downsampling
+    ("ms_ssim", "float"): jax.jit(metrics.ms_ssim),
+    ("gmsd", "float"): jax.jit(metrics.gmsd),
+}
+
+
+def get(name: str, mode: str = "reference") -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """The jitted baseline ``name`` (one of ``NAMES``) in ``mode`` ("reference" or "float").
+
+    The same function object on every call, so its compilation cache is shared.
+    """
+    if name not in NAMES:
+        raise ValueError(f"unknown classical metric {name!r}; choose from {', '.join(NAMES)}")
+    if mode not in MODES:
+        raise ValueError(
+            f"unknown mode {mode!r} for {name}; choose 'reference' (8-bit, as published) or 'float' (differentiable)"
+        )
+    return _FNS[name, mode]
+
+
+BASELINES: dict[str, tuple[Callable[[jax.Array, jax.Array], jax.Array], bool]] = {
+    name: (get(name, "reference"), HIGHER_IS_BETTER[name]) for name in NAMES
+}
