@@ -3,7 +3,8 @@ and BiRQA as a differentiable loss.
 
 ``create_metric(name)`` gives a ``Metric`` for every name of ``list_metrics()``: each packaged
 BiRQA weight set (``WEIGHTS``: name -> file in ``birqa_jax/assets``) and each classical
-baseline of ``birqa_jax.classical.BASELINES``; ``create_metric(path)`` loads a model file
+baseline of ``birqa_jax.classical`` (scored in its 8-bit reference mode; ``as_loss`` uses the
+differentiable float mode); ``create_metric(path)`` loads a model file
 written by ``save_model`` (its own config travels inside it).
 
 BiRQA scores: higher = better quality (closer to the reference); unbounded, trained to predict
@@ -26,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from birqa_jax.classical import BASELINES
+from birqa_jax import classical
 from birqa_jax.evaluation.runner import WithParams, score_examples
 from birqa_jax.inputs import to_float_pair, to_float_pairs, to_float_traced
 from birqa_jax.model import MIN_SIZE, ModelConfig, apply_fn, load_model
@@ -45,27 +46,21 @@ DEFAULT_METRIC = "birqa"
 BIRQA_RANGE = (-math.inf, math.inf)
 # Documented score range and meaning of each classical metric (a name without an entry has none).
 CLASSICAL_DOCS = {
-    "psnr": ((0.0, math.inf), "PSNR in dB on RGB; identical images give inf"),
-    "psnr_y": ((0.0, math.inf), "PSNR in dB on BT.601 luma; identical images give inf"),
-    "ssim": ((-1.0, 1.0), "SSIM on luma (with the reference MATLAB downsampling)"),
-    "ms_ssim": ((0.0, 1.0), "MS-SSIM on luma; needs 161 px on the short side"),
-    "gmsd": ((0.0, 0.5), "GMSD on luma: deviation of gradient similarity; 0 = identical"),
+    "psnr": ((0.0, math.inf), "PSNR in dB on 8-bit RGB (MATLAB psnr); identical images give inf"),
+    "psnr_y": ((0.0, math.inf), "PSNR in dB on 8-bit grey (MATLAB rgb2gray); identical images give inf"),
+    "ssim": ((-1.0, 1.0), "SSIM on 8-bit grey as ssim_index.m (no downsampling)"),
+    "ms_ssim": ((0.0, 1.0), "MS-SSIM on 8-bit grey as msssim.m; needs 161 px on the short side"),
+    "gmsd": ((0.0, 0.5), "GMSD on 8-bit grey as GMSD.m: deviation of gradient similarity; 0 = identical"),
 }
 REDUCTIONS = ("mean", "sum", "none")
 
 Apply = Callable[[Any, jax.Array, jax.Array], jax.Array]
 
 
-def _classical() -> Mapping[str, tuple[Callable[[jax.Array, jax.Array], jax.Array], bool]]:
-    """The classical metrics: name -> (jitted fn(ref, dist) -> [B], higher_is_better). The one
-    place this module reads ``classical.BASELINES``."""
-    return BASELINES
-
-
 def list_metrics() -> list[str]:
     """Names ``create_metric`` accepts: the packaged BiRQA weight sets, then the classical
     baselines."""
-    return [*WEIGHTS, *_classical()]
+    return [*WEIGHTS, *classical.NAMES]
 
 
 def _span(lo: float, hi: float) -> str:
@@ -77,7 +72,7 @@ def describe(name: str) -> str:
     if name in WEIGHTS:
         lower_better, span, about = False, _span(*BIRQA_RANGE), f"BiRQA (about 0..1), {WEIGHTS[name][1]}"
     else:
-        lower_better = not _classical()[name][1]
+        lower_better = not classical.HIGHER_IS_BETTER[name]
         score_range, about = CLASSICAL_DOCS.get(name, (None, "classical metric"))
         span = _span(*score_range) if score_range else "undocumented"
     direction = "lower is better" if lower_better else "higher is better"
@@ -144,8 +139,9 @@ def birqa_apply(config: ModelConfig) -> Apply:
 
 
 @functools.lru_cache(maxsize=None)
-def _classical_apply(name: str) -> Apply:
-    fn, _ = _classical()[name]
+def _classical_apply(name: str, mode: str) -> Apply:
+    """``classical.get(name, mode)`` in the ``(params, ref, dist)`` form of ``Metric.apply``."""
+    fn = classical.get(name, mode)
 
     @jax.jit
     def apply(params, ref, dist):
@@ -168,6 +164,9 @@ class Metric:
       config: the ``ModelConfig`` of ``params`` (None for a classical metric).
       lower_better: True when a lower score means better quality (GMSD).
       score_range: the documented (low, high) of the score; None where none is documented.
+      loss_apply: the differentiable form ``as_loss`` uses, where ``apply`` is not one (the
+        classical metrics score in their 8-bit reference mode, and train on the float mode);
+        None: ``apply``.
       min_size: smallest height and width checked on the host before scoring (a metric that
         needs more, as MS-SSIM's 161 px, says so when traced).
     """
@@ -179,6 +178,7 @@ class Metric:
     lower_better: bool
     score_range: tuple[float, float] | None
     min_size: int = 1
+    loss_apply: Apply | None = dataclasses.field(default=None, repr=False)
 
     @classmethod
     def from_params(cls, params, config: ModelConfig, name: str = DEFAULT_METRIC) -> Metric:
@@ -236,8 +236,10 @@ class Metric:
         sign = 1.0 if self.lower_better else -1.0
         reduce = {"mean": jnp.mean, "sum": jnp.sum, "none": lambda x: x}[reduction]
 
+        apply = self.loss_apply or self.apply
+
         def loss(params, ref: jax.Array, dist: jax.Array) -> jax.Array:
-            return reduce(sign * self.apply(params, ref, dist))
+            return reduce(sign * apply(params, ref, dist))
 
         return loss
 
@@ -248,11 +250,11 @@ def create_metric(name: str | os.PathLike = DEFAULT_METRIC) -> Metric:
     if name in WEIGHTS:
         params, config = load(weights_path(name))
         return Metric.from_params(params, config, name)
-    classical = _classical()
-    if name in classical:
-        _, higher_is_better = classical[name]
-        return Metric(name, _classical_apply(name), None, None, lower_better=not higher_is_better,
-                      score_range=CLASSICAL_DOCS.get(name, (None, ""))[0])
+    if name in classical.NAMES:
+        return Metric(name, _classical_apply(name, "reference"), None, None,
+                      lower_better=not classical.HIGHER_IS_BETTER[name],
+                      score_range=CLASSICAL_DOCS.get(name, (None, ""))[0],
+                      loss_apply=_classical_apply(name, "float"))
     if os.path.isfile(name):
         return Metric.from_file(name)
     raise ValueError(f"unknown metric {name!r}: not a model file, nor one of {', '.join(list_metrics())}")

@@ -182,4 +182,7 @@ def gmsd(ref: jax.Array, dist: jax.Array) -> jax.Array:
     # The same GMS written as 1 - (m_r - m_d)^2 / (...): exactly 1 where the magnitudes agree
     # whatever the compiler fuses (the ratio form leaves ~1e-8 under jit), and no cancellation.
     gms = 1.0 - (mr - md) ** 2 / (mr * mr + md * md + GMSD_T)
-    return jnp.std(gms, axis=(1, 2, 3), ddof=1)
+    # sqrt guarded like the Prewitt magnitude: identical images (variance 0, the optimum of a
+    # loss) get a zero gradient, not NaN.
+    var = jnp.var(gms, axis=(1, 2, 3), ddof=1)
+    return jnp.where(var > 0, jnp.sqrt(jnp.where(var > 0, var, 1.0)), 0.0)

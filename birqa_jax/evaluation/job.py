@@ -195,7 +195,7 @@ def write_set_plots(eval_set: EvalSet, summary: Mapping[str, Any], preds: Mappin
         finite = np.isfinite(preds[name])
         pred, mos = preds[name][finite], preds["mos"][finite]
         title = f"{name} on {eval_set.label} (n = {finite.sum()})"
-        higher_is_better = name == MODEL_METRIC or BASELINES[name][1]
+        higher_is_better = name == MODEL_METRIC or classical.HIGHER_IS_BETTER[name]
         xlabel = f"{name} score ({'higher' if higher_is_better else 'lower'} = better quality)"
         paths.append(report.scatter_with_fit(pred, mos, stats.fit_logistic(pred, mos),
                                             os.path.join(out, f"scatter_{_safe_name(eval_set.label)}_{name}.png"), title,
