@@ -23,6 +23,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -55,12 +56,13 @@ def as_float(x: jax.Array) -> jax.Array:
 
 
 def check_batch(name: str, x, *, who: str = "", channels: int = 3) -> None:
-    """``x`` must be a float batch ``[B, H, W, channels]`` (static shape/dtype only)."""
+    """``x`` must be a float batch ``[B, H, W, channels]`` (static shape/dtype only, through
+    chex; ValueError naming the problem)."""
     prefix = f"{who}: " if who else ""
-    if len(x.shape) != 4 or x.shape[-1] != channels:
-        raise ValueError(f"{prefix}{name} must be [B, H, W, {channels}], got shape {tuple(x.shape)}")
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise ValueError(f"{prefix}{name} must be float in [0, 1], got dtype {x.dtype}")
+    shape = f"{prefix}{name} must be [B, H, W, {channels}], got shape {tuple(x.shape)}"
+    chex.assert_shape(x, (None, None, None, channels), custom_message=shape, exception_type=ValueError)
+    chex.assert_type(x, float, custom_message=f"{prefix}{name} must be float in [0, 1], got dtype {x.dtype}",
+                     exception_type=ValueError)
 
 
 def check_pair(ref, dist, *, who: str = "", min_size: int = 1) -> None:
@@ -69,8 +71,9 @@ def check_pair(ref, dist, *, who: str = "", min_size: int = 1) -> None:
     check_batch("ref", ref, who=who)
     check_batch("dist", dist, who=who)
     prefix = f"{who}: " if who else ""
-    if tuple(ref.shape) != tuple(dist.shape):
-        raise ValueError(f"{prefix}ref and dist shapes differ: {tuple(ref.shape)} vs {tuple(dist.shape)}")
+    chex.assert_equal_shape(
+        [ref, dist], custom_message=f"{prefix}ref and dist shapes differ: {tuple(ref.shape)} vs {tuple(dist.shape)}",
+        exception_type=ValueError)
     h, w = ref.shape[1:3]
     if min(h, w) < min_size:
         raise ValueError(f"{prefix}images of {h}x{w} are too small, need at least {min_size} px on the short side")
