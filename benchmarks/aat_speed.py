@@ -69,8 +69,10 @@ def run(
     iters: int = 10,
     warmup: int = 2,
     seed: int = 0,
+    devices: int | None = None,
 ) -> dict:
-    """Time the fused and the separate AAT step on all local devices.
+    """Time the fused and the separate AAT step on the first ``devices`` local devices (default
+    all).
 
     Each device holds ``per_device_batch`` pairs, ``num_anchors`` of them clean anchors. Both
     variants start from the same state and run the same steps on the same batch, so their last
@@ -84,7 +86,7 @@ def run(
         raise ValueError(f"height and width must be >= {MIN_SIZE}, got {height}x{width}")
     if per_device_batch < 1:
         raise ValueError(f"per_device_batch must be >= 1, got {per_device_batch}")
-    devices = jax.local_devices()
+    devices = common.local_devices(devices)
     batch = per_device_batch * len(devices)
     cfg = ModelConfig(widths=tuple(widths), dtype=dtype)
     spec = training.AttackSpec(name="pgd", eps=eps, settings={"steps": steps}, anchored=True)
@@ -134,10 +136,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--eps", type=float, default=4 / 255, help="L-inf budget in [0, 1] pixel units")
     p.add_argument("--steps", type=int, default=3, help="PGD steps")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--devices", type=int, help="use the first N local devices (default all)")
     common.add_run_args(p, iters=10, warmup=2)
     a = p.parse_args(argv)
     result = run(*a.size, per_device_batch=a.per_device_batch, num_anchors=a.anchors, eps=a.eps, steps=a.steps,
-                 dtype=a.dtype, widths=a.widths, iters=a.iters, warmup=a.warmup, seed=a.seed)
+                 dtype=a.dtype, widths=a.widths, iters=a.iters, warmup=a.warmup, seed=a.seed, devices=a.devices)
     return common.report_result(result, markdown, a.out)
 
 

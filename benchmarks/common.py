@@ -159,6 +159,14 @@ def report_result(result: dict[str, Any], markdown, out: str | None) -> dict[str
     return result
 
 
+def local_devices(count: int | None = None) -> list:
+    """The first ``count`` local devices (all of them for None): a data-parallel benchmark's mesh."""
+    devices = jax.local_devices()
+    if count is not None and not 1 <= count <= len(devices):
+        raise ValueError(f"devices must be in 1..{len(devices)}, got {count}")
+    return devices[:count]
+
+
 def add_run_args(p, *, iters: int, warmup: int, widths: bool = True) -> None:
     """The options every benchmark CLI shares: call counts, seed, JSON output (and widths)."""
     if widths:

@@ -68,15 +68,17 @@ def run(
     iters: int = 10,
     warmup: int = 2,
     seed: int = 0,
+    devices: int | None = None,
 ) -> dict:
-    """Time clean train steps on a random global batch of ``batch`` pairs of height x width.
+    """Time clean train steps on a random global batch of ``batch`` pairs of height x width,
+    data-parallel over the first ``devices`` local devices (default all).
 
     Returns ``{"benchmark": "train_speed", "env", "settings", "rows"}``; one row whose
     ``pairs_per_s`` counts the pairs of the global batch per second (all devices together).
     """
     if min(height, width) < MIN_SIZE:
         raise ValueError(f"height and width must be >= {MIN_SIZE}, got {height}x{width}")
-    devices = jax.local_devices()
+    devices = common.local_devices(devices)
     if batch < 1 or batch % len(devices):
         raise ValueError(f"the global batch ({batch}) must be a positive multiple of the "
                          f"{len(devices)} local device(s)")
@@ -111,10 +113,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--size", type=common.parse_size, default=(384, 384), help="crop HEIGHTxWIDTH (default 384x384)")
     p.add_argument("--batch", type=int, default=32, help="global batch, a multiple of the local device count")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--devices", type=int, help="use the first N local devices (default all)")
     common.add_run_args(p, iters=10, warmup=2)
     a = p.parse_args(argv)
     result = run(*a.size, batch=a.batch, dtype=a.dtype, widths=a.widths, iters=a.iters, warmup=a.warmup,
-                 seed=a.seed)
+                 seed=a.seed, devices=a.devices)
     return common.report_result(result, markdown, a.out)
 
 

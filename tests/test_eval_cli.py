@@ -39,20 +39,6 @@ def get_config():
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, make_tiny_run_config):
-    """(workdir, training config) of the session's tiny run config (40 steps of 8 crops)."""
-    from birqa_jax.train.loop import train_and_evaluate
-
-    c = make_tiny_run_config()
-    workdir = str(tmp_path_factory.mktemp("run"))
-    make_mesh = training.make_mesh
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(training, "make_mesh", lambda devices=None: make_mesh(jax.devices()[:1]))
-        train_and_evaluate(c, workdir)
-    return workdir, c
-
-
-@pytest.fixture(scope="module")
 def full_eval(tiny_run, tmp_path_factory):
     """eval.py's work on the tiny run, with robustness, run in this process (shares compilations
     with the training run): (eval.json content, output folder, printed text)."""

@@ -143,14 +143,6 @@ def test_multi_host_two_processes_match_one(tmp_path, tiny_config, tiny_params):
 
 # ----- the training loop on a tiny kadid_synthetic (built once per session) -----
 
-@pytest.fixture(scope="module")
-def tiny_run_config(make_tiny_run_config):
-    c = make_tiny_run_config()
-    c.checkpoint_every = 10
-    c.test_baselines = ("ssim",)
-    return c
-
-
 def _metrics(workdir):
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         return [json.loads(l) for l in f]
@@ -167,13 +159,15 @@ def _final_params(workdir, config):
     return state
 
 
-def test_train_resume_is_exact_and_loss_falls(tmp_path, tiny_run_config, one_device_mesh):
+def test_train_resume_is_exact_and_loss_falls(tmp_path, tiny_run, one_device_mesh):
     from birqa_jax import metric as api
     from birqa_jax.data.runs import MODEL_FILE
     from birqa_jax.train.loop import train_and_evaluate
 
-    once, twice = str(tmp_path / "once"), str(tmp_path / "twice")
-    summary = train_and_evaluate(tiny_run_config, once)
+    once, tiny_run_config = tiny_run  # the session's uninterrupted run
+    twice = str(tmp_path / "twice")
+    with open(os.path.join(once, "results.json")) as f:
+        summary = json.load(f)
     assert train_and_evaluate(tiny_run_config, twice, stop_at=20) == {"stopped_at": 20}
     assert _final_params(twice, tiny_run_config).step == 20
     train_and_evaluate(tiny_run_config, twice)  # resumes at step 20
