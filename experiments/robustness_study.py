@@ -215,8 +215,9 @@ def arm_config(arm: str, seed: int, preset: Preset, init_from: str, data_dir: st
 
 
 class _CachedSource:
-    """A data source that keeps every example it has decoded: training then decodes each pair
-    once per process instead of once per batch (the pipeline was the bottleneck of short runs)."""
+    """A data source that keeps every example it has decoded, so that the study's many short
+    runs decode each training pair once per process instead of at every visit (two PNG decodes
+    per item cost more than the item's training step on a GPU)."""
 
     def __init__(self, source):
         self._source, self._cache = source, {}
@@ -233,7 +234,7 @@ class _CachedSource:
 
 
 @dataclasses.dataclass
-class TestPairs:
+class StudyPairs:
     """The study's test pairs: uint8 images [N, H, W, 3], MOS [N] (normalised), their example
     index in the data set, photograph (group) and distortion type, and each pair's block."""
 
@@ -267,7 +268,7 @@ def select_pairs(groups: np.ndarray, test: np.ndarray, n: int, blocks: int, seed
 
 
 def load_study_data(config, pairs: int, blocks: int):
-    """(source, splits, TestPairs) of a study config's data block (the set is built if needed)."""
+    """(source, splits, StudyPairs) of a study config's data block (the set is built if needed)."""
     from birqa_jax.data import example_columns, group_ids
     from birqa_jax.data.runs import load_data
 
@@ -279,7 +280,7 @@ def load_study_data(config, pairs: int, blocks: int):
         raise ValueError(f"photographs {sorted(leaked)} are in both the train and the test part")
     index, block = select_pairs(groups, splits["test"], pairs, blocks)
     examples = [source[int(i)] for i in index]
-    test = TestPairs(ref=np.stack([e["ref"] for e in examples]), dist=np.stack([e["dist"] for e in examples]),
+    test = StudyPairs(ref=np.stack([e["ref"] for e in examples]), dist=np.stack([e["dist"] for e in examples]),
                      mos=columns["mos"][index].astype(np.float64), index=index, photo=groups[index],
                      dist_type=columns["dist_type"][index], block=block)
     return source, splits, test
@@ -455,7 +456,7 @@ def plan_entries(preset: Preset, seed: int) -> list[Entry]:
     return entries
 
 
-def evaluate_model(model_path: str, test: TestPairs, rows: np.ndarray, direction: np.ndarray, entries: list[Entry],
+def evaluate_model(model_path: str, test: StudyPairs, rows: np.ndarray, direction: np.ndarray, entries: list[Entry],
                    cache_path: str, batch_size: int, work: dict) -> dict:
     """Clean and attacked scores of one model on ``rows`` of the test pairs, entry by entry;
     each finished entry is written to ``cache_path`` at once, and entries already there (same
@@ -624,7 +625,7 @@ def comparison_pairs(arms: Sequence[str]) -> list[tuple[str, str]]:
     return out
 
 
-def analyse(preset: Preset, test: TestPairs, records: Mapping[str, list[dict]], train_logs: Mapping[str, list],
+def analyse(preset: Preset, test: StudyPairs, records: Mapping[str, list[dict]], train_logs: Mapping[str, list],
             direction: np.ndarray) -> dict:
     """Every table of the study from the evaluation records: records[arm][seed]."""
     arms = list(records)
@@ -707,7 +708,7 @@ def analyse(preset: Preset, test: TestPairs, records: Mapping[str, list[dict]], 
             "train_diagnostics": diagnostics, "curves": curves, "headline": headline}
 
 
-def markdown(preset_name: str, preset: Preset, test: TestPairs, analysis: dict, meta: dict) -> str:
+def markdown(preset_name: str, preset: Preset, test: StudyPairs, analysis: dict, meta: dict) -> str:
     """results.md: setup, SROCC table with CIs, comparisons and verdicts, masking check, training
     diagnostics."""
     arms = list(analysis["metrics"])
@@ -758,6 +759,16 @@ def markdown(preset_name: str, preset: Preset, test: TestPairs, analysis: dict, 
                          f"{'possible masking' if m['flag'] else 'no'} |")
         lines.append("\nDamage: mean move of the score in its scrambling direction, in standard deviations of the "
                      "clean scores.")
+    winners = analysis["winners"]
+    lines += ["", "## Which attack gives the per-image worst case (share of images, all seeds)", "",
+              "| arm | eps | " + " | ".join(["clean", *suite(preset)]) + " | APGD restarts |",
+              "|---|---|" + "---|" * (len(suite(preset)) + 2)]
+    for arm in arms:
+        for e, counts in winners[arm].items():
+            total = sum(counts.values())
+            restarts = sum(v for k, v in counts.items() if k.startswith("apgd_rs"))
+            cells = [f"{counts.get(k, 0) / total:.0%}" for k in ["clean", *suite(preset)]] + [f"{restarts / total:.0%}"]
+            lines.append(f"| {arm} | {e}/255 | " + " | ".join(cells) + " |")
     diag = analysis["train_diagnostics"]
     cols = ["loss", "loss_plcc", "loss_mse", "loss_rank", "anchor_max_err", "two_sided_coverage", "strict_coverage",
             "min_label_gap", "tied_pairs", "pairs_below_margin", "attack_linf"]
@@ -815,15 +826,17 @@ def plan(preset: Preset, batch_size: int, num_anchors: int, attack_steps: int) -
             "compiled_programs": programs}
 
 
-def _time_per_pair(fn, batch: int, repeats: int = 3) -> tuple[float, float]:
-    """(seconds of the first call, seconds per pair of the next ``repeats`` calls)."""
+def _time_per_pair(fn, batch: int, repeats: int = 3) -> tuple[float, float, float]:
+    """(seconds of the first call, then per pair over ``repeats`` calls: wall seconds and CPU
+    seconds of this process, all threads)."""
     t0 = time.perf_counter()
     jax.block_until_ready(fn())
     first = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(repeats):
         jax.block_until_ready(fn())
-    return first, (time.perf_counter() - t0) / repeats / batch
+    n = repeats * batch
+    return first, (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
 
 
 def print_plan(preset: Preset, init_from: str, data_dir: str = "data_cache") -> dict:
@@ -843,17 +856,17 @@ def print_plan(preset: Preset, init_from: str, data_dir: str = "data_cache") -> 
         timings[f"{label}_forward"] = _time_per_pair(lambda: apply(params, ref, dist), b)
         timings[f"{label}_grad"] = _time_per_pair(lambda: grad(dist, ref), b)
     compile_s = 4 * timings["eval_grad"][0]  # an attack's loop compiles several gradient programs
-    estimate = {
-        "evaluation_s": work["eval_grad_passes"] * timings["eval_grad"][1]
-        + work["eval_forward_passes"] * timings["eval_forward"][1],
-        "training_s": work["train_pair_grad_passes"] * timings["train_grad"][1],
-        "compilation_s": work["compiled_programs"] * compile_s,
-    }
+
+    estimate = {"evaluation_s": work["eval_grad_passes"] * timings["eval_grad"][1]
+                + work["eval_forward_passes"] * timings["eval_forward"][1],
+                "training_s": work["train_pair_grad_passes"] * timings["train_grad"][1],
+                "compilation_s": work["compiled_programs"] * compile_s}
     estimate["total_s"] = sum(estimate.values())
-    print(json.dumps({"work": work, "seconds_per_pair": {k: v[1] for k, v in timings.items()},
-                      "estimate_s": estimate}, indent=2))
-    print(f"estimated wall time: {estimate['total_s'] / 60:.0f} min (the data set build, about a minute, not "
-          "included; measured on this machine as it is loaded now)")
+    # CPU seconds are shown beside the wall seconds: wall = CPU / threads on an idle machine.
+    print(json.dumps({"work": work, "wall_s_per_pair": {k: v[1] for k, v in timings.items()},
+                      "cpu_s_per_pair": {k: v[2] for k, v in timings.items()}, "estimate_s": estimate}, indent=2))
+    print(f"estimated wall time: {estimate['total_s'] / 60:.0f} min at this machine's present load (the data set "
+          "build, about a minute, once, not included)")
     return {"work": work, "timings": timings, "estimate": estimate}
 
 
