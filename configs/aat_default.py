@@ -5,6 +5,9 @@ items are clean anchors spread over the band and the other 12 are attacked insid
 step by PGD (eps 4/255, 3 steps of eps/2, random start, pushing each prediction away from its
 MOS). ``--config.aat.anchored=False`` attacks every item of ordinary batches: plain adversarial
 training (with ``--config.loss.plcc=1``).
+
+Every AAT knob is a field here (README, "Robustness"); the defaults below are the behaviour
+before the knobs existed. ``experiments/robustness_study.py`` compares variants of this config.
 """
 
 import ml_collections
@@ -22,7 +25,9 @@ def get_config():
     c.aat.settings = ml_collections.ConfigDict(dict(steps=3, step_size=2 / 255))
     c.aat.band_width = 0.2
     c.aat.num_anchors = 4
-    c.aat.anchor_rule = "spread"
+    c.aat.anchor_rule = "spread"       # "spread", "random" or "quantile" (data.select_anchors)
+    c.aat.num_attacked = -1            # attack the first k non-anchors of a batch; -1: all of them
+    c.aat.eps_ramp_steps = 0           # eps curriculum: grow eps linearly over this many steps; 0: off
     # PLCC over a batch drawn from a MOS band of width 0.2 is close to noise (its loss stayed
     # near 1 in AAT batches) and cost clean accuracy in a measured run; MSE and the anchored
     # ranking carry the signal there. Plain adversarial training (anchored=False) draws
@@ -30,6 +35,11 @@ def get_config():
     c.loss.plcc = 0.0
     c.loss.rank = 1.0
     c.loss.rank_margin = 0.05
+    c.loss.rank_margin_rel = 0.0           # margin of a pair = rank_margin + rank_margin_rel * |label gap|
+    c.loss.rank_anchor_stop_grad = False   # anchored term: anchors' predictions as constants
+    c.loss.consistency = 0.0               # weight of (attacked - clean prediction)^2
+    c.loss.slope = 0.0                     # finite-difference slope penalty (Liu et al.: 1e-3)
+    c.loss.slope_h = 0.01
     c.batch_size = 16
     c.num_steps = 300
     c.learning_rate = 3e-4

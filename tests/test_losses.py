@@ -79,3 +79,159 @@ def test_loss_gradients_match_finite_differences():
             e = jnp.zeros(6).at[i].set(h)
             fd = (fn(p + e, m) - fn(p - e, m)) / (2 * h)
             np.testing.assert_allclose(float(g[i]), float(fd), atol=2e-3)
+
+
+# ----------------------------------------------------------------------------- AAT options
+
+
+def test_relative_margin_hand_values():
+    mos = jnp.array([0.1, 0.5, 0.9])
+    # margin_rel = 1: each pair asks for a prediction gap equal to its label gap. Pred gaps
+    # 0.2 (label 0.4), 0.6 (0.4), 0.8 (0.8): only the first falls short, by 0.2, in both orders.
+    pred = jnp.array([0.1, 0.3, 0.9])
+    np.testing.assert_allclose(float(losses.ranking_loss(pred, mos, margin_rel=1.0)), 2 * 0.2 / 6, rtol=1e-5)
+    assert float(losses.ranking_loss(pred, mos, margin_rel=0.5)) == 0.0  # asks for half: all met
+    # Anchored, margin 0.05 + 1.0 * gap over the 4 (anchor, item) pairs: (0, 1) asks 0.25 and
+    # gets 0.1; (0, 2) asks 0.45, gets 0.4; (3, 1) asks 0.45, gets 0.5; (3, 2) asks 0.25, gets 0.2.
+    mos = jnp.array([0.2, 0.4, 0.6, 0.8])
+    anchor = jnp.array([True, False, False, True])
+    pred = jnp.array([0.2, 0.3, 0.6, 0.8])
+    got = losses.anchored_ranking_loss(pred, mos, anchor, margin=0.05, margin_rel=1.0)
+    np.testing.assert_allclose(float(got), (0.15 + 0.05 + 0.0 + 0.05) / 4, rtol=1e-5)
+
+
+def test_stop_gradient_anchors_get_no_gradient():
+    mos = jnp.array([0.2, 0.4, 0.6, 0.8])
+    anchor = jnp.array([True, False, False, True])
+    pred = jnp.array([0.5, 0.9, 0.1, 0.3])  # every anchor-item pair mis-ordered
+    loss = lambda p, sg: losses.anchored_ranking_loss(p, mos, anchor, margin=0.05, stop_anchor_gradient=sg)
+    g_free, g_stop = jax.grad(loss)(pred, False), jax.grad(loss)(pred, True)
+    assert float(loss(pred, True)) == float(loss(pred, False))  # same value
+    assert np.all(np.asarray(g_free)[[0, 3]] != 0)  # without: the anchors move too
+    np.testing.assert_array_equal(np.asarray(g_stop)[[0, 3]], 0.0)
+    np.testing.assert_array_equal(np.asarray(g_stop)[[1, 2]], np.asarray(g_free)[[1, 2]])
+
+
+def test_consistency_loss_hand_value_and_gradient():
+    pred, clean = jnp.array([1.0, 2.0, 3.0]), jnp.array([1.0, 1.0, 1.0])
+    mask = jnp.array([True, True, False])
+    assert float(losses.consistency_loss(pred, clean, mask)) == 0.5  # (0 + 1) / 2
+    g_pred, g_clean = jax.grad(losses.consistency_loss, argnums=(0, 1))(pred, clean, mask)
+    np.testing.assert_allclose(np.asarray(g_pred), [0.0, 1.0, 0.0])  # 2 (p - c) / 2
+    np.testing.assert_allclose(np.asarray(g_clean), [0.0, -1.0, 0.0])
+
+
+def test_score_slopes_are_the_l1_norm_of_a_linear_score():
+    rng = np.random.default_rng(3)
+    w = jnp.asarray(rng.normal(size=(1, 4, 5, 3)), jnp.float32)
+    dist = jnp.asarray(rng.random((2, 4, 5, 3)), jnp.float32)
+    score = lambda r, d: jnp.sum(w * d, axis=(1, 2, 3))
+    slopes = losses.score_slopes(score, dist, dist, h=0.01)
+    np.testing.assert_allclose(np.asarray(slopes), float(jnp.abs(w).sum()), rtol=1e-4)
+
+
+def test_score_slopes_hand_value_and_parameter_gradient():
+    # f = c * sum(d^2): sign of the gradient is +1 (d > 0), slope = c * sum((d + h)^2 - d^2) / h.
+    rng = np.random.default_rng(4)
+    dist = jnp.asarray(rng.uniform(0.1, 0.9, (2, 3, 4, 3)), jnp.float32)
+    h = 0.01
+
+    def mean_slope(c):
+        return jnp.mean(losses.score_slopes(lambda r, d: c * jnp.sum(d * d, axis=(1, 2, 3)), dist, dist, h=h))
+
+    d = np.asarray(dist, np.float64)
+    expected = (2.0 * (2 * d * h + h * h).sum(axis=(1, 2, 3)) / h).mean()
+    np.testing.assert_allclose(float(mean_slope(2.0)), expected, rtol=1e-4)
+    e = 1e-2
+    fd = (mean_slope(2.0 + e) - mean_slope(2.0 - e)) / (2 * e)
+    np.testing.assert_allclose(float(jax.grad(mean_slope)(2.0)), float(fd), rtol=1e-3)
+
+
+def test_new_options_match_finite_differences():
+    rng = np.random.default_rng(5)
+    p = jnp.asarray(rng.random(6), jnp.float32)
+    m = jnp.asarray(rng.random(6), jnp.float32)
+    c = jnp.asarray(rng.random(6), jnp.float32)
+    anchor = jnp.array([True, False, False, True, False, False])
+    everyone, items = range(6), np.flatnonzero(~np.asarray(anchor))
+    fns = ((lambda a: losses.ranking_loss(a, m, kind="logistic", margin=0.02, margin_rel=0.7), everyone),
+           # stop_gradient: the anchors' true derivative is not the gradient by design; items only
+           (lambda a: losses.anchored_ranking_loss(a, m, anchor, kind="logistic", margin_rel=0.7,
+                                                   stop_anchor_gradient=True), items),
+           (lambda a: losses.consistency_loss(a, c, ~anchor), everyone))
+    for fn, checked in fns:
+        g, h = jax.grad(fn)(p), 1e-3
+        for i in checked:
+            e = jnp.zeros(6).at[i].set(h)
+            np.testing.assert_allclose(float(g[i]), float((fn(p + e) - fn(p - e)) / (2 * h)), atol=2e-3)
+
+
+def test_attacked_items_and_eps_curriculum():
+    from birqa_jax.train import step as training
+
+    anchor = jnp.array([True, False, False, True, False])
+    np.testing.assert_array_equal(training.attacked_items(anchor, 5), ~np.asarray(anchor))
+    np.testing.assert_array_equal(training.attacked_items(anchor, 5, 2), [False, True, True, False, False])
+    np.testing.assert_array_equal(training.attacked_items(None, 4, 1), [True, False, False, False])
+    spec = training.AttackSpec(eps=4 / 255, eps_ramp_steps=4)
+    np.testing.assert_allclose([float(spec.eps_at(jnp.int32(s))) for s in (0, 1, 3, 10)],
+                               np.array([1, 2, 4, 4]) / 255, rtol=1e-6)
+    assert training.AttackSpec(eps=4 / 255).eps_at(jnp.int32(0)) == 4 / 255
+    with pytest.raises(ValueError, match="num_attacked"):
+        training.AttackSpec(num_attacked=-2)
+
+
+def test_default_options_are_todays_loss():
+    from birqa_jax.train import step as training
+
+    rng = np.random.default_rng(6)
+    pred, mos = jnp.asarray(rng.random(8), jnp.float32), jnp.asarray(rng.random(8), jnp.float32)
+    anchor = jnp.arange(8) % 4 == 0
+    w = training.LossWeights(rank_margin=0.05)
+    total, parts = training.combined_loss(pred, mos, anchor, w)
+    assert set(parts) == {"plcc", "mse", "rank"}
+    expected = (losses.plcc_loss(pred, mos) + losses.mse_loss(pred, mos)
+                + 0.5 * losses.anchored_ranking_loss(pred, mos, anchor, margin=0.05))
+    assert float(total) == pytest.approx(float(expected), rel=1e-6)
+    clean, slopes = pred + 0.1, jnp.full(8, -2.0)
+    w = training.LossWeights(rank_margin=0.05, consistency=2.0, slope=1e-3)
+    total2, parts2 = training.combined_loss(pred, mos, anchor, w, attacked=~anchor, pred_clean=clean, slopes=slopes)
+    assert float(parts2["consistency"]) == pytest.approx(0.01, rel=1e-4) and float(parts2["slope"]) == 2.0
+    assert float(total2) == pytest.approx(float(total) + 2.0 * 0.01 + 1e-3 * 2.0, rel=1e-5)
+
+
+def test_step_with_every_new_option_runs_sharded_like_one_device(tiny_config, tiny_params):
+    """All options at once inside the fused, data-parallel step: 8 devices give the same update
+    as 1 (the per-item attack keys, the global attacked mask and the gathered slopes)."""
+    import optax
+
+    from birqa_jax.model import BiRQA
+    from birqa_jax.train import step as training
+
+    rng = np.random.default_rng(7)
+    ref = rng.random((8, 32, 32, 3), dtype=np.float32)
+    batch = {"ref": ref, "dist": np.clip(ref + rng.normal(0, 0.1, ref.shape).astype(np.float32), 0, 1),
+             "mos": rng.random(8, dtype=np.float32), "anchor": np.arange(8) % 4 == 0}
+    # The slope penalty is left out here: it doubles the program (a gradient inside the loss),
+    # and its per-item values are gathered exactly like the predictions checked here.
+    weights = training.LossWeights(plcc=1.0, rank=1.0, rank_margin_rel=0.5, rank_anchor_stop_grad=True,
+                                   consistency=1.0)
+    attack = training.AttackSpec(name="pgd", eps=4 / 255, settings={"steps": 1, "step_size": 2 / 255},
+                                 num_attacked=3, eps_ramp_steps=2)
+    results = []
+    for devices in (jax.devices(), jax.devices()[:1]):
+        mesh = training.make_mesh(devices)
+        tx = optax.sgd(1e-3)
+        step = training.make_train_step(BiRQA(tiny_config), tx, mesh, weights, attack)
+        state = training.replicate(training.create_train_state(tiny_params, tx, 0), mesh)
+        state, metrics = step(state, training.global_batch(batch, mesh))
+        results.append((jax.device_get(state.params), jax.device_get(metrics)))
+    (p8, m8), (p1, m1) = results
+    for a, b in zip(jax.tree_util.tree_leaves(p8), jax.tree_util.tree_leaves(p1)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+    assert m8["finite"] == 1.0 and m8["loss"] == pytest.approx(m1["loss"], abs=1e-5)
+    assert m8["attack_eps"] == pytest.approx(2 / 255) and 0 < m8["attack_linf"] <= 2 / 255 + 1e-6
+    for key in ("loss_consistency", "strict_coverage", "min_label_gap", "pairs_below_margin"):
+        assert key in m8 and np.isfinite(m8[key])
+    with pytest.raises(ValueError, match="needs an attack"):
+        training.make_train_step(BiRQA(tiny_config), optax.sgd(1e-3), training.make_mesh(), weights, None)

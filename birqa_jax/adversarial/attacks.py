@@ -289,15 +289,23 @@ def apgd_checkpoints(steps: int) -> tuple[int, ...]:
 
 
 def apgd(
-    objective: Objective, dist: jax.Array, *, eps: Scalar, rng: jax.Array | None = None, steps: int = 100
+    objective: Objective,
+    dist: jax.Array,
+    *,
+    eps: Scalar,
+    rng: jax.Array | None = None,
+    steps: int = 100,
+    random_start: bool = False,
 ) -> jax.Array:
     """APGD (Croce & Hein 2020, L-inf), returning each item's best point.
 
-    Starts at ``dist`` with step ``2 * eps``; each iteration takes a signed step and mixes it
-    with the previous move (momentum 0.75, none on the first step). At each checkpoint of
-    ``apgd_checkpoints(steps)`` an item halves its step and restarts from its best point if
-    fewer than 75% of the steps since the last checkpoint increased its objective, or if its
-    step was not halved at the last checkpoint and its best objective has not improved since.
+    Starts at ``dist`` (with ``random_start``: at a uniform random point of the eps ball drawn
+    from ``rng``, as AutoAttack's restarts do) with step ``2 * eps``; each iteration takes a
+    signed step and mixes it with the previous move (momentum 0.75, none on the first step). At
+    each checkpoint of ``apgd_checkpoints(steps)`` an item halves its step and restarts from its
+    best point if fewer than 75% of the steps since the last checkpoint increased its objective,
+    or if its step was not halved at the last checkpoint and its best objective has not improved
+    since.
     ``steps`` gradient evaluations plus one forward pass. Same arguments and result as ``fgsm``.
     """
     check_batch("dist", dist)
@@ -313,12 +321,17 @@ def apgd(
     is_ckpt, interval = jnp.asarray(is_ckpt), jnp.asarray(interval)
 
     b = dist.shape[0]
+    start = dist
+    if random_start:
+        keys = item_keys(rng, b)
+        noise = jax.vmap(lambda k: jax.random.uniform(k, dist.shape[1:], dist.dtype, minval=-eps, maxval=eps))(keys)
+        start = jnp.clip(dist + noise, lo, hi)
     state = dict(
-        x=dist,
-        x_prev=dist,
+        x=start,
+        x_prev=start,
         f_prev=jnp.full((b,), jnp.inf, dist.dtype),  # no improving step is counted at i = 0
         eta=jnp.full((b,), 2.0, dist.dtype) * eps,
-        x_best=dist,
+        x_best=start,
         g_best=jnp.zeros_like(dist),
         f_best=jnp.full((b,), -jnp.inf, dist.dtype),
         n_up=jnp.zeros((b,), dist.dtype),

@@ -32,11 +32,12 @@ from birqa_jax.data.pipeline import (
     train_dataset,
 )
 from birqa_jax.data.runs import MODEL_FILE, Run, RunError, load_data, load_run
-from birqa_jax.data.splits import official_split, split_indices
+from birqa_jax.data.splits import held_out_split, official_split, split_indices
 from birqa_jax.data.synthetic import (
     KadidSynthetic,
     KadidSyntheticConfig,
     reference_crops,
+    source_ids,
     type_level_mos,
 )
 from birqa_jax.data.tid import Tid2008, Tid2013
@@ -59,6 +60,7 @@ __all__ = [
     "eval_examples",
     "example_columns",
     "group_ids",
+    "held_out_split",
     "iterate",
     "load_data",
     "load_run",
@@ -67,6 +69,7 @@ __all__ = [
     "official_split",
     "reference_crops",
     "select_anchors",
+    "source_ids",
     "split_indices",
     "train_dataset",
     "type_level_mos",

@@ -19,8 +19,8 @@ import ml_collections
 import numpy as np
 
 from birqa_jax.data.pipeline import group_ids, load_source
-from birqa_jax.data.splits import official_split, split_indices
-from birqa_jax.data.synthetic import KadidSynthetic, KadidSyntheticConfig
+from birqa_jax.data.splits import held_out_split, official_split, split_indices
+from birqa_jax.data.synthetic import KadidSynthetic, KadidSyntheticConfig, source_ids
 from birqa_jax.model import ModelConfig, load_model
 
 MODEL_FILE = "birqa.msgpack"
@@ -60,6 +60,11 @@ def load_data(data_config: ml_collections.ConfigDict) -> tuple[Any, dict[str, np
     source = load_source(data_config.name, os.path.expanduser(data_config.data_dir), manual_dir, **kwargs)
     if data_config.split == "official":
         splits = official_split(data_config.name, len(source))
+    elif data_config.split == "photos":  # kadid_synthetic: leave named photographs out
+        if data_config.name != "kadid_synthetic":
+            raise ValueError(f"split 'photos' names kadid_synthetic photographs; {data_config.name} has none")
+        splits = held_out_split(group_ids(source), source_ids(data_config.test_photos),
+                                source_ids(data_config.get("val_photos", ())))
     else:
         splits = split_indices(group_ids(source), data_config.split_id, tuple(data_config.ratios))
     return source, splits

@@ -5,7 +5,8 @@ photograph, since its references are crops of it) always land in the same split,
 never tested on content it was trained on. Random splits are seeded by ``split_id`` (0-9 by
 convention: results are reported as the mean over 10 splits). Cross-dataset evaluation needs
 no split: train on one dataset and evaluate on all indices of another
-(``np.arange(len(source))``).
+(``np.arange(len(source))``). ``held_out_split`` names the groups to leave out instead of
+drawing them (for ``kadid_synthetic``, photographs: ``synthetic.source_ids``).
 """
 
 from __future__ import annotations
@@ -59,6 +60,49 @@ def split_indices(
         )
     names = _NAMES[len(ratios)]
     return {name: np.flatnonzero(np.isin(group_ids, part)) for name, part in zip(names, parts)}
+
+
+def held_out_split(
+    group_ids: np.ndarray, test_groups: Sequence[int], val_groups: Sequence[int] = ()
+) -> dict[str, np.ndarray]:
+    """A split that leaves named groups out: ``test_groups`` (and ``val_groups``) are held out,
+    every other group trains. No group is in two parts, by construction.
+
+    Args:
+      group_ids: [N] integer group of each example (``group_ids(source)``).
+      test_groups: the groups of the test part (at least one, all present in ``group_ids``).
+      val_groups: the groups of the validation part; empty: no validation part.
+
+    Returns:
+      ``{"train", "val", "test"}`` (or ``{"train", "test"}`` without ``val_groups``) -> sorted
+      int64 example indices.
+
+    Raises:
+      ValueError: a named group that no example has, a group named twice, no test group, or no
+        group left to train on.
+    """
+    group_ids = np.asarray(group_ids)
+    if group_ids.ndim != 1 or not np.issubdtype(group_ids.dtype, np.integer):
+        raise ValueError(
+            f"group_ids must be a 1-D integer array, got {group_ids.dtype} {group_ids.shape}"
+        )
+    test, val = [int(g) for g in test_groups], [int(g) for g in val_groups]
+    if not test:
+        raise ValueError("held_out_split needs at least one test group")
+    named = test + val
+    if len(set(named)) < len(named):
+        raise ValueError(f"groups named more than once: test {test}, val {val}")
+    present = set(np.unique(group_ids).tolist())
+    missing = sorted(set(named) - present)
+    if missing:
+        raise ValueError(f"groups {missing} have no examples (groups present: {sorted(present)})")
+    if not present - set(named):
+        raise ValueError(f"holding out test {test} and val {val} leaves no group to train on")
+    parts = {"train": np.flatnonzero(~np.isin(group_ids, named))}
+    if val:
+        parts["val"] = np.flatnonzero(np.isin(group_ids, val))
+    parts["test"] = np.flatnonzero(np.isin(group_ids, test))
+    return parts
 
 
 def official_split(dataset: str, num_examples: int) -> dict[str, np.ndarray]:

@@ -22,6 +22,11 @@ from birqa_jax.model import features
 # Smallest accepted height/width: the 11-tap Gaussian needs 6 pixels for its symmetric padding
 # and every pyramid level should keep at least 2x2 pixels for the gates to see context.
 MIN_SIZE = 32
+# What the head's GeM pools (ModelConfig.gem_input), and a bound just below the minimum of
+# GELU (-0.16997 exact, -0.17004 for the tanh form flax uses): "shift" subtracts it, which moves
+# every GELU output above 0.
+GEM_INPUTS = ("clamp", "softplus", "shift")
+GELU_MIN = -0.1701
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +41,10 @@ class ModelConfig:
     include_luma: feed Y of both images to the pyramid besides the four features.
     cross_gate_coarse: SCGB also gates each coarse level by pooled fine-level context.
     gem_init: initial GeM exponent p of the head (learned, clamped to >= 1).
+    gem_input: what GeM pools, as GeM needs positive values (``gem_pool``): "clamp" (the
+      packaged weights' choice) clamps the GELU outputs at 1e-6, so every negative activation
+      pools as 1e-6 and passes no gradient; "softplus" pools softplus(f) and "shift" pools
+      f - GELU_MIN (just above 0), both positive and differentiable everywhere.
     head_hidden: hidden width of the per-level score/reliability MLP.
     dtype: compute dtype of the pyramid ("float32" or "bfloat16"); parameters and the
       features stay float32, and the head pools and combines in float32.
@@ -47,6 +56,7 @@ class ModelConfig:
     include_luma: bool = True
     cross_gate_coarse: bool = True
     gem_init: float = 3.0
+    gem_input: str = "clamp"
     head_hidden: int = 32
     dtype: str = "float32"
 
@@ -58,6 +68,8 @@ class ModelConfig:
             raise ValueError(f"widths must be a non-empty sequence of positive ints, got {self.widths}")
         if self.dtype not in ("float32", "bfloat16"):
             raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
+        if self.gem_input not in GEM_INPUTS:
+            raise ValueError(f"gem_input must be one of {GEM_INPUTS}, got {self.gem_input!r}")
         if self.lbp_temperature <= 0:
             raise ValueError(f"lbp_temperature must be > 0, got {self.lbp_temperature}")
 
@@ -153,6 +165,7 @@ class ReliabilityHead(nn.Module):
 
     hidden: int
     gem_init: float
+    gem_input: str = "clamp"
 
     @nn.compact
     def __call__(self, levels: Sequence[jax.Array]):
@@ -162,7 +175,7 @@ class ReliabilityHead(nn.Module):
             p = 1.0 + nn.softplus(
                 self.param(f"gem_p_{i}", nn.initializers.constant(_softplus_inv(self.gem_init - 1.0)), ())
             )
-            pooled = gem_pool(f, p)
+            pooled = gem_pool(f, p, self.gem_input)
             h = nn.gelu(nn.Dense(self.hidden, name=f"hidden_{i}")(pooled))
             # Small output init: predictions start near zero but not constant (a constant batch
             # has no Pearson gradient worth following).
@@ -175,11 +188,18 @@ class ReliabilityHead(nn.Module):
         return jnp.sum(weights * scores, axis=-1), scores, weights
 
 
-def gem_pool(f: jax.Array, p: jax.Array) -> jax.Array:
-    """Generalised-mean pooling over H, W: ``mean(max(f, 1e-6) ** p) ** (1 / p)``, [B, H, W, C]
-    -> [B, C]. p = 1 is the mean of the clamped map, p -> inf its maximum; a constant map
-    (above the clamp) pools to that constant for every p."""
-    return jnp.mean(jnp.maximum(f, 1e-6) ** p, axis=(1, 2)) ** (1.0 / p)
+def gem_pool(f: jax.Array, p: jax.Array, gem_input: str = "clamp") -> jax.Array:
+    """Generalised-mean pooling over H, W: ``mean(x ** p) ** (1 / p)``, [B, H, W, C] -> [B, C],
+    of ``x = max(f, 1e-6)`` ("clamp"), ``softplus(f)`` ("softplus") or ``max(f - GELU_MIN,
+    1e-6)`` ("shift"; the clamp never binds on GELU outputs). p = 1 is the mean of x, p -> inf
+    its maximum; a constant map (above the clamp) pools to that constant for every p."""
+    if gem_input == "softplus":
+        x = jax.nn.softplus(f)
+    elif gem_input == "shift":
+        x = jnp.maximum(f - GELU_MIN, 1e-6)
+    else:
+        x = jnp.maximum(f, 1e-6)
+    return jnp.mean(x ** p, axis=(1, 2)) ** (1.0 / p)
 
 
 def _softplus_inv(y: float) -> float:
@@ -218,7 +238,7 @@ class BiRQA(nn.Module):
                 levels[i], levels[i + 1]
             )
 
-        score, level_scores, weights = ReliabilityHead(cfg.head_hidden, cfg.gem_init, name="head")(levels)
+        score, level_scores, weights = ReliabilityHead(cfg.head_hidden, cfg.gem_init, cfg.gem_input, name="head")(levels)
         if return_levels:
             return score, level_scores, weights
         return score

@@ -70,7 +70,8 @@ def _attack_spec(config) -> training.AttackSpec | None:
     a = config.aat
     if not a.enabled:
         return None
-    return training.AttackSpec(name=a.attack, eps=a.eps, settings=plain(a.settings), anchored=a.anchored)
+    return training.AttackSpec(name=a.attack, eps=a.eps, settings=plain(a.settings), anchored=a.anchored,
+                               num_attacked=a.get("num_attacked", -1), eps_ramp_steps=a.get("eps_ramp_steps", 0))
 
 
 def _local_copy(params):

@@ -1,8 +1,16 @@
 """Training losses over a batch of predictions ``pred`` [B] and normalised MOS ``mos`` [B]
 (both higher = better). All are jit/grad-safe and optionally take a boolean/float ``mask``
-[B] that removes items (padding, or items a loss should not see)."""
+[B] that removes items (padding, or items a loss should not see).
+
+Ranking margins: a pair (i, j) with y_i != y_j is asked for a prediction gap of at least
+``margin + margin_rel * |y_i - y_j|``: an absolute margin, a margin relative to the label gap,
+or both. An absolute margin larger than a pair's label gap asks the predictions to spread
+further apart than the labels (``anchors.mos_spacing`` measures how often that happens).
+"""
 
 from __future__ import annotations
+
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -33,7 +41,7 @@ def mse_loss(pred: jax.Array, mos: jax.Array, mask: jax.Array | None = None) -> 
     return (w * (pred - mos) ** 2).sum() / jnp.maximum(w.sum(), 1.0)
 
 
-def _pair_loss(diff_pred: jax.Array, sign: jax.Array, margin: float, kind: str) -> jax.Array:
+def _pair_loss(diff_pred: jax.Array, sign: jax.Array, margin, kind: str) -> jax.Array:
     z = sign * diff_pred  # > 0 when the predicted order agrees with the MOS order
     if kind == "hinge":
         return jax.nn.relu(margin - z)
@@ -43,17 +51,24 @@ def _pair_loss(diff_pred: jax.Array, sign: jax.Array, margin: float, kind: str) 
 
 
 def ranking_loss(
-    pred: jax.Array, mos: jax.Array, mask: jax.Array | None = None, margin: float = 0.0, kind: str = "hinge"
+    pred: jax.Array,
+    mos: jax.Array,
+    mask: jax.Array | None = None,
+    margin: float = 0.0,
+    kind: str = "hinge",
+    margin_rel: float = 0.0,
 ) -> jax.Array:
     """Mean over ordered pairs (i, j) with mos_i != mos_j of a penalty on mis-ordered predictions.
 
-    hinge: max(0, margin - s_ij (pred_i - pred_j)); logistic: softplus(margin - s_ij (pred_i -
-    pred_j)), with s_ij = sign(mos_i - mos_j). Tied MOS pairs are ignored.
+    hinge: max(0, m_ij - s_ij (pred_i - pred_j)); logistic: softplus(m_ij - s_ij (pred_i -
+    pred_j)), with s_ij = sign(mos_i - mos_j) and m_ij = margin + margin_rel * |mos_i - mos_j|.
+    Tied MOS pairs are ignored.
     """
     w = _weights(pred, mask)
-    sign = jnp.sign(mos[:, None] - mos[None, :])
+    gap = mos[:, None] - mos[None, :]
+    sign = jnp.sign(gap)
     pair_w = (sign != 0) * w[:, None] * w[None, :]
-    loss = _pair_loss(pred[:, None] - pred[None, :], sign, margin, kind)
+    loss = _pair_loss(pred[:, None] - pred[None, :], sign, margin + margin_rel * jnp.abs(gap), kind)
     return (pair_w * loss).sum() / jnp.maximum(pair_w.sum(), 1.0)
 
 
@@ -64,14 +79,58 @@ def anchored_ranking_loss(
     mask: jax.Array | None = None,
     margin: float = 0.0,
     kind: str = "hinge",
+    margin_rel: float = 0.0,
+    stop_anchor_gradient: bool = False,
 ) -> jax.Array:
     """Ranking loss over (anchor a, item j) pairs only: each non-anchor item is ordered against
     the clean anchors of its batch, for every pair with y_a != y_j (Anchored Adversarial
-    Training). ``anchor``: [B] bool, True for clean anchors."""
+    Training). ``anchor``: [B] bool, True for clean anchors; margins as in ``ranking_loss``.
+
+    ``stop_anchor_gradient``: the anchors' predictions enter as constants, so the term can only
+    be lowered by moving the (attacked) items, never by moving the clean anchors away from
+    them; the anchors are then fitted by the regression terms alone (Theorem 1 takes them as
+    accurate references)."""
     w = _weights(pred, mask)
     a = anchor.astype(pred.dtype) * w
     item = (1.0 - anchor.astype(pred.dtype)) * w
-    sign = jnp.sign(mos[None, :] - mos[:, None])  # [anchor, item]: sign(y_j - y_a)
+    gap = mos[None, :] - mos[:, None]  # [anchor, item]: y_j - y_a
+    sign = jnp.sign(gap)
     pair_w = (sign != 0) * a[:, None] * item[None, :]
-    loss = _pair_loss(pred[None, :] - pred[:, None], sign, margin, kind)
+    pred_anchor = jax.lax.stop_gradient(pred) if stop_anchor_gradient else pred
+    loss = _pair_loss(pred[None, :] - pred_anchor[:, None], sign, margin + margin_rel * jnp.abs(gap), kind)
     return (pair_w * loss).sum() / jnp.maximum(pair_w.sum(), 1.0)
+
+
+def consistency_loss(pred: jax.Array, pred_clean: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    """Mean squared gap between each item's prediction on its attacked image (``pred``) and on
+    its clean image (``pred_clean``), both [B]; gradients flow through both (as in TRADES), so
+    the model learns to give an attacked image the score of its clean version. ``mask``: the
+    attacked items."""
+    w = _weights(pred, mask)
+    return (w * (pred - pred_clean) ** 2).sum() / jnp.maximum(w.sum(), 1.0)
+
+
+def score_slopes(
+    score_fn: Callable[[jax.Array, jax.Array], jax.Array], ref: jax.Array, dist: jax.Array, h: float = 0.01,
+    pred: jax.Array | None = None,
+) -> jax.Array:
+    """Finite-difference slope of each item's score along the sign of its input gradient
+    (Liu et al., CVPR 2024): ``(f(ref, dist + h * s) - f(ref, dist)) / h`` with
+    ``s = sign(d f / d dist)`` held constant; for small ``h`` it is the L1 norm of the input
+    gradient, the quantity an L-inf attacker exploits. Penalising the mean absolute slope
+    (weight about 1e-3, ``h = 0.01``; ``LossWeights.slope``) flattens the score around the
+    training images.
+
+    Args:
+      score_fn: ``(ref, dist) -> [B]``, differentiable, e.g. the model with its parameters bound.
+      ref, dist: [B, H, W, 3] float32 in [0, 1]; ``dist + h * s`` may leave [0, 1] by ``h`` (a
+        probe, not an image the model is scored on).
+      pred: ``score_fn(ref, dist)`` when the caller has it already (saves a forward pass).
+
+    Returns:
+      [B] slopes; >= 0 up to the curvature over ``h``. Differentiable in the parameters that
+      ``score_fn`` closes over (the direction ``s`` is a constant).
+    """
+    direction = jax.lax.stop_gradient(jnp.sign(jax.grad(lambda x: score_fn(ref, x).sum())(dist)))
+    base = score_fn(ref, dist) if pred is None else pred
+    return (score_fn(ref, dist + h * direction) - base) / h

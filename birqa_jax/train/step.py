@@ -15,7 +15,8 @@ checks 8 devices against 1 for the same global batch.
 Adversarial training plugs in through ``attack``: inside the same jitted step the attack runs on
 the non-anchor items, its output is ``stop_gradient``-ed, and the update uses the clean anchors
 and the attacked items (Anchored Adversarial Training), or attacks every item (plain
-adversarial training).
+adversarial training). ``AttackSpec`` and ``LossWeights`` hold every option of it (README,
+"Robustness"); their defaults are the behaviour before the options existed.
 """
 
 from __future__ import annotations
@@ -59,11 +60,30 @@ class TrainState:
 
 @dataclasses.dataclass(frozen=True)
 class LossWeights:
+    """The loss terms and their options (a config's ``loss`` block).
+
+    plcc, mse, rank: weights of 1 - Pearson, MSE on normalised MOS, and the ranking term (over
+      all pairs, or over (anchor, item) pairs in AAT); ``losses``.
+    rank_margin, rank_margin_rel: the ranking margin a pair with label gap g asks of its
+      prediction gap, ``rank_margin + rank_margin_rel * g``; rank_kind: "hinge" or "logistic".
+    rank_anchor_stop_grad: AAT's anchored term sees the anchors' predictions as constants
+      (``losses.anchored_ranking_loss``), so it can only move the attacked items.
+    consistency: weight of the mean squared gap between each attacked item's prediction and its
+      prediction on the clean image (``losses.consistency_loss``; one more forward pass).
+    slope, slope_h: weight and step of the finite-difference slope penalty
+      (``losses.score_slopes``, Liu et al. 2024: weight 1e-3, h = 0.01; two more passes).
+    """
+
     plcc: float = 1.0
     mse: float = 1.0
     rank: float = 0.5
     rank_margin: float = 0.0
     rank_kind: str = "hinge"
+    rank_margin_rel: float = 0.0
+    rank_anchor_stop_grad: bool = False
+    consistency: float = 0.0
+    slope: float = 0.0
+    slope_h: float = 0.01
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,29 +92,64 @@ class AttackSpec:
     ``eps`` in [0, 1] units, and ``settings`` of that attack (``{"steps": 3, "step_size":
     2 / 255}`` for PGD, ``{"queries": 100}`` for Square; checked here, not at trace time).
     ``anchored`` keeps the batch's anchors clean (AAT), else every item is attacked (plain
-    adversarial training). The objective pushes each prediction away from its MOS."""
+    adversarial training). The objective pushes each prediction away from its MOS.
+
+    ``num_attacked``: attack only the first that many candidates of the global batch (the
+    non-anchors in AAT, every item otherwise; batches come in random order), leaving the rest
+    clean; -1 attacks every candidate. ``eps_ramp_steps``: a curriculum that grows the budget
+    linearly, ``eps * min(1, (step + 1) / eps_ramp_steps)``, with a ``step_size`` setting
+    scaled alike; 0 keeps ``eps`` from the first step."""
 
     name: str = "pgd"
     eps: float = 4 / 255
     settings: Any = ()  # a mapping; kept as sorted (key, value) pairs so the spec is hashable
     anchored: bool = True
+    num_attacked: int = -1
+    eps_ramp_steps: int = 0
 
     def __post_init__(self):
         items = tuple(sorted(dict(self.settings).items()))
         attacks.check_settings(self.name, dict(items))
         object.__setattr__(self, "settings", items)
+        if not isinstance(self.num_attacked, int) or self.num_attacked < -1:
+            raise ValueError(f"num_attacked must be an int >= 0, or -1 for all, got {self.num_attacked!r}")
+        if not isinstance(self.eps_ramp_steps, int) or self.eps_ramp_steps < 0:
+            raise ValueError(f"eps_ramp_steps must be an int >= 0, got {self.eps_ramp_steps!r}")
+
+    def eps_at(self, step: jax.Array) -> Any:
+        """The budget at (0-based) ``step``: ``eps``, or its curriculum value."""
+        if not self.eps_ramp_steps:
+            return self.eps
+        return self.eps * jnp.minimum(1.0, (step + 1) / self.eps_ramp_steps)
+
+
+def attacked_items(anchor: jax.Array | None, batch: int, num_attacked: int = -1) -> jax.Array:
+    """[batch] bool: the items a training attack perturbs. Candidates are the non-anchors (every
+    item when ``anchor`` is None); ``num_attacked`` >= 0 keeps the first that many of them."""
+    candidate = jnp.ones((batch,), bool) if anchor is None else ~anchor
+    if num_attacked < 0:
+        return candidate
+    return candidate & (jnp.cumsum(candidate) <= num_attacked)
 
 
 def attack_batch(model: BiRQA, params, spec: AttackSpec, item_keys: jax.Array, ref: jax.Array, dist: jax.Array,
-                 mos: jax.Array, anchor: jax.Array | None) -> jax.Array:
-    """The training attack: every item pushed away from its MOS within ``spec.eps`` (anchors,
-    when given, left clean); ``stop_gradient``-ed, so the update sees a fixed input.
+                 mos: jax.Array, anchor: jax.Array | None, eps: Any = None) -> jax.Array:
+    """The training attack: every item pushed away from its MOS within ``spec.eps`` (items
+    flagged in ``anchor``, the anchors or any other item to keep clean, left clean);
+    ``stop_gradient``-ed, so the update sees a fixed input.
 
     ``item_keys``: [B] keys, one per item (``item_keys`` below: from each item's global index),
-    so that the result does not depend on how the batch is split over devices.
+    so that the result does not depend on how the batch is split over devices. ``eps``: a budget
+    other than ``spec.eps`` (the curriculum's, ``spec.eps_at``); a ``step_size`` setting is
+    scaled by ``eps / spec.eps``.
     """
+    settings = dict(spec.settings)
+    if eps is None:
+        eps = spec.eps
+    elif "step_size" in settings:
+        settings["step_size"] = settings["step_size"] * eps / spec.eps
     objective = attacks.away_objective(lambda r, d: model.apply(params, r, d), ref, mos)
-    adv = attacks.ATTACKS[spec.name](objective, dist, eps=spec.eps, rng=item_keys, **dict(spec.settings))
+    adv = attacks.ATTACKS[spec.name](objective, dist, eps=eps, rng=item_keys, **settings)
     if anchor is not None:
         adv = jnp.where(anchor[:, None, None, None], dist, adv)
     return jax.lax.stop_gradient(adv)
@@ -132,14 +187,27 @@ def create_train_state(params, tx: optax.GradientTransformation, seed: int) -> T
     )
 
 
-def combined_loss(pred, mos, anchor, w: LossWeights):
-    """PLCC + MSE + ranking over the batch; with anchors the ranking is the anchored one."""
+def combined_loss(pred, mos, anchor, w: LossWeights, attacked=None, pred_clean=None, slopes=None):
+    """PLCC + MSE + ranking over the batch; with anchors the ranking is the anchored one.
+
+    Optional terms, each given with its input: ``pred_clean`` [B] (the predictions on the clean
+    images) adds ``w.consistency`` times the consistency loss over the ``attacked`` items;
+    ``slopes`` [B] (``losses.score_slopes``) adds ``w.slope`` times their mean absolute value.
+    """
     parts = {"plcc": losses.plcc_loss(pred, mos), "mse": losses.mse_loss(pred, mos)}
+    margins = dict(margin=w.rank_margin, kind=w.rank_kind, margin_rel=w.rank_margin_rel)
     if anchor is None:
-        parts["rank"] = losses.ranking_loss(pred, mos, margin=w.rank_margin, kind=w.rank_kind)
+        parts["rank"] = losses.ranking_loss(pred, mos, **margins)
     else:
-        parts["rank"] = losses.anchored_ranking_loss(pred, mos, anchor, margin=w.rank_margin, kind=w.rank_kind)
+        parts["rank"] = losses.anchored_ranking_loss(pred, mos, anchor, stop_anchor_gradient=w.rank_anchor_stop_grad,
+                                                     **margins)
     total = w.plcc * parts["plcc"] + w.mse * parts["mse"] + w.rank * parts["rank"]
+    if pred_clean is not None:
+        parts["consistency"] = losses.consistency_loss(pred, pred_clean, attacked)
+        total = total + w.consistency * parts["consistency"]
+    if slopes is not None:
+        parts["slope"] = jnp.mean(jnp.abs(slopes))
+        total = total + w.slope * parts["slope"]
     return total, parts
 
 
@@ -178,26 +246,44 @@ def make_train_step(
     bool. B must be a multiple of the number of devices. Metrics are scalars (replicated).
     A non-finite loss or gradient leaves params and optimiser state unchanged and counts it.
     """
+    if weights.consistency and attack is None:
+        raise ValueError("loss.consistency compares attacked and clean predictions: it needs an attack")
+
     def per_device(state: TrainState, batch: dict):
         ref, dist, mos = batch["ref"], batch["dist"], batch["mos"]
+        clean_dist = dist
         b = mos.shape[0]
         key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
         metrics = {}
 
-        anchor_local = batch.get("anchor") if (attack is None or attack.anchored) else None
-        if attack is not None:
-            keys = item_keys(key, jax.lax.axis_index(AXIS) * b, b)
-            adv = attack_batch(model, state.params, attack, keys, ref, dist, mos, anchor_local)
-            metrics["attack_linf"] = jax.lax.pmax(jnp.max(jnp.abs(adv - dist)), AXIS)
-            dist = adv
-
         gather = functools.partial(jax.lax.all_gather, axis_name=AXIS, tiled=True)
         mos_all = gather(mos)
+        anchor_local = batch.get("anchor") if (attack is None or attack.anchored) else None
         anchor_all = None if anchor_local is None else gather(anchor_local)
+        attacked_all = None
+        if attack is not None:
+            first = jax.lax.axis_index(AXIS) * b
+            attacked_all = attacked_items(anchor_all, mos_all.shape[0], attack.num_attacked)
+            attacked_local = jax.lax.dynamic_slice_in_dim(attacked_all, first, b)
+            eps = attack.eps_at(state.step)
+            keys = item_keys(key, first, b)
+            adv = attack_batch(model, state.params, attack, keys, ref, dist, mos, ~attacked_local,
+                               eps=None if attack.eps_ramp_steps == 0 else eps)
+            metrics["attack_linf"] = jax.lax.pmax(jnp.max(jnp.abs(adv - dist)), AXIS)
+            if attack.eps_ramp_steps:
+                metrics["attack_eps"] = eps
+            dist = adv
 
         def loss_fn(params):
-            pred = gather(model.apply(params, ref, dist))
-            total, parts = combined_loss(pred, mos_all, anchor_all, weights)
+            score = lambda r, d: model.apply(params, r, d)  # noqa: E731
+            local = score(ref, dist)
+            pred = gather(local)
+            extra = {}
+            if weights.consistency:
+                extra["pred_clean"] = gather(score(ref, clean_dist))
+            if weights.slope:
+                extra["slopes"] = gather(losses.score_slopes(score, ref, dist, weights.slope_h, pred=local))
+            total, parts = combined_loss(pred, mos_all, anchor_all, weights, attacked=attacked_all, **extra)
             return total, (total, parts, pred)
 
         grads, (total, parts, pred) = jax.grad(loss_fn, has_aux=True)(state.params)
@@ -224,7 +310,7 @@ def make_train_step(
             **{f"loss_{k}": v for k, v in parts.items()},
         )
         if anchor_all is not None:
-            metrics.update(aat_diagnostics(pred, mos_all, anchor_all))
+            metrics.update(aat_diagnostics(pred, mos_all, anchor_all, weights.rank_margin, weights.rank_margin_rel))
         # Every value is already identical on all devices; pmean guards against rounding drift.
         metrics = jax.tree_util.tree_map(lambda x: jax.lax.pmean(x.astype(jnp.float32), AXIS), metrics)
         return new_state, metrics

@@ -1,0 +1,984 @@
+"""Robustness study: clean fine-tuning vs plain adversarial training vs AAT and its variants.
+
+    python experiments/robustness_study.py                 # preset "cpu": about an hour on 2 quiet CPU cores
+    python experiments/robustness_study.py --plan          # what the preset does, timed on this machine
+    python experiments/robustness_study.py --preset tiny   # rehearsal of the whole study (minutes)
+    bash experiments/robustness_study_gpu.sh               # preset "gpu" on one H100/H200 (see there)
+
+One command, resumable: every (arm, seed) fine-tuning run and every evaluation entry (one attack
+at one budget on one model) is written to ``--out`` when done, and a rerun skips what is there
+(a changed setting is recomputed; a changed arm config is an error). Writes
+``results.json`` (every number), ``results.md`` (the tables) and ``srocc_vs_eps_*.png`` (SROCC
+vs eps per arm with 95% bootstrap bands) into ``--out``
+(default ``experiments/results/robustness_study/<preset>``).
+
+Design (README, "Robustness"):
+
+- Data: ``configs/aat_study.py``: kadid_synthetic split by photographs; astronaut, chelsea and
+  immunohistochemistry (2,000 pairs, never in the packaged weights' training set) are the test
+  part; the four other photographs train. Test pairs are drawn evenly from the three test
+  photographs and scored at full size (192x256).
+- Arms (``ARMS``): overrides of ``configs/aat_study.py``; every arm starts from the packaged
+  weights and fine-tunes for the same steps, batch and learning rate. ``clean`` is fine-tuned
+  clean (ordinary batches, the clean training loss), so every arm has had the same extra
+  training; ``packaged`` is the packaged model as it is (not fine-tuned).
+- Seeds: seed k fine-tunes with ``config.seed = k`` (batch order, crops, anchors, attack
+  noise). Pairs are split into ``blocks`` blocks; seed k of every arm is evaluated on block
+  ``k % blocks``: with ``blocks = seeds`` each arm is evaluated on all pairs, each seed on its
+  own block (seeds-times cheaper than every seed on every pair, and every arm still meets the
+  same images with the same attack keys); ``--blocks 1`` evaluates every seed on every pair.
+- Attacks: ranking-scrambling direction (``robustness.md``); the white-box suite FGSM, I-FGSM,
+  PGD, MI-FGSM, APGD, Korhonen at each eps; the per-image worst case over the suite (and over
+  ``apgd_restarts`` more APGD runs from random starts, and the clean image): per image the
+  attacked score that moves furthest in its scrambling direction, an AutoAttack-style
+  ensemble; Square (forward passes only) as the gradient-masking check. Attack keys are a
+  function of (attack, eps, restart, pair), the same for every arm and seed.
+- Statistics: SROCC per (arm, seed); an arm's value is the mean over its seeds. 95% CIs by a
+  paired percentile bootstrap: images are resampled within each block, with the same indices
+  for every arm and every seed of that block. Seed-level deltas are listed beside each
+  comparison. Verdict of "A vs B" on a metric from the CI of A - B: "better" (lower bound >
+  0), "non-inferior" (lower bound > -0.05, i.e. the upper bound of the loss B - A is below
+  0.05), "worse" (upper bound < 0), else "inconclusive".
+
+Imports: the statistics, reports and attack drivers need only jax, numpy and scipy (and
+matplotlib for the figure); building the data set and fine-tuning import the ``data`` extras
+(tensorflow-datasets, grain, ml-collections) when they run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.stats
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from birqa_jax.adversarial import attacks  # noqa: E402
+from birqa_jax.adversarial.scores import scrambling_direction  # noqa: E402
+from birqa_jax.model import ModelConfig, apply_fn, load_model, save_model  # noqa: E402
+
+SUITE = ("fgsm", "ifgsm", "pgd", "mifgsm", "apgd", "korhonen")  # the unseen white-box suite
+# Stable attack ids for the attack keys: adding or dropping an attack leaves the others' keys.
+ATTACK_IDS = {name: i for i, name in enumerate((*SUITE, "square", "apgd_rs"))}
+NON_INFERIORITY_MARGIN = 0.05
+MODEL_FILE = "birqa.msgpack"
+_BATCH_KEYS = ("ref", "dist", "mos", "anchor")
+
+# ----------------------------------------------------------------------------- arms
+
+_FIXED = {"loss.plcc": 1.0, "loss.rank_margin": 0.0, "loss.rank_anchor_stop_grad": True}
+
+
+def _half_the_steps(config) -> int:
+    return max(config.num_steps // 2, 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Arm:
+    """One method: ``overrides`` (dotted field -> value, or a function of the config giving the
+    value) of ``configs/aat_study.py``; ``finetune=False`` evaluates the starting weights."""
+
+    description: str
+    overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    finetune: bool = True
+
+
+ARMS: dict[str, Arm] = {
+    "clean": Arm("fine-tuned clean: ordinary batches, no attack, the clean loss (PLCC 1, MSE 1, ranking 0.5, "
+                 "margin 0)", {"aat.enabled": False, "loss.plcc": 1.0, "loss.rank": 0.5, "loss.rank_margin": 0.0}),
+    "packaged": Arm("the packaged weights, not fine-tuned", finetune=False),
+    "plain_at": Arm("plain adversarial training: ordinary batches, every item attacked, PLCC 1 + MSE 1 + "
+                    "ranking 1 (all pairs, margin 0.05)", {"aat.anchored": False, "loss.plcc": 1.0}),
+    "aat": Arm("AAT as configs/aat_default.py: MOS bands R = 0.2, 4 spread anchors, MSE + anchored ranking "
+               "(margin 0.05), no PLCC"),
+    "aat_plcc": Arm("AAT with the PLCC term restored", {"loss.plcc": 1.0}),
+    "aat_margin0": Arm("AAT with ranking margin 0", {"loss.rank_margin": 0.0}),
+    "aat_relmargin": Arm("AAT with a margin of half the label gap", {"loss.rank_margin": 0.0,
+                                                                    "loss.rank_margin_rel": 0.5}),
+    "aat_sg": Arm("AAT with the anchors' predictions under stop_gradient in the anchored term",
+                  {"loss.rank_anchor_stop_grad": True}),
+    "aat_fixed": Arm("AAT with all three: PLCC restored, margin 0, stop_gradient anchors", _FIXED),
+    "aat_fixed_consistency": Arm("aat_fixed + clean/adversarial consistency (weight 1)",
+                                 {**_FIXED, "loss.consistency": 1.0}),
+    "aat_fixed_slope": Arm("aat_fixed + finite-difference slope penalty (weight 1e-3, h = 0.01)",
+                           {**_FIXED, "loss.slope": 1e-3}),
+    "aat_fixed_ramp": Arm("aat_fixed + eps curriculum (eps grows linearly over the first half of the steps)",
+                          {**_FIXED, "aat.eps_ramp_steps": _half_the_steps}),
+}
+
+# ----------------------------------------------------------------------------- presets
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """The sizes of a study. ``attacks``: settings of each white-box attack (keyword options of
+    ``birqa_jax.adversarial.attacks``; ``<option>_frac: f`` sets ``<option> = f * eps``).
+    ``train``: dotted config overrides shared by every arm (sizes of the rehearsal)."""
+
+    arms: tuple[str, ...]
+    seeds: int
+    steps: int
+    pairs: int
+    blocks: int
+    eps: tuple[int, ...]  # budgets in 1/255
+    attacks: Mapping[str, Mapping[str, Any]]
+    apgd_restarts: int
+    square_queries: int
+    square_eps: int  # 1/255
+    square_pairs: int  # per evaluated model, from the start of its block
+    square_seeds: int  # seeds 0 .. square_seeds - 1 of every arm
+    eval_batch: int
+    bootstrap: int
+    train: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+PROTOCOL_ATTACKS = {  # robustness.md: the evaluation protocol's settings
+    "fgsm": {}, "ifgsm": {"steps": 10}, "pgd": {"steps": 10}, "mifgsm": {"steps": 10}, "apgd": {"steps": 100},
+    "korhonen": {"steps": 10},
+}
+CPU_ATTACKS = {  # the protocol's attacks at the few steps two CPU cores afford in an hour
+    "fgsm": {}, "ifgsm": {"steps": 2, "step_size_frac": 0.5}, "pgd": {"steps": 2, "step_size_frac": 0.5},
+    "mifgsm": {"steps": 2}, "apgd": {"steps": 4}, "korhonen": {"steps": 2, "lr_frac": 0.5},
+}
+CORE_ARMS = ("clean", "plain_at", "aat", "aat_plcc", "aat_margin0", "aat_sg", "aat_fixed")
+TINY_DATA = {  # conftest.py's tiny kadid_synthetic: 7 photographs x 5 types x 5 levels, 48x64
+    "data.synthetic.name": "test_tiny", "data.synthetic.num_refs": 7, "data.synthetic.crop_size": (48, 64),
+    "data.synthetic.dist_types": (1, 10, 11, 16, 21),
+}
+PRESETS = {
+    "tiny": Preset(
+        arms=("clean", "plain_at", "aat", "aat_fixed"), seeds=2, steps=4, pairs=24, blocks=2, eps=(2, 4, 8),
+        attacks={"fgsm": {}, "ifgsm": {"steps": 1, "step_size_frac": 1.0}, "pgd": {"steps": 1, "step_size_frac": 1.0},
+                 "mifgsm": {"steps": 1}, "apgd": {"steps": 2}, "korhonen": {"steps": 1, "lr_frac": 1.0}},
+        apgd_restarts=1, square_queries=20, square_eps=4, square_pairs=4, square_seeds=1, eval_batch=6,
+        bootstrap=300,
+        train={**TINY_DATA, "data.crop_size": (32, 32), "batch_size": 8, "aat.num_anchors": 2,
+               "aat.settings.steps": 1, "log_every": 1, "prefetch": 0}),
+    "cpu": Preset(
+        arms=CORE_ARMS, seeds=3, steps=100, pairs=210, blocks=3, eps=(2, 4, 8), attacks=CPU_ATTACKS,
+        apgd_restarts=0, square_queries=1000, square_eps=4, square_pairs=4, square_seeds=1, eval_batch=10,
+        bootstrap=2000),
+    "gpu": Preset(
+        arms=CORE_ARMS, seeds=4, steps=300, pairs=512, blocks=4, eps=(2, 4, 8), attacks=PROTOCOL_ATTACKS, apgd_restarts=1,
+        square_queries=1000, square_eps=4, square_pairs=64, square_seeds=1, eval_batch=128, bootstrap=2000),
+}
+
+# ----------------------------------------------------------------------------- configs
+
+
+def _set(config, key: str, value) -> None:
+    *path, last = key.split(".")
+    for part in path:
+        config = config[part]
+    config[last] = value(config) if callable(value) else value
+
+
+def arm_config(arm: str, seed: int, preset: Preset, init_from: str, data_dir: str):
+    """The training config of (arm, seed): ``configs/aat_study.py`` + the preset's shared
+    overrides + the arm's, starting from ``init_from`` (its model config is used)."""
+    import ml_collections
+
+    from configs import aat_study
+
+    c = aat_study.get_config()
+    c.init_from = os.path.abspath(init_from)
+    _, model_cfg, _ = load_model(c.init_from)
+    c.model = ml_collections.ConfigDict(model_cfg.to_dict())
+    c.data.data_dir = data_dir
+    c.seed = seed
+    c.num_steps = preset.steps
+    c.warmup_steps = min(c.warmup_steps, max(preset.steps // 5, 1))
+    c.eval_every = c.checkpoint_every = preset.steps
+    for key, value in preset.train.items():
+        _set(c, key, value)
+    for key, value in ARMS[arm].overrides.items():
+        _set(c, key, value)
+    return c
+
+
+# ----------------------------------------------------------------------------- data
+
+
+class _CachedSource:
+    """A data source that keeps every example it has decoded, so that the study's many short
+    runs decode each training pair once per process instead of at every visit (two PNG decodes
+    per item cost more than the item's training step on a GPU)."""
+
+    def __init__(self, source):
+        self._source, self._cache = source, {}
+        self.dataset_info = source.dataset_info
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __getitem__(self, index: int) -> dict:
+        example = self._cache.get(index)
+        if example is None:
+            example = self._cache[index] = self._source[index]
+        return example
+
+
+@dataclasses.dataclass
+class StudyPairs:
+    """The study's test pairs: uint8 images [N, H, W, 3], MOS [N] (normalised), their example
+    index in the data set, photograph (group) and distortion type, and each pair's block."""
+
+    ref: np.ndarray
+    dist: np.ndarray
+    mos: np.ndarray
+    index: np.ndarray
+    photo: np.ndarray
+    dist_type: np.ndarray
+    block: np.ndarray
+
+    def rows(self, block: int) -> np.ndarray:
+        return np.flatnonzero(self.block == block)
+
+
+def select_pairs(groups: np.ndarray, test: np.ndarray, n: int, blocks: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` test examples spread evenly over the photographs (groups) of ``test``, in a seeded
+    random order within each photograph, and their blocks: the j-th pair of the p-th photograph
+    goes to block (j + p) % blocks, so every block holds every photograph about evenly.
+    Returns (indices [n], block [n])."""
+    rng = np.random.default_rng([seed, 7])
+    by_photo = [rng.permutation(test[groups[test] == g]) for g in np.unique(groups[test])]
+    if len(by_photo) < 2:
+        raise ValueError(f"the test part holds {len(by_photo)} photograph(s); the study needs at least 2")
+    picked = [(p[j], (j + k) % blocks) for j in range(max(map(len, by_photo)))
+              for k, p in enumerate(by_photo) if j < len(p)][:n]
+    if len(picked) < n:
+        raise ValueError(f"asked for {n} test pairs; the test part has {len(picked)}")
+    index, block = zip(*picked)
+    return np.asarray(index), np.asarray(block)
+
+
+def load_study_data(config, pairs: int, blocks: int):
+    """(source, splits, StudyPairs) of a study config's data block (the set is built if needed)."""
+    from birqa_jax.data import example_columns, group_ids
+    from birqa_jax.data.runs import load_data
+
+    source, splits = load_data(config.data)
+    source = _CachedSource(source)
+    groups, columns = group_ids(source), example_columns(source)
+    leaked = set(groups[splits["test"]].tolist()) & set(groups[splits["train"]].tolist())
+    if leaked:
+        raise ValueError(f"photographs {sorted(leaked)} are in both the train and the test part")
+    index, block = select_pairs(groups, splits["test"], pairs, blocks)
+    examples = [source[int(i)] for i in index]
+    test = StudyPairs(ref=np.stack([e["ref"] for e in examples]), dist=np.stack([e["dist"] for e in examples]),
+                     mos=columns["mos"][index].astype(np.float64), index=index, photo=groups[index],
+                     dist_type=columns["dist_type"][index], block=block)
+    return source, splits, test
+
+
+# ----------------------------------------------------------------------------- fine-tuning
+
+
+def finetune(config, source, splits) -> tuple[Any, ModelConfig, list[dict]]:
+    """Fine-tune as ``python train.py --config <config>`` would, without validation, checkpoints
+    or the final test evaluation: the same data stream, attack, loss and compiled step
+    (``train.loop``'s), the final step kept. Returns (params on the host, model config, the
+    logged metrics)."""
+    from birqa_jax.data import iterate
+    from birqa_jax.data.runs import model_config, plain
+    from birqa_jax.train import loop
+    from birqa_jax.train import step as training
+
+    model_cfg = model_config(config)
+    optimizer_args = loop._optimizer_args(config)
+    tx = training.make_optimizer(*optimizer_args)
+    mesh = training.make_mesh()
+    state = training.create_train_state(loop._initial_params(config, model_cfg), tx, config.seed)
+    state = training.replicate(state, mesh)
+    train_step = loop._train_step(model_cfg, optimizer_args, mesh, training.LossWeights(**plain(config.loss)),
+                                  loop._attack_spec(config))
+    stream = iterate(loop._train_stream(source, splits["train"], config), prefetch=config.prefetch)
+    log = []
+    for step in range(1, config.num_steps + 1):
+        batch = next(stream)
+        state, metrics = train_step(state, training.global_batch({k: batch[k] for k in _BATCH_KEYS if k in batch},
+                                                                 mesh))
+        if step % config.log_every == 0 or step == config.num_steps:
+            log.append({"step": step, **{k: float(v) for k, v in jax.device_get(metrics).items()}})
+    if int(state.nonfinite):
+        print(f"  note: {int(state.nonfinite)} steps had a non-finite loss and were skipped", flush=True)
+    return jax.device_get(state.params), model_cfg, log
+
+
+def _config_json(config) -> dict:
+    return json.loads(config.to_json_best_effort())
+
+
+def _read_json(path: str) -> dict | None:
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _write_json(path: str, obj) -> None:
+    """Atomic: a crash leaves the old file or the new one."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(_jsonable(obj), f)
+    os.replace(tmp, path)
+
+
+def _jsonable(obj):
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
+
+
+def ensure_run(out: str, arm: str, seed: int, config, data, work: dict) -> str:
+    """The model file of (arm, seed), fine-tuned now unless a finished run with the same config
+    is on disk. A finished run with another config raises (delete it, or use another --out)."""
+    folder = os.path.join(out, "runs", arm, f"seed{seed}")
+    model_path, record_path = os.path.join(folder, MODEL_FILE), os.path.join(folder, "train.json")
+    wanted = _config_json(config)
+    record = _read_json(record_path)
+    if record is not None and os.path.isfile(model_path):
+        if record["config"] != wanted:
+            raise ValueError(f"{folder} was fine-tuned with another config; delete it or choose another --out")
+        return model_path
+    print(f"fine-tuning {arm} seed {seed} ({config.num_steps} steps)", flush=True)
+    t0 = time.perf_counter()
+    params, model_cfg, log = finetune(config, *data)
+    seconds = time.perf_counter() - t0
+    save_model(model_path, params, model_cfg, meta={"arm": arm, "seed": seed, "steps": config.num_steps})
+    _write_json(record_path, {"arm": arm, "seed": seed, "seconds": seconds, "config": wanted, "log": log})
+    work["finetuned"] += 1
+    print(f"  done in {seconds:.0f} s", flush=True)
+    return model_path
+
+
+# ----------------------------------------------------------------------------- attacks
+
+
+def _as_float(x: jax.Array) -> jax.Array:
+    return x.astype(jnp.float32) / 255.0
+
+
+@functools.partial(jax.jit, static_argnames=("apply",))
+def _clean_scores(params, ref, dist, *, apply):
+    return apply(params, _as_float(ref), _as_float(dist))
+
+
+@functools.partial(jax.jit, static_argnames=("apply", "name", "settings"))
+def _attacked_scores(params, ref, dist, direction, eps, keys, *, apply, name, settings):
+    """One attack on one batch, params and eps traced (one compilation per attack, settings and
+    shape serves every model and budget). Returns the attacked scores and L-inf, PSNR, SSIM
+    of the perturbations, each [B]."""
+    ref, dist = _as_float(ref), _as_float(dist)
+    score = functools.partial(apply, params)
+    options = {k[: -len("_frac")] if k.endswith("_frac") else k: eps * v if k.endswith("_frac") else v
+               for k, v in settings}
+    adv = attacks.ATTACKS[name](attacks.direction_objective(score, ref, direction), dist, eps=eps, rng=keys,
+                                **options)
+    stats = attacks.perturbation_stats(adv, dist)
+    return score(ref, adv), stats["linf"], stats["psnr"], stats["ssim"]
+
+
+def attack_keys(attack_id: int, eps255: float, restart: int, pair_ids: np.ndarray) -> np.ndarray:
+    """Raw key data [B, 2]: a function of (attack, eps, restart, pair) only, so every arm and
+    seed meets the same random starts and Square proposals on the same pair."""
+    key = jax.random.PRNGKey(0)
+    for part in (attack_id, round(eps255 * 1000), restart):
+        key = jax.random.fold_in(key, part)
+    return np.asarray(jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(pair_ids, jnp.uint32)))
+
+
+def _batches(n: int, size: int) -> list[tuple[np.ndarray, int]]:
+    """Fixed-size batches covering n rows, the last padded with copies of the final row."""
+    size = min(size, n)
+    return [(np.minimum(np.arange(s, s + size), n - 1), min(size, n - s)) for s in range(0, n, size)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One evaluation: ``attack`` at ``eps255`` / 255 (restart > 0: APGD from a random start)
+    on the first ``limit`` rows of a model's block (None: all)."""
+
+    attack: str
+    eps255: float
+    settings: tuple
+    restart: int = 0
+    limit: int | None = None
+
+    @property
+    def name(self) -> str:
+        base = self.attack if not self.restart else f"apgd_rs{self.restart}"
+        return f"{base}@{self.eps255:g}"
+
+
+def suite(preset: Preset) -> list[str]:
+    """The white-box attacks a preset runs, in the order of ``SUITE``."""
+    return [name for name in SUITE if name in preset.attacks]
+
+
+def plan_entries(preset: Preset, seed: int) -> list[Entry]:
+    """Every evaluation entry of one model of seed ``seed``."""
+    entries = []
+    for eps in preset.eps:
+        for name in suite(preset):
+            entries.append(Entry(name, eps, tuple(sorted(preset.attacks[name].items()))))
+        if "apgd" in preset.attacks:
+            apgd = dict(preset.attacks["apgd"], random_start=True)
+            entries += [Entry("apgd", eps, tuple(sorted(apgd.items())), restart=r)
+                        for r in range(1, preset.apgd_restarts + 1)]
+    if seed < preset.square_seeds and preset.square_pairs > 0:
+        entries.append(Entry("square", preset.square_eps, (("queries", preset.square_queries),),
+                             limit=preset.square_pairs))
+    return entries
+
+
+def evaluate_model(model_path: str, test: StudyPairs, rows: np.ndarray, direction: np.ndarray, entries: list[Entry],
+                   cache_path: str, batch_size: int, work: dict) -> dict:
+    """Clean and attacked scores of one model on ``rows`` of the test pairs, entry by entry;
+    each finished entry is written to ``cache_path`` at once, and entries already there (same
+    model file, rows and settings) are kept."""
+    with open(model_path, "rb") as f:
+        model_hash = hashlib.sha256(f.read()).hexdigest()
+    spec = {"model": model_hash, "rows": rows.tolist(), "pairs": test.index[rows].tolist()}
+    cached = _read_json(cache_path)
+    record = cached if cached is not None and cached.get("spec") == spec else {"spec": spec, "entries": {}}
+    params, model_cfg, _ = load_model(model_path)
+    apply = apply_fn(model_cfg)
+    params = jax.device_put(params)
+    if "clean" not in record:
+        record["clean"] = np.concatenate([
+            np.asarray(_clean_scores(params, test.ref[rows[b]], test.dist[rows[b]], apply=apply))[:k]
+            for b, k in _batches(len(rows), batch_size)]).tolist()
+        _write_json(cache_path, record)
+    for entry in entries:
+        done = record["entries"].get(entry.name)
+        if done is not None and done["settings"] == [list(s) for s in entry.settings]:
+            continue
+        sub = rows if entry.limit is None else rows[: entry.limit]
+        t0 = time.perf_counter()
+        outs = []
+        for b, k in _batches(len(sub), batch_size):
+            r = sub[b]
+            keys = attack_keys(ATTACK_IDS["apgd_rs" if entry.restart else entry.attack], entry.eps255, entry.restart, r)
+            got = _attacked_scores(params, test.ref[r], test.dist[r], jnp.asarray(direction[r], jnp.float32),
+                                   jnp.float32(entry.eps255 / 255), keys, apply=apply, name=entry.attack,
+                                   settings=entry.settings)
+            outs.append([np.asarray(x)[:k] for x in got])
+        scores, linf, psnr, ssim = (np.concatenate(parts) for parts in zip(*outs))
+        if linf.max() > entry.eps255 / 255 + 1e-6:
+            raise AssertionError(f"{entry.name}: perturbation {linf.max() * 255:.3f}/255 exceeds the budget")
+        changed = np.isfinite(psnr)
+        record["entries"][entry.name] = {
+            "settings": [list(s) for s in entry.settings], "n": len(sub), "scores": scores.tolist(),
+            "linf_max": float(linf.max()), "psnr_mean": float(psnr[changed].mean()) if changed.any() else None,
+            "ssim_mean": float(ssim.mean()), "seconds": time.perf_counter() - t0}
+        _write_json(cache_path, record)
+        work["evaluated"] += 1
+    return record
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def srocc_rows(pred: np.ndarray, mos: np.ndarray) -> np.ndarray:
+    """Spearman correlation of each row: pred, mos [R, n] -> [R] (average ranks for ties, as
+    ``scipy.stats.spearmanr``); NaN where a row is constant."""
+    rp = scipy.stats.rankdata(pred, axis=-1)
+    rm = scipy.stats.rankdata(mos, axis=-1)
+    rp -= rp.mean(axis=-1, keepdims=True)
+    rm -= rm.mean(axis=-1, keepdims=True)
+    den = np.sqrt((rp * rp).sum(-1) * (rm * rm).sum(-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (rp * rm).sum(-1) / den, np.nan)
+
+
+def bootstrap_indices(n: int, replicates: int, seed: int) -> np.ndarray:
+    """[replicates, n] indices drawn with replacement from range(n)."""
+    return np.random.default_rng([seed, 11]).integers(0, n, (replicates, n))
+
+
+@dataclasses.dataclass
+class Metric:
+    """A metric of one arm: the point value (mean over seeds of the full-sample SROCC), the
+    bootstrap replicates of that mean [R], and the per-seed full-sample values."""
+
+    value: float
+    replicates: np.ndarray
+    per_seed: list[float]
+
+    def ci(self) -> tuple[float, float]:
+        lo, hi = np.nanpercentile(self.replicates, [2.5, 97.5])
+        return float(lo), float(hi)
+
+
+def arm_metric(scores_per_seed: Sequence[np.ndarray], mos_per_seed: Sequence[np.ndarray],
+               idx_per_seed: Sequence[np.ndarray]) -> Metric:
+    """SROCC of an arm: per seed, the scores [n_s] of its block against MOS [n_s], resampled
+    with that block's bootstrap indices [R, n_s] (the same for every arm)."""
+    full = [float(srocc_rows(s[None], m[None])[0]) for s, m in zip(scores_per_seed, mos_per_seed)]
+    reps = np.stack([srocc_rows(s[i], m[i]) for s, m, i in zip(scores_per_seed, mos_per_seed, idx_per_seed)])
+    return Metric(float(np.mean(full)), reps.mean(axis=0), full)
+
+
+def combine(metrics: Sequence[Metric], weights: Sequence[float]) -> Metric:
+    """A weighted sum of metrics of one arm (e.g. the area under SROCC vs eps), replicate by
+    replicate and seed by seed."""
+    w = np.asarray(weights, np.float64)
+    return Metric(float(sum(wi * m.value for wi, m in zip(w, metrics))),
+                  sum(wi * m.replicates for wi, m in zip(w, metrics)),
+                  [float(sum(wi * m.per_seed[s] for wi, m in zip(w, metrics))) for s in range(len(metrics[0].per_seed))])
+
+
+def trapezoid_weights(x: Sequence[float]) -> np.ndarray:
+    """w such that w @ y is the trapezoidal area under y(x) divided by the range of x."""
+    x = np.asarray(x, np.float64)
+    w = np.zeros_like(x)
+    dx = np.diff(x)
+    w[:-1] += dx / 2
+    w[1:] += dx / 2
+    return w / (x[-1] - x[0])
+
+
+def verdict(lo: float, hi: float, margin: float = NON_INFERIORITY_MARGIN) -> str:
+    """The verdict of "A vs B" from the 95% CI [lo, hi] of A - B (higher = better)."""
+    if lo > 0:
+        return "better"
+    if lo > -margin:
+        return "non-inferior"
+    if hi < 0:
+        return "worse"
+    return "inconclusive"
+
+
+def compare(a: Metric, b: Metric) -> dict:
+    """A - B: the point delta, its paired bootstrap CI, the seed-level deltas, the verdict."""
+    delta = a.replicates - b.replicates
+    lo, hi = np.nanpercentile(delta, [2.5, 97.5])
+    seeds = [x - y for x, y in zip(a.per_seed, b.per_seed)]
+    return {"delta": a.value - b.value, "lo": float(lo), "hi": float(hi), "seed_deltas": seeds,
+            "seeds_positive": int(sum(d > 0 for d in seeds)), "verdict": verdict(float(lo), float(hi))}
+
+
+def worst_case(clean: np.ndarray, attacked: Mapping[str, np.ndarray], direction: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Per image, the score that moved furthest in its scrambling ``direction`` among the clean
+    score and every attacked one: the AutoAttack-style ensemble. Returns the scores [n] and the
+    name of the attack that won each image ("clean" where none moved it the right way)."""
+    names = ["clean", *attacked]
+    stack = np.stack([clean, *attacked.values()])  # [A + 1, n]
+    best = np.argmax(direction[None] * stack, axis=0)
+    return stack[best, np.arange(stack.shape[1])], [names[i] for i in best]
+
+
+def masking_check(clean: np.ndarray, whitebox: np.ndarray, square: np.ndarray, direction: np.ndarray,
+                  scale: float) -> dict:
+    """Gradient-masking check on the pairs Square ran on: damage = the move of a score in its
+    scrambling direction, in units of ``scale`` (the spread of the clean scores). A model that
+    masks its gradients lets the black-box Square do more damage than the white-box worst case."""
+    d_white = direction * (whitebox - clean) / scale
+    d_square = direction * (square - clean) / scale
+    return {"n": len(clean), "whitebox_damage": float(d_white.mean()), "square_damage": float(d_square.mean()),
+            "square_beats_whitebox": float((d_square > d_white + 1e-9).mean()),
+            "flag": bool(d_square.mean() > d_white.mean())}
+
+
+# ----------------------------------------------------------------------------- analysis
+
+
+BASELINES = ("packaged", "clean", "plain_at", "aat")
+
+
+def comparison_pairs(arms: Sequence[str]) -> list[tuple[str, str]]:
+    """(A, B) pairs to compare: every arm against the packaged and the clean model, every AAT
+    arm against plain adversarial training, every AAT variant against today's AAT."""
+    out = []
+    for b in BASELINES:
+        if b not in arms:
+            continue
+        for a in arms:
+            later = a not in BASELINES or BASELINES.index(a) > BASELINES.index(b)
+            if later and (b in ("packaged", "clean") or a.startswith("aat")):
+                out.append((a, b))
+    return out
+
+
+def analyse(preset: Preset, test: StudyPairs, records: Mapping[str, list[dict]], train_logs: Mapping[str, list],
+            direction: np.ndarray) -> dict:
+    """Every table of the study from the evaluation records: records[arm][seed]."""
+    arms = list(records)
+    blocks = sorted({int(b) for b in test.block})
+    idx = {b: bootstrap_indices(len(test.rows(b)), preset.bootstrap, seed=b) for b in blocks}
+    seeds = range(preset.seeds)
+    block_of = [s % preset.blocks for s in seeds]
+    mos = [test.mos[test.rows(block_of[s])] for s in seeds]
+    boot = [idx[block_of[s]] for s in seeds]
+    eps_list = list(preset.eps)
+
+    def scores(arm, s, name):
+        rec = records[arm][s]
+        return np.asarray(rec["clean"] if name == "clean" else rec["entries"][name]["scores"])
+
+    metrics: dict[str, dict[str, Metric]] = {arm: {} for arm in arms}
+    winners: dict[str, dict[str, dict[str, int]]] = {arm: {} for arm in arms}
+    for arm in arms:
+        m = metrics[arm]
+        m["clean"] = arm_metric([scores(arm, s, "clean") for s in seeds], mos, boot)
+        for e in eps_list:
+            worst_per_seed = []
+            counts: dict[str, int] = {}
+            for s in seeds:
+                rows = test.rows(block_of[s])
+                names = [n for n in records[arm][s]["entries"] if n.endswith(f"@{e:g}") and not n.startswith("square")]
+                w, won = worst_case(scores(arm, s, "clean"), {n.split("@")[0]: scores(arm, s, n) for n in names},
+                                    direction[rows])
+                worst_per_seed.append(w)
+                for name in won:
+                    counts[name] = counts.get(name, 0) + 1
+            m[f"worst@{e:g}"] = arm_metric(worst_per_seed, mos, boot)
+            winners[arm][f"{e:g}"] = counts
+            for name in suite(preset):
+                m[f"{name}@{e:g}"] = arm_metric([scores(arm, s, f"{name}@{e:g}") for s in seeds], mos, boot)
+        weights = trapezoid_weights([0.0, *eps_list])
+        m["worst_auc"] = combine([m["clean"], *(m[f"worst@{e:g}"] for e in eps_list)], weights)
+        if "apgd" in preset.attacks:
+            m["apgd_auc"] = combine([m["clean"], *(m[f"apgd@{e:g}"] for e in eps_list)], weights)
+
+    headline = ["clean", *(f"worst@{e:g}" for e in eps_list), "worst_auc"]
+    if "apgd" in preset.attacks:
+        headline.append(f"apgd@{4 if 4 in eps_list else eps_list[0]:g}")
+    comparisons = [{"a": a, "b": b, "metric": k, **compare(metrics[a][k], metrics[b][k])}
+                   for a, b in comparison_pairs(arms) for k in headline]
+
+    masking = {}
+    for arm in arms:
+        rec = records[arm][0]
+        sq = [n for n in rec["entries"] if n.startswith("square@")]
+        if not sq:
+            continue
+        n = rec["entries"][sq[0]]["n"]
+        e = float(sq[0].split("@")[1])
+        rows = test.rows(block_of[0])[:n]
+        clean = np.asarray(rec["clean"])
+        names = [k for k in rec["entries"] if k.endswith(f"@{e:g}") and not k.startswith("square")]
+        if not names:
+            continue
+        white, _ = worst_case(clean[:n], {k: np.asarray(rec["entries"][k]["scores"])[:n] for k in names}, direction[rows])
+        masking[arm] = {"eps255": e, **masking_check(clean[:n], white, np.asarray(rec["entries"][sq[0]]["scores"]),
+                                                      direction[rows], float(np.std(clean)) or 1.0)}
+
+    diagnostics = {}
+    for arm, logs in train_logs.items():
+        keys = sorted({k for log in logs for rec in log for k in rec} - {"step"})
+        diagnostics[arm] = {k: float(np.mean([r[k] for log in logs for r in log if k in r])) for k in keys}
+
+    curves = {}
+    for kind in ("worst", "apgd") if "apgd" in preset.attacks else ("worst",):
+        curves[kind] = {}
+        for arm in arms:
+            ms = [metrics[arm]["clean"], *(metrics[arm][f"{kind}@{e:g}"] for e in eps_list)]
+            cis = [m.ci() for m in ms]
+            curves[kind][arm] = {"eps": [0.0, *(e / 255 for e in eps_list)], "mean": [m.value for m in ms],
+                                 "lo": [c[0] for c in cis], "hi": [c[1] for c in cis]}
+    table = {arm: {k: {"value": m.value, "lo": m.ci()[0], "hi": m.ci()[1], "per_seed": m.per_seed}
+                   for k, m in metrics[arm].items()} for arm in arms}
+    return {"metrics": table, "comparisons": comparisons, "masking": masking, "winners": winners,
+            "train_diagnostics": diagnostics, "curves": curves, "headline": headline}
+
+
+def markdown(preset_name: str, preset: Preset, test: StudyPairs, analysis: dict, meta: dict) -> str:
+    """results.md: setup, SROCC table with CIs, comparisons and verdicts, masking check, training
+    diagnostics."""
+    arms = list(analysis["metrics"])
+    h, w = test.ref.shape[1:3]
+    photos = ", ".join(meta["photos"])
+    per_seed = len(test.rows(0))
+    lines = [
+        f"# Robustness study, preset `{preset_name}`", "",
+        f"- Test pairs: {len(test.mos)} from {len(meta['photos'])} photographs never used in training ({photos}), "
+        f"{h}x{w} (full size); seed k of every arm evaluated on block k % {preset.blocks} ({per_seed} pairs).",
+        f"- Fine-tuning: {preset.seeds} seeds per arm, {preset.steps} steps from the packaged weights "
+        f"(configs/aat_study.py + the arm's overrides).",
+        f"- Attacks (scrambling direction, eps {', '.join(f'{e}/255' for e in preset.eps)}): "
+        + "; ".join(f"{n} {dict(preset.attacks[n]) or 'one step'}" for n in suite(preset))
+        + f"; worst case per image over the suite + {preset.apgd_restarts} APGD random restart(s) + the clean image; "
+        f"Square {preset.square_queries} queries at {preset.square_eps}/255 on {preset.square_pairs} pairs "
+        f"of seed 0.",
+        f"- 95% CIs: paired percentile bootstrap, {preset.bootstrap} replicates, images resampled within blocks "
+        "with the same indices for every arm and seed. Verdict of A vs B from the CI of A - B: better (lo > 0), "
+        f"non-inferior (lo > -{NON_INFERIORITY_MARGIN}), worse (hi < 0), else inconclusive.",
+        f"- Wall time: {meta['seconds'] / 60:.1f} min for this invocation "
+        f"({meta['work']['finetuned']} fine-tuning runs and {meta['work']['evaluated']} evaluation entries done now; "
+        "the rest came from the cache).", "",
+        "## SROCC (mean over seeds, [95% CI])", "",
+        "| metric | " + " | ".join(arms) + " |", "|---|" + "---|" * len(arms)]
+    keys = list(analysis["metrics"][arms[0]])
+    for k in keys:
+        cells = []
+        for arm in arms:
+            m = analysis["metrics"][arm][k]
+            cells.append(f"{_f(m['value'])} [{_f(m['lo'])}, {_f(m['hi'])}]")
+        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    lines += ["", "`worst@e`: per-image worst case over the suite at e/255; `*_auc`: area under SROCC vs eps "
+              "from the clean value (eps 0) to the largest eps, divided by that range.", "",
+              "## Comparisons (A - B, paired)", "",
+              "| A | B | metric | delta | 95% CI | seed deltas | verdict |", "|---|---|---|---|---|---|---|"]
+    for c in analysis["comparisons"]:
+        seeds = ", ".join(f"{d:+.3f}" for d in c["seed_deltas"])
+        lines.append(f"| {c['a']} | {c['b']} | {c['metric']} | {c['delta']:+.3f} | [{c['lo']:+.3f}, {c['hi']:+.3f}] "
+                     f"| {seeds} | {c['verdict']} |")
+    if analysis["masking"]:
+        lines += ["", "## Gradient-masking check (Square vs the white-box worst case, same pairs and eps)", "",
+                  "| arm | pairs | eps | white-box damage | Square damage | Square beats white-box | flag |",
+                  "|---|---|---|---|---|---|---|"]
+        for arm, m in analysis["masking"].items():
+            lines.append(f"| {arm} | {m['n']} | {m['eps255']:g}/255 | {m['whitebox_damage']:.3f} | "
+                         f"{m['square_damage']:.3f} | {m['square_beats_whitebox']:.0%} | "
+                         f"{'possible masking' if m['flag'] else 'no'} |")
+        lines.append("\nDamage: mean move of the score in its scrambling direction, in standard deviations of the "
+                     "clean scores.")
+    winners = analysis["winners"]
+    lines += ["", "## Which attack gives the per-image worst case (share of images, all seeds)", "",
+              "| arm | eps | " + " | ".join(["clean", *suite(preset)]) + " | APGD restarts |",
+              "|---|---|" + "---|" * (len(suite(preset)) + 2)]
+    for arm in arms:
+        for e, counts in winners[arm].items():
+            total = sum(counts.values())
+            restarts = sum(v for k, v in counts.items() if k.startswith("apgd_rs"))
+            cells = [f"{counts.get(k, 0) / total:.0%}" for k in ["clean", *suite(preset)]] + [f"{restarts / total:.0%}"]
+            lines.append(f"| {arm} | {e}/255 | " + " | ".join(cells) + " |")
+    diag = analysis["train_diagnostics"]
+    cols = ["loss", "loss_plcc", "loss_mse", "loss_rank", "anchor_max_err", "two_sided_coverage", "strict_coverage",
+            "min_label_gap", "tied_pairs", "pairs_below_margin", "attack_linf"]
+    if diag:
+        lines += ["", "## Training diagnostics (mean over logged steps and seeds)", "",
+                  "| arm | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+        for arm, d in diag.items():
+            lines.append(f"| {arm} | " + " | ".join(_f(d[c]) if c in d else "—" for c in cols) + " |")
+    lines += ["", "## Arms", ""] + [f"- `{a}`: {ARMS[a].description}" for a in arms]
+    return "\n".join(lines) + "\n"
+
+
+def _f(v) -> str:
+    return "nan" if v is None or not math.isfinite(v) else f"{v:.3f}"
+
+
+# ----------------------------------------------------------------------------- plan
+
+
+def _passes(entry: Entry) -> tuple[int, int]:
+    """(gradient passes, forward passes) per image of one evaluation entry."""
+    settings = dict(entry.settings)
+    if entry.attack == "square":
+        return 0, settings["queries"] + 1
+    steps = 1 if entry.attack == "fgsm" else settings.get("steps", 100 if entry.attack == "apgd" else 10)
+    return steps, 1 + (entry.attack == "apgd")
+
+
+def plan(preset: Preset, batch_size: int, num_anchors: int, attack_steps: int) -> dict:
+    """Work of a preset: gradient and forward passes of one image at the evaluation size, and
+    per-pair gradient passes at the training crop (attack steps + the update), by stage."""
+    eval_grads = eval_fwd = 0
+    for s in range(preset.seeds):
+        n = len(np.flatnonzero(np.arange(preset.pairs) % preset.blocks == s % preset.blocks))
+        eval_fwd += n  # clean scores
+        for e in plan_entries(preset, s):
+            k = n if e.limit is None else min(e.limit, n)
+            g, f = _passes(e)
+            eval_grads, eval_fwd = eval_grads + k * g, eval_fwd + k * f
+    models = len(preset.arms)
+    train_grads = 0
+    for arm in preset.arms:
+        o = ARMS[arm].overrides
+        if not ARMS[arm].finetune:
+            continue
+        attacked = 0 if o.get("aat.enabled", True) is False else (
+            batch_size if o.get("aat.anchored", True) is False else batch_size - num_anchors)
+        extra = batch_size * (o.get("loss.consistency", 0) > 0) + 2 * batch_size * (o.get("loss.slope", 0) > 0)
+        train_grads += preset.seeds * preset.steps * (attacked * attack_steps + batch_size + extra)
+    programs = 2 + len(preset.attacks) + (preset.apgd_restarts > 0) + (preset.square_pairs > 0)
+    programs += len({tuple(sorted((k, v) for k, v in ARMS[a].overrides.items() if not callable(v)))
+                     for a in preset.arms if ARMS[a].finetune})
+    return {"eval_grad_passes": models * eval_grads, "eval_forward_passes": models * eval_fwd,
+            "train_pair_grad_passes": train_grads, "train_runs": sum(ARMS[a].finetune for a in preset.arms) * preset.seeds,
+            "compiled_programs": programs}
+
+
+def _time_per_pair(fn, batch: int, repeats: int = 3) -> tuple[float, float, float]:
+    """(seconds of the first call, then per pair over ``repeats`` calls: wall seconds and CPU
+    seconds of this process, all threads)."""
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn())
+    first = time.perf_counter() - t0
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(repeats):
+        jax.block_until_ready(fn())
+    n = repeats * batch
+    return first, (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
+
+
+def print_plan(preset: Preset, init_from: str, data_dir: str = "data_cache") -> dict:
+    """Print a preset's work and an estimate of its wall time on this machine, from timed
+    forward and gradient passes of the model at the evaluation and training sizes."""
+    config = arm_config(preset.arms[0], 0, preset, init_from, data_dir)
+    work = plan(preset, config.batch_size, config.aat.num_anchors, config.aat.settings.get("steps", 10))
+    params, model_cfg, _ = load_model(config.init_from)
+    apply = apply_fn(model_cfg)
+    rng = np.random.default_rng(0)
+    timings = {}
+    for label, (h, w), b in (("eval", tuple(config.data.synthetic.crop_size), preset.eval_batch),
+                             ("train", tuple(config.data.crop_size), config.batch_size)):
+        ref = jnp.asarray(rng.random((b, h, w, 3), np.float32))
+        dist = jnp.clip(ref + 0.05, 0, 1)
+        grad = jax.jit(jax.grad(lambda x, r: apply(params, r, x).sum()))
+        timings[f"{label}_forward"] = _time_per_pair(lambda: apply(params, ref, dist), b)
+        timings[f"{label}_grad"] = _time_per_pair(lambda: grad(dist, ref), b)
+    compile_s = 4 * timings["eval_grad"][0]  # an attack's loop compiles several gradient programs
+
+    estimate = {"evaluation_s": work["eval_grad_passes"] * timings["eval_grad"][1]
+                + work["eval_forward_passes"] * timings["eval_forward"][1],
+                "training_s": work["train_pair_grad_passes"] * timings["train_grad"][1],
+                "compilation_s": work["compiled_programs"] * compile_s}
+    estimate["total_s"] = sum(estimate.values())
+    # CPU seconds are shown beside the wall seconds: wall = CPU / threads on an idle machine.
+    print(json.dumps({"work": work, "wall_s_per_pair": {k: v[1] for k, v in timings.items()},
+                      "cpu_s_per_pair": {k: v[2] for k, v in timings.items()}, "estimate_s": estimate}, indent=2))
+    print(f"estimated wall time: {estimate['total_s'] / 60:.0f} min at this machine's present load (the data set "
+          "build, about a minute, once, not included)")
+    return {"work": work, "timings": timings, "estimate": estimate}
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def run_study(preset_name: str, preset: Preset, out: str, data_dir: str, init_from: str) -> dict:
+    """Fine-tune every (arm, seed), evaluate every model, analyse, write the reports."""
+    t_start = time.perf_counter()
+    work = {"finetuned": 0, "evaluated": 0}
+    unknown = [a for a in preset.arms if a not in ARMS]
+    if unknown:
+        raise ValueError(f"unknown arm(s) {unknown}; choose from {sorted(ARMS)}")
+    if preset.blocks < 1 or preset.blocks > preset.seeds:
+        raise ValueError(f"blocks must be in [1, seeds = {preset.seeds}], got {preset.blocks}")
+    base = arm_config(preset.arms[0], 0, preset, init_from, data_dir)
+    print(f"loading data ({base.data.name}, split {base.data.split}: test photographs {list(base.data.test_photos)})",
+          flush=True)
+    t0 = time.perf_counter()
+    source, splits, test = load_study_data(base, preset.pairs, preset.blocks)
+    t_data = time.perf_counter() - t0
+    direction = scrambling_direction(test.mos)
+    from birqa_jax.data.synthetic import SOURCES  # only kadid_synthetic reaches here (split "photos")
+
+    records: dict[str, list[dict]] = {}
+    train_logs: dict[str, list] = {}
+    t_train = t_eval = 0.0
+    for arm in preset.arms:
+        records[arm], logs = [], []
+        for seed in range(preset.seeds):
+            config = arm_config(arm, seed, preset, init_from, data_dir)
+            t0 = time.perf_counter()
+            if ARMS[arm].finetune:
+                model_path = ensure_run(out, arm, seed, config, (source, splits), work)
+                logs.append(_read_json(os.path.join(os.path.dirname(model_path), "train.json"))["log"])
+            else:
+                model_path = config.init_from
+            t1 = time.perf_counter()
+            rows = test.rows(seed % preset.blocks)
+            print(f"evaluating {arm} seed {seed} on {len(rows)} pairs", flush=True)
+            records[arm].append(evaluate_model(model_path, test, rows, direction, plan_entries(preset, seed),
+                                               os.path.join(out, "eval", arm, f"seed{seed}.json"),
+                                               preset.eval_batch, work))
+            t_train += t1 - t0
+            t_eval += time.perf_counter() - t1
+        if logs:
+            train_logs[arm] = logs
+
+    analysis = analyse(preset, test, records, train_logs, direction)
+    seconds = time.perf_counter() - t_start
+    meta = {"photos": [SOURCES[g] for g in sorted(set(test.photo.tolist()))], "seconds": seconds, "work": work}
+    result = {
+        "preset_name": preset_name, "preset": dataclasses.asdict(preset), "arms": {a: ARMS[a].description for a in preset.arms},
+        "test_pairs": {"index": test.index, "photo": [SOURCES[g] for g in test.photo], "block": test.block,
+                       "mos": test.mos, "dist_type": test.dist_type, "size": list(test.ref.shape[1:3])},
+        "timings": {"total_s": seconds, "data_s": t_data, "finetune_s": t_train, "eval_s": t_eval},
+        "work": work, "devices": [str(d) for d in jax.devices()], **analysis,
+    }
+    _write_json(os.path.join(out, "results.json"), result)
+    with open(os.path.join(out, "results.md"), "w") as f:
+        f.write(markdown(preset_name, preset, test, analysis, meta))
+    from birqa_jax.evaluation import report
+
+    titles = {"worst": "worst case over the suite", "apgd": "APGD"}
+    for kind in analysis["curves"]:
+        title = titles[kind]
+        report.curves_with_bands(analysis["curves"][kind], os.path.join(out, f"srocc_vs_eps_{kind}.png"),
+                                 f"SROCC vs eps, {title} ({preset_name})")
+    print(f"wrote {out}/results.json, results.md, srocc_vs_eps_*.png in {seconds / 60:.1f} min", flush=True)
+    return result
+
+
+def _with_overrides(preset: Preset, args) -> Preset:
+    changes = {}
+    if args.arms:
+        changes["arms"] = tuple(args.arms.split(","))
+    for field in ("seeds", "steps", "pairs", "blocks", "square_queries", "square_pairs", "bootstrap", "eval_batch"):
+        if getattr(args, field) is not None:
+            changes[field] = getattr(args, field)
+    if args.eps:
+        changes["eps"] = tuple(int(e) for e in args.eps.split(","))
+    if args.attacks:
+        keep = args.attacks.split(",")
+        changes["attacks"] = {n: preset.attacks[n] for n in SUITE if n in keep}
+    if args.seeds is not None and args.blocks is None:
+        changes["blocks"] = min(preset.blocks, args.seeds)
+    return dataclasses.replace(preset, **changes)
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
+    p.add_argument("--out", help="results and cache folder (default experiments/results/robustness_study/<preset>)")
+    p.add_argument("--data_dir", default="data_cache", help="where the data set is built (tfds)")
+    p.add_argument("--init_from", help="model file every arm starts from (default: the packaged weights)")
+    p.add_argument("--arms", help=f"comma-separated arms, of {sorted(ARMS)}")
+    for field in ("seeds", "steps", "pairs", "blocks", "square_queries", "square_pairs", "bootstrap", "eval_batch"):
+        p.add_argument(f"--{field}", type=int)
+    p.add_argument("--eps", help="budgets in 1/255, comma-separated (e.g. 2,4,8)")
+    p.add_argument("--attacks", help="white-box attacks to run (default the whole suite)")
+    p.add_argument("--plan", action="store_true", help="print the work and a time estimate for this machine, then stop")
+    args = p.parse_args(argv)
+    preset = _with_overrides(PRESETS[args.preset], args)
+    out = args.out or os.path.join(ROOT, "experiments", "results", "robustness_study", args.preset)
+    if args.init_from is None:
+        from configs.aat_study import PACKAGED_WEIGHTS
+
+        args.init_from = PACKAGED_WEIGHTS
+    if args.plan:
+        return print_plan(preset, args.init_from, args.data_dir)
+    return run_study(args.preset, preset, out, args.data_dir, args.init_from)
+
+
+if __name__ == "__main__":
+    main()

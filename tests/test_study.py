@@ -1,0 +1,189 @@
+"""experiments/robustness_study.py: its statistics on numbers with known answers, the
+leave-photographs-out split, and a tiny end-to-end run that resumes without redoing work."""
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from birqa_jax.data import held_out_split, reference_crops, source_ids, split_indices
+from birqa_jax.data.synthetic import SOURCES, UNSEEN_BY_DEFAULT
+from experiments import robustness_study as study
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def test_srocc_rows_equals_scipy_with_ties():
+    rng = np.random.default_rng(0)
+    pred = rng.integers(0, 5, (4, 30)).astype(float)  # many ties
+    mos = rng.integers(0, 7, (4, 30)).astype(float)
+    got = study.srocc_rows(pred, mos)
+    want = [scipy.stats.spearmanr(p, m).statistic for p, m in zip(pred, mos)]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert np.isnan(study.srocc_rows(np.ones((1, 5)), mos[:1, :5]))[0]
+
+
+def _metric(scores, mos, idx):
+    return study.arm_metric(scores, mos, idx)
+
+
+def test_paired_bootstrap_known_answers():
+    rng = np.random.default_rng(1)
+    n, seeds = 60, 3
+    mos = [rng.random(n) for _ in range(seeds)]
+    idx = [study.bootstrap_indices(n, 500, seed=s) for s in range(seeds)]
+    good = [m + rng.normal(0, 0.05, n) for m in mos]  # SROCC near 1
+    noise = [rng.random(n) for _ in range(seeds)]  # SROCC near 0
+    a, b = _metric(good, mos, idx), _metric(noise, mos, idx)
+    assert a.value > 0.9 and abs(b.value) < 0.3
+    assert a.per_seed == pytest.approx([scipy.stats.spearmanr(g, m).statistic for g, m in zip(good, mos)])
+    lo, hi = a.ci()
+    assert lo < a.value < hi and hi - lo < 0.1
+    assert study.compare(a, b)["verdict"] == "better"
+    assert study.compare(b, a)["verdict"] == "worse"
+    # Paired: the same arm, or a monotone transform of it (same ranks), differs by exactly 0 in
+    # every replicate; unpaired resampling could not give a zero-width interval.
+    same = study.compare(a, _metric([np.exp(3 * g) for g in good], mos, idx))
+    assert same["delta"] == 0 and same["lo"] == 0 and same["hi"] == 0 and same["verdict"] == "non-inferior"
+    assert same["seed_deltas"] == [0.0, 0.0, 0.0] and same["seeds_positive"] == 0
+    # Two arms both near 0 on 60 images: the interval is wider than the margin either way.
+    other = _metric([rng.random(n) for _ in range(seeds)], mos, idx)
+    assert study.compare(b, other)["verdict"] == "inconclusive"
+
+
+def test_verdict_rule():
+    assert study.verdict(0.01, 0.2) == "better"
+    assert study.verdict(-0.04, 0.1) == "non-inferior"  # the loss B - A is below 0.05 at its upper bound
+    assert study.verdict(-0.04, -0.01) == "non-inferior"  # within the margin, though worse
+    assert study.verdict(-0.2, -0.01) == "worse"
+    assert study.verdict(-0.06, 0.1) == "inconclusive"
+    assert study.verdict(-0.05, 0.1) == "inconclusive"  # the bound must be strictly inside the margin
+
+
+def test_area_weights_and_combined_metrics():
+    w = study.trapezoid_weights([0, 2, 4, 8])
+    np.testing.assert_allclose(w, [1 / 8, 2 / 8, 3 / 8, 2 / 8])
+    y = np.array([0.9, 0.7, 0.5, 0.1])
+    assert w @ y == pytest.approx(np.trapezoid(y, [0, 2, 4, 8]) / 8)
+    m1 = study.Metric(0.8, np.array([0.7, 0.9]), [0.8, 0.8])
+    m2 = study.Metric(0.4, np.array([0.3, 0.5]), [0.2, 0.6])
+    c = study.combine([m1, m2], [0.5, 0.5])
+    assert c.value == pytest.approx(0.6) and c.per_seed == pytest.approx([0.5, 0.7])
+    np.testing.assert_allclose(c.replicates, [0.5, 0.7])
+
+
+def test_worst_case_and_masking_check_by_hand():
+    clean = np.array([0.5, 0.5, 0.5])
+    direction = np.array([-1.0, 1.0, -1.0])  # push down, up, down
+    attacked = {"fgsm": np.array([0.4, 0.6, 0.6]), "apgd": np.array([0.3, 0.55, 0.7])}
+    worst, won = study.worst_case(clean, attacked, direction)
+    np.testing.assert_allclose(worst, [0.3, 0.6, 0.5])  # item 2: no attack moved it down
+    assert won == ["apgd", "fgsm", "clean"]
+    m = study.masking_check(clean, worst, np.array([0.45, 0.5, 0.4]), direction, scale=0.1)
+    assert m["whitebox_damage"] == pytest.approx((2 + 1 + 0) / 3)
+    assert m["square_damage"] == pytest.approx((0.5 + 0 + 1) / 3)
+    assert m["square_beats_whitebox"] == pytest.approx(1 / 3) and not m["flag"]
+
+
+def test_comparison_pairs():
+    pairs = study.comparison_pairs(["clean", "plain_at", "aat", "aat_sg"])
+    assert pairs == [("plain_at", "clean"), ("aat", "clean"), ("aat_sg", "clean"), ("aat", "plain_at"),
+                     ("aat_sg", "plain_at"), ("aat_sg", "aat")]
+    assert study.comparison_pairs(["packaged", "aat"]) == [("aat", "packaged")]
+
+
+def test_attack_keys_depend_on_attack_eps_and_pair_only():
+    a = study.attack_keys(2, 4, 0, np.array([5, 9]))
+    np.testing.assert_array_equal(a, study.attack_keys(2, 4, 0, np.array([9, 5]))[::-1])  # per pair, any order
+    assert not np.array_equal(a, study.attack_keys(2, 8, 0, np.array([5, 9])))
+    assert not np.array_equal(a, study.attack_keys(2, 4, 1, np.array([5, 9])))
+
+
+# ----------------------------------------------------------------------------- the split
+
+
+def test_held_out_split():
+    groups = np.repeat(np.arange(5), 3)
+    s = held_out_split(groups, test_groups=[1, 3], val_groups=[4])
+    assert set(groups[s["test"]]) == {1, 3} and set(groups[s["val"]]) == {4} and set(groups[s["train"]]) == {0, 2}
+    np.testing.assert_array_equal(np.sort(np.concatenate(list(s.values()))), np.arange(15))
+    assert list(held_out_split(groups, [0]).keys()) == ["train", "test"]
+    for kwargs, message in ((dict(test_groups=[]), "at least one"), (dict(test_groups=[7]), "no examples"),
+                            (dict(test_groups=[1], val_groups=[1]), "more than once"),
+                            (dict(test_groups=[0, 1, 2], val_groups=[3, 4]), "no group to train")):
+        with pytest.raises(ValueError, match=message):
+            held_out_split(groups, **kwargs)
+    with pytest.raises(ValueError, match="unknown photograph"):
+        source_ids(["camera"])
+
+
+def test_study_split_leaves_unseen_photographs_out():
+    from configs import aat_study
+
+    config = aat_study.get_config()
+    assert tuple(config.data.test_photos) == UNSEEN_BY_DEFAULT and config.data.split == "photos"
+    crops = reference_crops(40, (192, 256))  # the default kadid_synthetic build
+    groups = np.repeat([c.source_id for c in crops], 125)
+    study_split = held_out_split(groups, source_ids(config.data.test_photos), source_ids(config.data.val_photos))
+    test_photos = {SOURCES[g] for g in groups[study_split["test"]]}
+    assert len(test_photos) >= 2 and len(study_split["test"]) == 2000
+    for part in ("train", "val"):
+        if part in study_split:
+            assert not test_photos & {SOURCES[g] for g in groups[study_split[part]]}
+    # The training photographs are exactly those of the packaged weights (default split 0), so
+    # no model in the study, clean or fine-tuned, ever trained on a test photograph.
+    default = split_indices(groups, 0, (0.6, 0.2, 0.2))
+    assert {SOURCES[g] for g in groups[default["train"]]} == {SOURCES[g] for g in groups[study_split["train"]]}
+    assert not test_photos & {SOURCES[g] for g in groups[default["train"]]}
+
+
+def test_select_pairs_spreads_over_photographs_and_blocks():
+    groups = np.repeat([0, 1, 2, 3], 10)
+    test = np.flatnonzero(groups >= 1)
+    index, block = study.select_pairs(groups, test, 12, blocks=3)
+    assert len(set(index.tolist())) == 12 and set(groups[index]) == {1, 2, 3}
+    for b in range(3):  # every block holds every photograph, and the blocks are equal
+        assert set(groups[index[block == b]]) == {1, 2, 3} and (block == b).sum() == 4
+    with pytest.raises(ValueError, match="at least 2"):
+        study.select_pairs(groups, np.flatnonzero(groups == 1), 4, 1)
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+def test_tiny_study_writes_reports_and_resumes(tmp_path, make_tiny_run_config, one_device_mesh, tiny_config,
+                                               tiny_params):
+    """1 seed, 2 arms (the starting model as it is, and AAT for 2 steps), 2 eps, FGSM, Square (3
+    queries) on 3 pairs, 48x64 images, the tiny model; the second call finds everything cached.
+    (Each attack compiles once for both models: the parameters are traced.)"""
+    from birqa_jax.model import save_model
+
+    init = str(tmp_path / "tiny.msgpack")
+    save_model(init, tiny_params, tiny_config)
+    data_dir = make_tiny_run_config().data.data_dir  # the session's tiny kadid_synthetic
+    preset = dataclasses.replace(study.PRESETS["tiny"], arms=("packaged", "aat"), seeds=1, blocks=1, steps=2,
+                                 pairs=9, eps=(2, 4), attacks={"fgsm": {}}, apgd_restarts=0,
+                                 square_queries=3, square_pairs=3, bootstrap=50)
+    out = str(tmp_path / "study")
+    first = study.run_study("test", preset, out, data_dir, init)
+    assert first["work"] == {"finetuned": 1, "evaluated": 2 * 2 + 2}
+    for name in ("results.json", "results.md", "srocc_vs_eps_worst.png"):
+        assert os.path.getsize(os.path.join(out, name)) > 0
+    result = json.load(open(os.path.join(out, "results.json")))
+    assert set(result["metrics"]) == {"packaged", "aat"}
+    assert {"clean", "worst@2", "worst@4", "fgsm@4", "worst_auc"} <= set(result["metrics"]["aat"])
+    assert len(set(result["test_pairs"]["photo"])) >= 2 and result["test_pairs"]["size"] == [48, 64]
+    assert {c["verdict"] for c in result["comparisons"]} <= {"better", "non-inferior", "worse", "inconclusive"}
+    assert "strict_coverage" in result["train_diagnostics"]["aat"]
+    md = open(os.path.join(out, "results.md")).read()
+    assert "| aat | packaged | worst@4 |" in md and "Gradient-masking check" in md
+
+    again = study.run_study("test", preset, out, data_dir, init)
+    assert again["work"] == {"finetuned": 0, "evaluated": 0}
+    assert again["metrics"] == json.loads(json.dumps(result["metrics"]))
+    # A changed arm config is refused rather than silently mixed with the old run.
+    with pytest.raises(ValueError, match="another config"):
+        study.run_study("test", dataclasses.replace(preset, steps=3), out, data_dir, init)
