@@ -70,6 +70,7 @@ if ROOT not in sys.path:
 
 from birqa_jax.adversarial import attacks  # noqa: E402
 from birqa_jax.adversarial.scores import scrambling_direction  # noqa: E402
+from birqa_jax.evaluation.report import jsonable  # noqa: E402  (matplotlib only for figures)
 from birqa_jax.model import ModelConfig, apply_fn, load_model, save_model  # noqa: E402
 
 SUITE = ("fgsm", "ifgsm", "pgd", "mifgsm", "apgd", "korhonen")  # the unseen white-box suite
@@ -336,22 +337,8 @@ def _write_json(path: str, obj) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w") as f:
-        json.dump(_jsonable(obj), f)
+        json.dump(jsonable(obj), f)
     os.replace(tmp, path)
-
-
-def _jsonable(obj):
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    return obj
 
 
 def ensure_run(out: str, arm: str, seed: int, config, data, work: dict) -> str:

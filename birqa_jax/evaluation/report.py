@@ -13,8 +13,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
 from birqa_jax.evaluation import stats
@@ -22,14 +20,24 @@ from birqa_jax.evaluation import stats
 DPI = 100
 
 
-def _save(fig: Figure, path: str | os.PathLike) -> str:
+def _figure(width: float, height: float):
+    """A matplotlib Figure on the Agg canvas. matplotlib is imported here, not with the module, so
+    the tables and JSON helpers work where it is not installed."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path: str | os.PathLike) -> str:
     path = os.fspath(path)
     if not path.lower().endswith(".png"):
         raise ValueError(f"plots are written as PNG; the path must end in .png, got {path!r}")
     parent = os.path.dirname(path)
     if parent:
         os.makedirs(parent, exist_ok=True)
-    FigureCanvasAgg(fig)
     fig.savefig(path, dpi=DPI)
     return path
 
@@ -54,7 +62,7 @@ def scatter_with_fit(
     pred = np.asarray(pred, dtype=np.float64)
     mos = np.asarray(mos, dtype=np.float64)
     corr = stats.correlations(pred, mos)
-    fig = Figure(figsize=(6.4, 4.8))
+    fig = _figure(6.4, 4.8)
     ax = fig.add_subplot()
     ax.scatter(pred, mos, s=8, alpha=0.5, label=f"images (n = {corr['n']})")
     if fit.ok:
@@ -90,7 +98,7 @@ def per_type_bars(per_type_dict: Mapping[str, Mapping], path: str | os.PathLike,
         raise ValueError("per_type_dict is empty: nothing to plot")
     names = list(per_type_dict)
     values = np.array([float(per_type_dict[n]["srocc"]) for n in names])
-    fig = Figure(figsize=(8.0, max(3.0, 0.3 * len(names) + 1.2)))
+    fig = _figure(8.0, max(3.0, 0.3 * len(names) + 1.2))
     ax = fig.add_subplot()
     y = np.arange(len(names))
     bars = ax.barh(y, np.nan_to_num(values), color="C0")
@@ -120,7 +128,7 @@ def robustness_curves(
     """
     if not results:
         raise ValueError("results is empty: nothing to plot")
-    fig = Figure(figsize=(6.4, 4.8))
+    fig = _figure(6.4, 4.8)
     ax = fig.add_subplot()
     ticks: set[float] = set()
     for attack, curve in results.items():
@@ -159,7 +167,7 @@ def curves_with_bands(
     """
     if not curves:
         raise ValueError("curves is empty: nothing to plot")
-    fig = Figure(figsize=(6.4, 4.8))
+    fig = _figure(6.4, 4.8)
     ax = fig.add_subplot()
     ticks: set[float] = set()
     for i, (name, c) in enumerate(curves.items()):
