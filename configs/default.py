@@ -18,7 +18,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.name = "kadid_synthetic"
     c.data.data_dir = "data_cache"   # built datasets (ArrayRecord) live here
     c.data.manual_dir = ""           # official files of a real dataset ("" = not needed)
-    c.data.split = "random"          # "random" (reference-disjoint, seeded) or "official" (PIPAL)
+    c.data.split = "random"          # "random" (reference-disjoint, seeded), "official" (PIPAL) or
+                                     # "photos" (kadid_synthetic: hold out the photographs named below)
+    c.data.test_photos = ()          # split "photos": test photographs (configs/aat_study.py)
+    c.data.val_photos = ()           # split "photos": validation photographs
     c.data.split_id = 0
     c.data.ratios = (0.6, 0.2, 0.2)  # train/val/test; (0.8, 0.2) for train/test
     c.data.crop_size = (96, 96)
@@ -35,14 +38,22 @@ def get_config() -> ml_collections.ConfigDict:
     c.warmup_steps = 50
     c.weight_decay = 1e-4
     c.grad_clip = 1.0
-    c.loss = ml_collections.ConfigDict(dict(plcc=1.0, mse=1.0, rank=0.5, rank_margin=0.0, rank_kind="hinge"))
+    # Loss terms (train.step.LossWeights). The last five are adversarial-training options:
+    # margin of a pair = rank_margin + rank_margin_rel * |label gap|; rank_anchor_stop_grad: the
+    # anchored term sees the anchors' predictions as constants; consistency: weight of (attacked -
+    # clean prediction)^2; slope, slope_h: finite-difference slope penalty (Liu et al.: 1e-3, 0.01).
+    c.loss = ml_collections.ConfigDict(
+        dict(plcc=1.0, mse=1.0, rank=0.5, rank_margin=0.0, rank_kind="hinge", rank_margin_rel=0.0,
+             rank_anchor_stop_grad=False, consistency=0.0, slope=0.0, slope_h=0.01)
+    )
 
     # Adversarial fine-tuning (see configs/aat_default.py); off for clean training.
     # settings: keyword options of the attack (birqa_jax.adversarial.attacks), e.g. PGD's steps and
-    # step_size (default eps / 4), Square's queries.
+    # step_size (default eps / 4), Square's queries. num_attacked: attack the first k non-anchors
+    # of a batch (-1: all); eps_ramp_steps: grow eps linearly over this many steps (0: off).
     c.aat = ml_collections.ConfigDict(
         dict(enabled=False, anchored=True, attack="pgd", eps=4 / 255, settings=dict(steps=3),
-             band_width=0.2, num_anchors=4, anchor_rule="spread")
+             band_width=0.2, num_anchors=4, anchor_rule="spread", num_attacked=-1, eps_ramp_steps=0)
     )
 
     c.log_every = 10

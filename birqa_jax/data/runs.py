@@ -64,7 +64,7 @@ def load_data(data_config: ml_collections.ConfigDict) -> tuple[Any, dict[str, np
         if data_config.name != "kadid_synthetic":
             raise ValueError(f"split 'photos' names kadid_synthetic photographs; {data_config.name} has none")
         splits = held_out_split(group_ids(source), source_ids(data_config.test_photos),
-                                source_ids(data_config.get("val_photos", ())))
+                                source_ids(data_config.val_photos))
     else:
         splits = split_indices(group_ids(source), data_config.split_id, tuple(data_config.ratios))
     return source, splits

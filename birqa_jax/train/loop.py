@@ -71,7 +71,7 @@ def _attack_spec(config) -> training.AttackSpec | None:
     if not a.enabled:
         return None
     return training.AttackSpec(name=a.attack, eps=a.eps, settings=plain(a.settings), anchored=a.anchored,
-                               num_attacked=a.get("num_attacked", -1), eps_ramp_steps=a.get("eps_ramp_steps", 0))
+                               num_attacked=a.num_attacked, eps_ramp_steps=a.eps_ramp_steps)
 
 
 def _local_copy(params):
