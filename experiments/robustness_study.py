@@ -146,6 +146,10 @@ class Preset:
     eval_batch: int
     bootstrap: int
     train: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    # Attacks run at every eps; the rest of the suite only at ``suite_eps``. Empty: the whole
+    # suite at every eps.
+    sweep: tuple[str, ...] = ()
+    suite_eps: int = 4
 
 
 PROTOCOL_ATTACKS = {  # robustness.md: the evaluation protocol's settings
@@ -173,7 +177,7 @@ PRESETS = {
     "cpu": Preset(
         arms=CORE_ARMS, seeds=3, steps=100, pairs=210, blocks=3, eps=(2, 4, 8), attacks=CPU_ATTACKS,
         apgd_restarts=0, square_queries=1000, square_eps=4, square_pairs=4, square_seeds=1, eval_batch=10,
-        bootstrap=2000),
+        bootstrap=2000, sweep=("fgsm", "apgd")),
     "gpu": Preset(
         arms=CORE_ARMS, seeds=4, steps=300, pairs=512, blocks=4, eps=(2, 4, 8), attacks=PROTOCOL_ATTACKS, apgd_restarts=1,
         square_queries=1000, square_eps=4, square_pairs=64, square_seeds=1, eval_batch=128, bootstrap=2000),
@@ -422,18 +426,22 @@ class Entry:
         return f"{base}@{self.eps255:g}"
 
 
-def suite(preset: Preset) -> list[str]:
-    """The white-box attacks a preset runs, in the order of ``SUITE``."""
-    return [name for name in SUITE if name in preset.attacks]
+def suite(preset: Preset, eps: int | None = None) -> list[str]:
+    """The white-box attacks a preset runs (at budget ``eps``/255, if given), in the order of
+    ``SUITE``."""
+    names = [name for name in SUITE if name in preset.attacks]
+    if eps is None or not preset.sweep or eps == preset.suite_eps:
+        return names
+    return [name for name in names if name in preset.sweep]
 
 
 def plan_entries(preset: Preset, seed: int) -> list[Entry]:
     """Every evaluation entry of one model of seed ``seed``."""
     entries = []
     for eps in preset.eps:
-        for name in suite(preset):
+        for name in suite(preset, eps):
             entries.append(Entry(name, eps, tuple(sorted(preset.attacks[name].items()))))
-        if "apgd" in preset.attacks:
+        if "apgd" in suite(preset, eps):
             apgd = dict(preset.attacks["apgd"], random_start=True)
             entries += [Entry("apgd", eps, tuple(sorted(apgd.items())), restart=r)
                         for r in range(1, preset.apgd_restarts + 1)]
@@ -646,7 +654,7 @@ def analyse(preset: Preset, test: StudyPairs, records: Mapping[str, list[dict]],
                     counts[name] = counts.get(name, 0) + 1
             m[f"worst@{e:g}"] = arm_metric(worst_per_seed, mos, boot)
             winners[arm][f"{e:g}"] = counts
-            for name in suite(preset):
+            for name in suite(preset, e):
                 m[f"{name}@{e:g}"] = arm_metric([scores(arm, s, f"{name}@{e:g}") for s in seeds], mos, boot)
         weights = trapezoid_weights([0.0, *eps_list])
         m["worst_auc"] = combine([m["clean"], *(m[f"worst@{e:g}"] for e in eps_list)], weights)
@@ -710,7 +718,10 @@ def markdown(preset_name: str, preset: Preset, test: StudyPairs, analysis: dict,
         f"(configs/aat_study.py + the arm's overrides).",
         f"- Attacks (scrambling direction, eps {', '.join(f'{e}/255' for e in preset.eps)}): "
         + "; ".join(f"{n} {dict(preset.attacks[n]) or 'one step'}" for n in suite(preset))
-        + f"; worst case per image over the suite + {preset.apgd_restarts} APGD random restart(s) + the clean image; "
+        + (f" (the whole suite at {preset.suite_eps}/255; at the other budgets {', '.join(preset.sweep)} only)"
+           if preset.sweep else "")
+        + f"; worst case per image over the attacks run at that eps + {preset.apgd_restarts} APGD random restart(s) "
+        "+ the clean image; "
         f"Square {preset.square_queries} queries at {preset.square_eps}/255 on {preset.square_pairs} pairs "
         f"of seed 0.",
         f"- 95% CIs: paired percentile bootstrap, {preset.bootstrap} replicates, images resampled within blocks "
