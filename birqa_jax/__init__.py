@@ -3,14 +3,14 @@
 Quick use::
 
     import birqa_jax
-    birqa_jax.list_metrics()                        # ['birqa', 'psnr', ..., 'gmsd']
+    birqa_jax.list_metrics()                        # ['birqa', 'birqa_robust', 'birqa_clean', 'psnr', ..., 'gmsd']
     m = birqa_jax.create_metric("birqa")            # packaged weights and their config together
     s = m(ref, dist)                                # arrays, PIL images or file paths
     s = birqa_jax.score(ref, dist)                  # the same in one line
     loss = m.as_loss()(m.params, ref, dist)         # inside your own jitted code
 
 BiRQA: higher = better quality; the score is unbounded, trained towards MOS normalised to
-[0, 1] (an identical pair scores about 0.83 with the packaged default weights).
+[0, 1] (an identical pair scores about 0.79 with the packaged default weights).
 
 The package's layers, lowest first (a module imports only from layers below its own):
 ``inputs``; ``model``; ``classical``, ``adversarial``, ``data``; ``evaluation``; ``train``;

@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--recursive", action="store_true", help="also pair files in subfolders (by relative path)")
     s.add_argument("--metric", action="append", metavar="NAME",
                    help="a metric of `birqa list` or a model file; repeat for several (default: birqa)")
-    s.add_argument("--params", metavar="FILE", help="model file for the birqa metric (default: packaged weights)")
+    s.add_argument("--params", metavar="FILE", help="model file for the birqa metric (default: the packaged default weights)")
     s.add_argument("--out", metavar="FILE", help="write rows to FILE ('-' = stdout, the default in folder mode "
                    "or with --format)")
     s.add_argument("--format", choices=("csv", "json"), help="output format (default: from --out's extension, else csv)")

@@ -739,7 +739,7 @@ def markdown(preset_name: str, preset: Preset, test: StudyPairs, analysis: dict,
             m = analysis["metrics"][arm][k]
             cells.append(f"{_f(m['value'])} [{_f(m['lo'])}, {_f(m['hi'])}]")
         lines.append(f"| {k} | " + " | ".join(cells) + " |")
-    lines += ["", "`worst@e`: per-image worst case over the suite at e/255; `*_auc`: area under SROCC vs eps "
+    lines += ["", "`worst@e`: per-image worst case over the attacks run at e/255; `*_auc`: area under SROCC vs eps "
               "from the clean value (eps 0) to the largest eps, divided by that range.", "",
               "## Comparisons (A - B, paired)", "",
               "| A | B | metric | delta | 95% CI | seed deltas | verdict |", "|---|---|---|---|---|---|---|"]

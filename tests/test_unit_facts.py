@@ -197,7 +197,7 @@ def test_golden_values_of_the_tiny_model(tiny_config, tiny_params, natural_pair)
     np.testing.assert_allclose(np.asarray(weights)[0], GOLDEN_WEIGHTS, atol=2e-6)
 
 
-# The packaged default weights on two scikit-image photographs (96x128 crops), three KADID-10k
+# The packaged clean weights (birqa_clean) on two scikit-image photographs (96x128 crops), three KADID-10k
 # distortion types at levels 1..5 (rng seed 0): every type's scores fall with the level, an
 # identical pair scores about 0.84, and the values are pinned.
 PACKAGED = {
@@ -215,7 +215,7 @@ PHOTOS = {"coffee": lambda: skdata.coffee()[60:156, 200:328], "chelsea": lambda:
 def test_packaged_weights_order_distortion_levels(photo):
     from birqa_jax.data.distortions import distort
 
-    params, config = birqa_jax.load()
+    params, config = birqa_jax.load(birqa_jax.metric.weights_path("birqa_clean"))
     ref = PHOTOS[photo]()
     types = sorted(t for p, t in PACKAGED if p == photo)
     dists = np.stack([distort(ref, t, level, np.random.default_rng(0)) for t in types for level in range(1, 6)])

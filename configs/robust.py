@@ -1,0 +1,32 @@
+"""The recipe of the packaged robust weights ``birqa_robust`` (the default ``birqa``).
+
+    python train.py --config configs/robust.py --workdir runs/robust
+
+fine-tunes the clean packaged weights (``birqa_clean``) on kadid_synthetic's four training
+photographs (split ``photos``: astronaut, chelsea and immunohistochemistry held out) for 100
+steps of 16 crops of 96x96, seed 0: the robustness study's run of arm ``RECIPE_ARM``, seed 0
+(the same config, data stream and compiled step). It exports ``runs/robust/birqa.msgpack``;
+copied to ``birqa_jax/assets/birqa_robust.msgpack`` it is the packaged set. Why this arm: the
+README's "Robustness" section and ``experiments/results/robustness_study/cpu/results.md``.
+"""
+
+from configs import aat_study
+
+RECIPE_ARM = "plain_at"
+# The arm's overrides of configs/aat_study.py (experiments/robustness_study.py, ARMS).
+RECIPE = {"aat.anchored": False, "loss.plcc": 1.0}
+
+
+def get_config():
+    c = aat_study.get_config()
+    c.seed = 0
+    c.num_steps = 100
+    c.warmup_steps = 20
+    c.eval_every = c.checkpoint_every = 100
+    for key, value in RECIPE.items():
+        *path, last = key.split(".")
+        node = c
+        for part in path:
+            node = node[part]
+        node[last] = value
+    return c
