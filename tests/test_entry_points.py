@@ -61,10 +61,11 @@ def test_ctrl_c_stops_resumably_and_the_log_has_each_step_once(tmp_path, make_ti
             yield batch
 
     monkeypatch.setattr(loop, "iterate", interrupted_at_batch_3)
+    before = signal.getsignal(signal.SIGINT)  # default_int_handler; SIG_IGN in a background job
     assert loop.train_and_evaluate(config, workdir) == {"stopped_at": 3, "interrupted": True}
     printed = capsys.readouterr()
     assert "stopped at step 3; run the same command to resume" in printed.out and "Ctrl-C" in printed.err
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before  # the handler is restored
 
     log = os.path.join(workdir, "metrics.jsonl")
     with open(log, "a") as f:  # as a crash after logging step 4, before its checkpoint
