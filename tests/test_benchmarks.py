@@ -132,13 +132,59 @@ def test_imports_without_data_packages():
         "for m in ('tensorflow_datasets', 'grain', 'ml_collections', 'array_record'):\n"
         "    sys.modules[m] = None\n"
         "import benchmarks.report, benchmarks.speed, benchmarks.train_speed, benchmarks.aat_speed\n"
-        "import benchmarks.peers, benchmarks.common\n"
+        "import benchmarks.peers, benchmarks.common, benchmarks.cost\n"
         "assert 'birqa_jax.data' not in sys.modules\n"
     )
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": ROOT}
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_cost_stages_add_up_to_the_forward(tiny_params, tmp_path):
+    from benchmarks import cost
+    from birqa_jax.model import ModelConfig
+
+    # Two levels, their parameters taken from the shared tiny model's (no init to compile).
+    config = ModelConfig(widths=(8, 12), head_hidden=8)
+    drop = ("level_2", "csram_2", "scgb_1")
+    p = {k: v for k, v in tiny_params["params"].items() if k not in drop}
+    p["head"] = {k: v for k, v in p["head"].items() if not k.endswith("_2")}
+    h, w = 32, 48
+    result = cost.run(h, w, dtypes=("float32",), configs={"two": config}, params={"two": {"params": p}},
+                      train_size=None)
+    common.write_json(str(tmp_path / "cost.json"), result)
+    with open(tmp_path / "cost.json") as f:
+        assert json.load(f) == json.loads(json.dumps(result))
+    assert result["benchmark"] == "cost" and result["env"]["platform"] == "cpu" and "own function" in result["note"]
+    rows = {r["stage"]: r for r in result["rows"]}
+    assert list(rows) == ["features", "level_0", "level_1", "csram_1", "scgb_0", "head", "forward"]
+    assert rows["level_1"]["inputs"] == "float32[1, 16, 24, 8]"  # level 0's output: half size, width 8
+    for r in rows.values():
+        assert r["flops"] > 0 and r["bytes_accessed"] > 0 and r["buffer_bytes"] > 0, r
+        assert r["per_pair"]["bytes_accessed"] == r["bytes_accessed"]  # batch 1
+    # The feature stage reads both images and writes its 8 channels at least once.
+    assert rows["features"]["buffer_bytes"] >= 4 * h * w * (3 + 3 + 8)
+    # Compiled apart or together, the stages do the same arithmetic: a missing stage, a wrong
+    # input shape or a stage costed twice moves the sum away from the whole forward.
+    stages = [r for name, r in rows.items() if name != "forward"]
+    assert sum(r["flops"] for r in stages) == pytest.approx(rows["forward"]["flops"], rel=0.02)
+    assert sum(r["buffer_bytes"] for r in stages) == pytest.approx(rows["forward"]["buffer_bytes"], rel=0.15)
+    assert "| two | 8-12 | float32 | forward |" in cost.markdown(result)
+
+
+def test_cost_buffer_bytes_counts_each_top_level_buffer_once():
+    import jax.numpy as jnp
+
+    from benchmarks import cost
+
+    # One fused loop: reads x (400 bytes) once, writes 400 bytes; XLA counts the same.
+    c = cost.program_cost(lambda x: jnp.sin(x) * 2, jnp.zeros((10, 10)))
+    assert c["buffer_bytes"] == c["bytes_accessed"] == 800 and c["flops"] == 100
+    # Eleven shifted windows of one input: XLA charges each slice, the buffers count it once.
+    c = cost.program_cost(lambda x: sum(x[i:i + 20] * (i + 1.0) for i in range(11)), jnp.zeros((30, 10)))
+    assert c["buffer_bytes"] == 4 * (30 * 10 + 20 * 10)
+    assert c["bytes_accessed"] == 4 * (11 * 20 * 10 + 20 * 10)
 
 
 def test_time_calls_excludes_warmup(monkeypatch):

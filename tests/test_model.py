@@ -71,6 +71,36 @@ def test_bfloat16_compute_keeps_float32_params(tiny_config, tiny_params):
     np.testing.assert_allclose(s16, s32, atol=0.1 * spread)
 
 
+def _equations(jaxpr):
+    """Every equation of ``jaxpr`` and of the jaxprs nested in its equations' parameters."""
+    for eqn in jaxpr.eqns:
+        yield eqn
+        for p in eqn.params.values():
+            for sub in p if isinstance(p, (tuple, list)) else (p,):
+                sub = getattr(sub, "jaxpr", sub)
+                if hasattr(sub, "eqns"):
+                    yield from _equations(sub)
+
+
+def test_bfloat16_activations_stay_bfloat16(tiny_config, tiny_params):
+    """Under the bf16 config every module output of the pyramid and every convolution's operands
+    and result are bfloat16: float32 stays in the feature stage, the head (by design) and the
+    accumulators of reductions (2x2 means, GeM pooling), which fuse into them."""
+    cfg = ModelConfig(widths=tiny_config.widths, head_hidden=tiny_config.head_hidden, dtype="bfloat16")
+    ref, dist = _pair((1, 32, 32, 3))
+    apply = functools.partial(BiRQA(cfg).apply, capture_intermediates=True, mutable=["intermediates"])
+    _, state = jax.eval_shape(apply, tiny_params, ref, dist)
+    outputs = {"/".join(str(getattr(k, "key", k)) for k in path): x.dtype
+               for path, x in jax.tree_util.tree_leaves_with_path(state["intermediates"])}
+    pyramid = {k: d for k, d in outputs.items() if not k.startswith(("head", "__call__"))}
+    assert any(k.startswith("scgb_0") for k in pyramid) and any(k.startswith("csram_1") for k in pyramid), outputs
+    assert set(pyramid.values()) == {jnp.dtype("bfloat16")}, {k: d for k, d in pyramid.items() if d != jnp.bfloat16}
+    convs = [e for e in _equations(jax.make_jaxpr(BiRQA(cfg).apply)(tiny_params, ref, dist).jaxpr)
+             if e.primitive.name == "conv_general_dilated"]
+    assert len(convs) == 2 * 3 + 3 * 2 + 2 * 2  # levels, CSRAM 1x1s, SCGB gates
+    assert {v.aval.dtype for e in convs for v in (*e.invars, *e.outvars)} == {jnp.dtype("bfloat16")}
+
+
 def test_parameter_counts_are_exact():
     count = lambda cfg: param_count(jax.eval_shape(lambda: init_params(cfg)))
     assert count(ModelConfig()) == 429_372  # compact: well under 1M

@@ -55,21 +55,30 @@ def gaussian_kernel(sigma: float = 1.5, truncate: float = 3.5) -> np.ndarray:
     return k / k.sum()
 
 
-def _filter_axis(x: jax.Array, taps: np.ndarray, axis: int) -> jax.Array:
-    """Correlate ``x`` with symmetric ``taps`` along ``axis`` as a sum of shifted slices.
+def _pad_symmetric(x: jax.Array, r: int, axes: tuple[int, ...] = (1, 2)) -> jax.Array:
+    """``jnp.pad(x, r, mode="symmetric")`` on ``axes`` (scipy's ``mode='reflect'``), as gathers of
+    constant indices: the same values, but XLA builds the padded tensor in one or two fused loops
+    where padding by concatenation materialises a copy per axis and per border."""
+    for axis in axes:
+        idx = np.pad(np.arange(x.shape[axis]), r, mode="symmetric")
+        x = jnp.take(x, idx, axis=axis, mode="clip")
+    return x
 
-    XLA fuses the shifted adds into one loop over the output.
-    """
-    r = len(taps) // 2
-    pad = [(0, 0)] * x.ndim
-    pad[axis] = (r, r)
-    xp = jnp.pad(x, pad, mode="symmetric")
-    n = x.shape[axis]
+
+def _correlate_valid(xp: jax.Array, taps: np.ndarray, axis: int) -> jax.Array:
+    """Correlate the padded ``xp`` with ``taps`` along ``axis`` (output shorter by ``len(taps) - 1``)
+    as a sum of shifted slices, which XLA fuses into one loop over the output."""
+    n = xp.shape[axis] - len(taps) + 1
     out = None
     for i, w in enumerate(taps):
-        term = jax.lax.slice_in_dim(xp, i, i + n, axis=axis) * jnp.asarray(w, x.dtype)
+        term = jax.lax.slice_in_dim(xp, i, i + n, axis=axis) * jnp.asarray(w, xp.dtype)
         out = term if out is None else out + term
     return out
+
+
+def _filter_axis(x: jax.Array, taps: np.ndarray, axis: int) -> jax.Array:
+    """Correlate ``x`` with symmetric ``taps`` along ``axis`` (symmetric padding, same size)."""
+    return _correlate_valid(_pad_symmetric(x, len(taps) // 2, (axis,)), taps, axis)
 
 
 def gaussian_filter(x: jax.Array, sigma: float = 1.5, truncate: float = 3.5) -> jax.Array:
@@ -81,15 +90,30 @@ def gaussian_filter(x: jax.Array, sigma: float = 1.5, truncate: float = 3.5) -> 
 def local_moments(x: jax.Array, y: jax.Array, sigma: float = 1.5):
     """Gaussian-weighted local means, variances and covariance of ``x`` and ``y`` [N, H, W, C].
 
-    Population (not sample) statistics, as ``use_sample_covariance=False`` in skimage. All five
-    filters run in one call on a stacked tensor so XLA shares the padding and the loop.
+    Population (not sample) statistics, as ``use_sample_covariance=False`` in skimage. Both
+    images are padded once, together, and the five filters share one pass (``_padded_moments``).
     """
-    c = x.shape[-1]
-    # Centring on 0.5 (moments are shift-invariant) shrinks the float32 cancellation in
-    # E[x^2] - E[x]^2 about fourfold for images in [0, 1].
-    xs, ys = x - 0.5, y - 0.5
-    stacked = jnp.concatenate([xs, ys, xs * xs, ys * ys, xs * ys], axis=-1)
-    f = gaussian_filter(stacked, sigma)
+    taps = gaussian_kernel(sigma)
+    return _padded_moments(_pad_symmetric(jnp.concatenate([x, y], axis=-1), len(taps) // 2), x.shape[-1], taps)
+
+
+def _padded_moments(p: jax.Array, c: int, taps: np.ndarray):
+    """``local_moments`` from ``p`` = [x | y] on the channel axis ([N, H+2r, W+2r, 2c]), already
+    symmetrically padded by the taps' radius r.
+
+    The row pass forms the five moment channels of each shifted row window itself, so only the
+    two padded images are read and only the row-filtered moments are written; the column pass
+    filters those. Centring on 0.5 (moments are shift-invariant) shrinks the float32
+    cancellation in E[x^2] - E[x]^2 about fourfold for images in [0, 1].
+    """
+    h = p.shape[1] - len(taps) + 1
+    rows = None
+    for i, w in enumerate(taps):
+        win = jax.lax.slice_in_dim(p, i, i + h, axis=1) - 0.5
+        xs, ys = win[..., :c], win[..., c:]
+        term = jnp.concatenate([xs, ys, xs * xs, ys * ys, xs * ys], axis=-1) * jnp.asarray(w, p.dtype)
+        rows = term if rows is None else rows + term
+    f = _correlate_valid(rows, taps, axis=2)
     mx, my, mxx, myy, mxy = (f[..., i * c : (i + 1) * c] for i in range(5))
     vx = mxx - mx * mx
     vy = myy - my * my
@@ -119,19 +143,10 @@ def ssim_from_moments(mx, my, vx, vy, cxy) -> jax.Array:
     return (ln * cn) / (ld * cd)
 
 
-def _shift(xp: jax.Array, dr: int, dc: int, h: int, w: int) -> jax.Array:
-    """Window of the 1-padded image ``xp`` [N, H+2, W+2, C] at offset (dr, dc) from the centre."""
-    return xp[:, 1 + dr : 1 + dr + h, 1 + dc : 1 + dc + w, :]
-
-
-def lbp_neighbours(y: jax.Array) -> jax.Array:
-    """Bilinearly sampled radius-1 neighbours of each pixel: [N, H, W, C] -> [N, H, W, C, 8].
-
-    Sampling positions, order and interpolation follow skimage's ``local_binary_pattern`` with
-    P=8, R=1; borders use edge padding (skimage pads with zeros, which invents texture).
-    """
-    n, h, w, c = y.shape
-    yp = jnp.pad(y, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+def _padded_neighbours(yp: jax.Array, r: int) -> list[jax.Array]:
+    """The 8 bilinearly sampled radius-1 neighbours of each pixel of ``yp`` [N, H+2r, W+2r, C],
+    padded by ``r`` >= 1 (symmetric padding: its first ring is the edge value), each [N, H, W, C]."""
+    h, w = yp.shape[1] - 2 * r, yp.shape[2] - 2 * r
     out = []
     for rp, cp in _LBP_OFFSETS:
         r0, c0 = math.floor(rp), math.floor(cp)
@@ -141,9 +156,25 @@ def lbp_neighbours(y: jax.Array) -> jax.Array:
             for dc, wc in ((c0, 1.0 - fc), (c0 + 1, fc)):
                 wgt = wr * wc
                 if abs(wgt) > 1e-12:
-                    v = v + _shift(yp, dr, dc, h, w) * jnp.asarray(wgt, y.dtype)
+                    v = v + yp[:, r + dr : r + dr + h, r + dc : r + dc + w, :] * jnp.asarray(wgt, yp.dtype)
         out.append(v)
-    return jnp.stack(out, axis=-1)
+    return out
+
+
+def lbp_neighbours(y: jax.Array) -> jax.Array:
+    """Bilinearly sampled radius-1 neighbours of each pixel: [N, H, W, C] -> [N, H, W, C, 8].
+
+    Sampling positions, order and interpolation follow skimage's ``local_binary_pattern`` with
+    P=8, R=1; borders use edge padding (skimage pads with zeros, which invents texture).
+    """
+    return jnp.stack(_padded_neighbours(_pad_symmetric(y, 1), 1), axis=-1)
+
+
+def _soft_bit(neighbour: jax.Array, centre: jax.Array, temperature: float) -> jax.Array:
+    d = neighbour - centre
+    if temperature == 0:
+        return (d >= 0).astype(centre.dtype)
+    return jax.nn.sigmoid(d / temperature)
 
 
 def soft_lbp_bits(y: jax.Array, temperature: float) -> jax.Array:
@@ -152,10 +183,19 @@ def soft_lbp_bits(y: jax.Array, temperature: float) -> jax.Array:
     As ``temperature`` -> 0 the bits become the hard code ``neighbour_k >= centre``; with
     ``temperature == 0`` the hard step is returned (not differentiable; for testing).
     """
-    d = lbp_neighbours(y) - y[..., None]
-    if temperature == 0:
-        return (d >= 0).astype(y.dtype)
-    return jax.nn.sigmoid(d / temperature)
+    return jnp.stack([_soft_bit(v, y, temperature) for v in _padded_neighbours(_pad_symmetric(y, 1), 1)], axis=-1)
+
+
+def _padded_soft_lbp_distance(p: jax.Array, r: int, centre: jax.Array, temperature: float) -> jax.Array:
+    """Mean over the 8 neighbours of |soft bit of x - soft bit of y| from ``p`` = [x | y]
+    ([N, H+2r, W+2r, 2], padded by ``r`` >= 1) and the unpadded ``centre`` = [x | y]
+    -> [N, H, W, 1]. The bits are summed one by one, so no [..., 8] stack is materialised."""
+    total = None
+    for v in _padded_neighbours(p, r):
+        bits = _soft_bit(v, centre, temperature)
+        term = jnp.abs(bits[..., :1] - bits[..., 1:])
+        total = term if total is None else total + term
+    return total / 8.0
 
 
 def lbp_code(y: jax.Array) -> jax.Array:
@@ -193,18 +233,25 @@ def feature_stack(
       ``include_luma``): SSIM map on Y, |dCb|, |dCr|, mean |soft LBP bit difference| on Y,
       information map of ref and of dist.
     """
+    # rgb_to_ycbcr's matrix product, not multiply-adds inside a fused loop, which may round
+    # differently: a one-ulp change of luma moves the SSIM and information maps by up to ~1e-4
+    # in flat regions (their variances are divided by C2 ~ 1e-3).
     ycc_r = rgb_to_ycbcr(ref.astype(jnp.float32))
     ycc_d = rgb_to_ycbcr(dist.astype(jnp.float32))
     y_r, y_d = ycc_r[..., :1], ycc_d[..., :1]
-
-    moments = local_moments(y_r, y_d)
-    vx, vy = moments[2], moments[3]
-    chroma = jnp.abs(ycc_r[..., 1:] - ycc_d[..., 1:])
-    lbp = jnp.mean(
-        jnp.abs(soft_lbp_bits(y_r, lbp_temperature) - soft_lbp_bits(y_d, lbp_temperature)),
-        axis=-1,
-    )
-    feats = [ssim_from_moments(*moments), chroma, lbp, information_map(vx, info_c), information_map(vy, info_c)]
+    taps = gaussian_kernel()
+    r = len(taps) // 2
+    # Both lumas padded once; the moments' filters and the LBP neighbours read the same tensor.
+    lumas = jnp.concatenate([y_r, y_d], axis=-1)
+    p = _pad_symmetric(lumas, r)
+    mx, my, vx, vy, cxy = _padded_moments(p, 1, taps)
+    feats = [
+        ssim_from_moments(mx, my, vx, vy, cxy),
+        jnp.abs(ycc_r[..., 1:] - ycc_d[..., 1:]),
+        _padded_soft_lbp_distance(p, r, lumas, lbp_temperature),
+        information_map(vx, info_c),
+        information_map(vy, info_c),
+    ]
     if include_luma:
         feats += [y_r, y_d]
     return jnp.concatenate(feats, axis=-1)
