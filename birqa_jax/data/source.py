@@ -90,6 +90,9 @@ class IQASource:
         dist = example.pop("image")
         return {"ref": self.reference(int(example["ref_id"])), "dist": dist, **example}
 
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
     def __repr__(self) -> str:
         refs = f", {len(self.reference_rows)} references" if self.references is not None else ""
         return f"IQASource({self.dataset_info.full_name}, {len(self)} examples{refs})"
