@@ -317,6 +317,19 @@ def _as_float(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32) / np.float32(255.0)
 
 
+def _copy_window(out: np.ndarray, image: np.ndarray, y: int, x: int, flip: bool) -> None:
+    """``out`` [h, w, C] = the window of ``image`` at (y, x), mirrored left-right if ``flip``."""
+    h, w = out.shape[:2]
+    window = image[y : y + h, x : x + w]
+    if not flip:
+        out[...] = window
+        return
+    # numpy copies a mirrored [h, w, 3] window pixel by pixel, 3 bytes at a time; one channel
+    # at a time it is 4x faster (0.24 instead of 1.06 ms for 384x384 on one core).
+    for c in range(window.shape[-1]):
+        out[:, :, c] = window[:, ::-1, c]
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class _LoadCrops:
     """Plan rows -> batch: read each pair, crop and flip ref and dist identically; images
@@ -328,9 +341,11 @@ class _LoadCrops:
 
     def __call__(self, plan: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         h, w = self.crop_size
-        keys = ("ref", "dist", "mos", "mos_raw", "ref_id", "dist_type")
+        n = len(plan["index"])
+        images = {"ref": np.empty((n, h, w, 3), np.uint8), "dist": np.empty((n, h, w, 3), np.uint8)}
+        keys = ("mos", "mos_raw", "ref_id", "dist_type")
         fields: dict[str, list] = {k: [] for k in keys}
-        for index, (uy, ux), flip in zip(plan["index"], plan["crop"], plan["flip"]):
+        for row, (index, (uy, ux), flip) in enumerate(zip(plan["index"], plan["crop"], plan["flip"])):
             example = self.source[int(index)]
             ref, dist = example["ref"], example["dist"]
             height, width = ref.shape[:2]
@@ -340,17 +355,14 @@ class _LoadCrops:
                     f"{dist.shape}; need equal shapes of at least crop_size {h}x{w}"
                 )
             y, x = int(uy * (height - h + 1)), int(ux * (width - w + 1))
-            ref, dist = ref[y : y + h, x : x + w], dist[y : y + h, x : x + w]
-            if flip:
-                ref, dist = ref[:, ::-1], dist[:, ::-1]
-            fields["ref"].append(ref)
-            fields["dist"].append(dist)
-            for key in ("mos", "mos_raw", "ref_id", "dist_type"):
+            _copy_window(images["ref"][row], ref, y, x, flip)
+            _copy_window(images["dist"][row], dist, y, x, flip)
+            for key in keys:
                 fields[key].append(example[key])
-        image = np.stack if self.uint8 else (lambda crops: _as_float(np.stack(crops)))
+        convert = (lambda crops: crops) if self.uint8 else _as_float
         batch = {
-            "ref": image(fields["ref"]),
-            "dist": image(fields["dist"]),
+            "ref": convert(images["ref"]),
+            "dist": convert(images["dist"]),
             "mos": np.asarray(fields["mos"], np.float32),
             "mos_raw": np.asarray(fields["mos_raw"], np.float32),
             "ref_id": np.asarray(fields["ref_id"], np.int32),
