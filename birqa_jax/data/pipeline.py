@@ -69,7 +69,7 @@ def load_source(
         raw builds under ``<data_dir>/raw/``); ``~`` is expanded.
       manual_dir: the folder with the official files (real datasets), passed to the builder as
         ``source_dir``; not needed once the dataset is built.
-      storage: ``"png"`` (decoded when read) or ``"raw"`` (uint8 pixels, about 1.6 times PNG's
+      storage: ``"png"`` (decoded when read) or ``"raw"`` (uint8 pixels, about twice PNG's
         bytes, nothing to decode); each is its own build.
       cache_bytes: bound of the per-source cache of decoded references (:class:`IQASource`).
       **builder_kwargs: passed to the builder, e.g. ``config=KadidSyntheticConfig(...)``,
