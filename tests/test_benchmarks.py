@@ -132,7 +132,7 @@ def test_imports_without_data_packages():
         "for m in ('tensorflow_datasets', 'grain', 'ml_collections', 'array_record'):\n"
         "    sys.modules[m] = None\n"
         "import benchmarks.report, benchmarks.speed, benchmarks.train_speed, benchmarks.aat_speed\n"
-        "import benchmarks.peers, benchmarks.common, benchmarks.cost\n"
+        "import benchmarks.peers, benchmarks.common, benchmarks.cost, benchmarks.input_speed\n"
         "assert 'birqa_jax.data' not in sys.modules\n"
     )
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": ROOT}
@@ -185,6 +185,36 @@ def test_cost_buffer_bytes_counts_each_top_level_buffer_once():
     c = cost.program_cost(lambda x: sum(x[i:i + 20] * (i + 1.0) for i in range(11)), jnp.zeros((30, 10)))
     assert c["buffer_bytes"] == 4 * (30 * 10 + 20 * 10)
     assert c["bytes_accessed"] == 4 * (11 * 20 * 10 + 20 * 10)
+
+
+def test_input_speed_tiny_writes_json(tmp_path, capsys):
+    from benchmarks import input_speed
+
+    out = tmp_path / "input.json"
+    input_speed.main(["--source-size", "48x64", "--size", "32x32", "--refs", "2", "--types", "2", "--batch", "2",
+                      "--batches", "2", "--workers", "2", "--tmp", str(tmp_path), "--out", str(out)])
+    with open(out) as f:
+        result = json.load(f)
+    assert result["benchmark"] == "input_speed" and len(result["env"]["loadavg"]) == 3 and result["env"]["date_utc"]
+    assert result["settings"]["pairs"] == 4 and result["settings"]["crop"] == [32, 32]
+    rows = {r["what"]: r for r in result["rows"]}
+    assert list(rows) == list(input_speed.PATHS)
+    assert [rows[p]["dtype"] for p in input_speed.PATHS] == ["float32", "uint8", "uint8"]
+    for r in rows.values():
+        assert r["pairs"] == 4 and r["pairs_per_core_s"] == pytest.approx(4 / r["cpu_s"]) and r["pairs_per_s"] > 0
+        assert r["pairs_per_s_workers"] > 0 and r["workers"] == 2 and len(r["loadavg_before"]) == 3
+    # The old path decodes every pair's reference again; the others decoded theirs in the untimed pass.
+    assert (rows["old"]["reference_decodes_timed"], rows["png"]["reference_decodes_timed"],
+            rows["raw"]["reference_decodes_timed"]) == (4, 0, 0)
+    disk = result["disk"]["kadid10k_fixture"]
+    assert disk["pairs"] == 4 and disk["references"] == 2
+    assert disk["raw_bytes_per_example"] > 48 * 64 * 3 > disk["png_bytes_per_example"] > 0
+    assert disk["raw_bytes_per_pair"] == pytest.approx(disk["raw_bytes_per_example"] + disk["raw_bytes_per_reference"] / 2)
+    assert disk["raw_over_png"] == pytest.approx(disk["raw_bytes_per_pair"] / disk["png_bytes_per_pair"])
+    assert result["best"] in input_speed.PATHS and isinstance(result["target_met"], bool)
+    printed = capsys.readouterr().out
+    assert "| raw | raw | uint8 |" in printed and "| kadid10k_fixture | 4 | 2 |" in printed
+    assert not list(tmp_path.glob("tmp*"))  # the temporary datasets are gone
 
 
 def test_time_calls_excludes_warmup(monkeypatch):

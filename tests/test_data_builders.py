@@ -1,6 +1,7 @@
 """The real-dataset builders on tiny fixture trees in the official layouts (tests/fixtures_iqa.py)."""
 
 import os
+import pathlib
 import shutil
 import sys
 
@@ -61,13 +62,20 @@ def test_kadid10k_references_beside_distorted(tmp_path):
 def test_kadid10k_through_tfds_data_source_and_manual_dir(tmp_path):
     fx.write_kadid(tmp_path / "kadid10k")
     config = tfds.download.DownloadConfig(manual_dir=str(tmp_path / "kadid10k"))
-    source = tfds.data_source(
+    splits = tfds.data_source(
         "kadid10k",
         data_dir=str(tmp_path / "tfds"),
         download_and_prepare_kwargs={"download_config": config},
-    )["full"]
-    assert len(source) == 5
-    assert source[2]["dist"].shape == (fx.H, fx.W, 3) and source[2]["dist"].dtype == np.uint8
+    )
+    # tfds's own view: the distorted images in "full", each reference once in "references".
+    source, references = splits["full"], splits["references"]
+    assert len(source) == 5 and len(references) == 3
+    example = source[2]
+    assert example["image"].shape == (fx.H, fx.W, 3) and example["image"].dtype == np.uint8
+    np.testing.assert_array_equal(example["image"], constant("I02_25_03.png"))
+    reference = references[int(example["ref_id"])]
+    assert reference["ref_id"] == example["ref_id"] and reference["ref_name"] == b"I02.png"
+    np.testing.assert_array_equal(reference["image"], constant("I02.png"))
     assert "tensorflow" not in sys.modules
 
 
@@ -296,7 +304,7 @@ def test_load_source_builds_once_and_says_so(tmp_path, capsys):
     root = tmp_path / "kadid10k"
     fx.write_kadid(root)
     build("kadid10k", tmp_path, root)
-    assert "Built kadid10k/1.0.0: 5 examples in" in capsys.readouterr().out
+    assert "Built kadid10k/2.0.0: 5 examples in" in capsys.readouterr().out
     (root / "dmos.csv").unlink()  # a built dataset no longer needs its source files
     assert len(data.load_source("kadid10k", data_dir=str(tmp_path / "tfds"))) == 5
     assert "Built" not in capsys.readouterr().out
@@ -462,3 +470,84 @@ def test_source_that_no_longer_reads_is_a_change(tmp_path):
     (root / "dmos.csv").unlink()
     with pytest.raises(SourceChangedError, match=f"(?s)it no longer reads: .*score file {root / 'dmos.csv'} not found.*load it without a source folder"):
         build("kadid10k", tmp_path, root)
+
+
+# --- Storage: references once, raw pixels, builds of another version. -----------------------
+
+
+def test_references_are_stored_once(tmp_path):
+    expected = fx.write_kadid(tmp_path / "kadid10k")
+    source = build("kadid10k", tmp_path, tmp_path / "kadid10k")
+    assert len(source.references) == 3 and len(source.examples) == len(expected)
+    assert data.example_columns(source)["ref_id"].tolist() == [0, 0, 1, 2, 1]
+    assert source.dataset_info.metadata["references"] == {"split": "references", "ref_id": [0, 1, 2]}
+    assert source.dataset_info.metadata["storage"] == "png"
+
+
+@pytest.mark.parametrize("name", ["kadid10k", "tid2013", "bapps_2afc"])
+def test_raw_storage_reads_the_pixels_png_storage_reads(tmp_path, monkeypatch, name):
+    decoded = []
+    decode = tfds.features.Image.decode_example_np
+    monkeypatch.setattr(tfds.features.Image, "decode_example_np", lambda self, x: decoded.append(1) or decode(self, x))
+    root = tmp_path / "root"
+    WRITERS[name](root)
+    png = build(name, tmp_path, root)
+    raw = build(name, tmp_path, root, storage="raw")
+    assert pathlib.Path(raw.dataset_info.data_dir).relative_to(tmp_path / "tfds").parts[0] == "raw"
+    assert raw.dataset_info.metadata["storage"] == "raw" and png.dataset_info.metadata["storage"] == "png"
+    assert len(raw) == len(png)
+    for i in range(len(png)):
+        a, n = png[i], len(decoded)
+        b = raw[i]
+        assert len(decoded) == n  # nothing to decode: the stored bytes are the pixels
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    columns = data.example_columns(raw)
+    for key, values in data.example_columns(png).items():
+        np.testing.assert_array_equal(columns[key], values)
+    assert decoded  # the PNG build's images were decoded
+    assert isinstance(raw.dataset_info.features["p0" if name == "bapps_2afc" else "image"], tfds.features.Tensor)
+
+
+def test_storage_must_be_known(tmp_path):
+    fx.write_kadid(tmp_path / "kadid10k")
+    with pytest.raises(ValueError, match=r"storage must be one of \('png', 'raw'\), got 'jpeg'"):
+        build("kadid10k", tmp_path, tmp_path / "kadid10k", storage="jpeg")
+
+
+def as_older_version(source) -> pathlib.Path:
+    """Moves a build to the folder of version 1.0.0, as a build by an earlier birqa_jax."""
+    folder = pathlib.Path(source.dataset_info.data_dir)
+    old = folder.parent / "1.0.0"
+    folder.rename(old)
+    return old
+
+
+def test_build_of_another_version_is_rebuilt_from_the_same_source(tmp_path, capsys):
+    root = tmp_path / "kadid10k"
+    expected = fx.write_kadid(root)
+    old = as_older_version(build("kadid10k", tmp_path, root))
+    with pytest.raises(FileNotFoundError, match=f"(?s)kadid10k in {old} is version 1.0.0, a format this version of "
+                                                "birqa_jax does not read, and building version 2.0.0 needs its "
+                                                "official files: give their folder.*dmos.csv"):
+        data.load_source("kadid10k", data_dir=str(tmp_path / "tfds"))
+    capsys.readouterr()
+    source = build("kadid10k", tmp_path, root)
+    out = capsys.readouterr().out
+    assert f"kadid10k: {old} holds version 1.0.0, a format this version of birqa_jax does not read" in out
+    assert "Built kadid10k/2.0.0: 5 examples" in out and old.is_dir()
+    check_pairs(source, expected, lambda r: (r - 1) / 4)
+
+
+def test_build_of_another_version_and_a_changed_source_is_an_error(tmp_path):
+    root = tmp_path / "kadid10k"
+    fx.write_kadid(root)
+    old = as_older_version(build("kadid10k", tmp_path, root))
+    (root / "images" / "I03_11_02.png").unlink()
+    with pytest.raises(SourceChangedError, match=f"(?s){old} holds version 1.0.0, .*differs from the files it was "
+                                                 f"built from.*1 gone: images/I03_11_02.png.*delete {old} and load "
+                                                 "again"):
+        build("kadid10k", tmp_path, root, skip_bad_images=True)
+    shutil.rmtree(old)
+    assert len(build("kadid10k", tmp_path, root, skip_bad_images=True)) == 4

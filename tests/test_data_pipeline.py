@@ -1,5 +1,7 @@
 """Input pipelines: batch shapes, aligned crops, epochs, resume, process slices, MOS bands."""
 
+import threading
+
 import fixtures_iqa as fx
 import numpy as np
 import pytest
@@ -202,3 +204,104 @@ def test_eval_examples_full_resolution(source, mos_raw):
 
 def test_group_ids_are_reference_ids(source):
     np.testing.assert_array_equal(data.group_ids(source), np.repeat(np.arange(12), 2))
+
+
+# --- Reading cost: references decoded once, uint8 batches, worker threads. -------------------
+
+
+@pytest.fixture
+def fresh_source(source, tmp_path_factory):
+    """The module's dataset opened again: an empty reference cache."""
+    data_dir = source.dataset_info.data_dir.split("/kadid10k/")[0]
+    return lambda **kwargs: data.load_source("kadid10k", data_dir, **kwargs)
+
+
+class CountingReads:
+    """A spy around a tfds data source: counts the records read (each decodes its PNG image)."""
+
+    def __init__(self, inner):
+        self.inner, self.reads, self._lock = inner, 0, threading.Lock()
+
+    def __len__(self):
+        return len(self.inner)
+
+    def __getitem__(self, index):
+        with self._lock:
+            self.reads += 1
+        return self.inner[index]
+
+    @property
+    def dataset_info(self):
+        return self.inner.dataset_info
+
+
+@pytest.mark.parametrize("prefetch", [0, 3])
+def test_each_reference_is_decoded_once(fresh_source, prefetch):
+    source = fresh_source()
+    source.examples, source.references = CountingReads(source.examples), CountingReads(source.references)
+    stream = data.iterate(train(source, batch_size=6), prefetch=prefetch, workers=4)
+    refs = set()
+    for _ in range(12):  # 72 pairs: three epochs of the 24 examples, 4 threads at once
+        refs |= set(next(stream)["ref_id"].tolist())
+    stream.close()
+    assert len(refs) == 12 and source.references.reads == source.reference_decodes == 12
+    assert 72 <= source.examples.reads <= 72 + 6 * 4  # one decode per pair (and batches read ahead)
+
+
+def test_reference_cache_bound(fresh_source):
+    one = 24 * 32 * 3  # bytes of one decoded reference
+    source = fresh_source(cache_bytes=one)
+    for index in (0, 1, 0, 2, 3, 2):  # examples 0, 1 share reference 0; 2, 3 reference 1
+        source[index]
+    assert source.reference_decodes == 2
+    source[0]  # reference 0 was dropped for reference 1
+    assert source.reference_decodes == 3
+    uncached = fresh_source(cache_bytes=0)
+    for index in range(4):
+        np.testing.assert_array_equal(uncached[index]["ref"], source[index]["ref"])
+    assert uncached.reference_decodes == 4
+    with pytest.raises(ValueError, match="read-only"):
+        source[0]["ref"][0, 0, 0] = 1  # shared through the cache
+
+
+def test_uint8_batches_are_the_float_batches_as_stored(source):
+    for make in (lambda **kw: train(source, **kw), lambda **kw: band(source, **kw)):
+        for k in (0, 5):
+            floats, ints = make()[k], make(uint8=True)[k]
+            assert floats.keys() == ints.keys()
+            for key in floats:
+                if key in ("ref", "dist"):
+                    assert ints[key].dtype == np.uint8
+                    np.testing.assert_array_equal(ints[key].astype(np.float32) / np.float32(255), floats[key])
+                else:
+                    np.testing.assert_array_equal(ints[key], floats[key])
+
+
+def test_workers_follow_the_cores_unless_given(source, monkeypatch):
+    import os
+
+    from birqa_jax.data import pipeline
+
+    assert data.default_workers() == len(os.sched_getaffinity(0))
+    asked = []
+    read_options = pipeline.grain.ReadOptions
+
+    def recording(**kwargs):
+        asked.append(kwargs)
+        return read_options(**kwargs)
+
+    monkeypatch.setattr(pipeline.grain, "ReadOptions", recording)
+    monkeypatch.setattr(pipeline, "default_workers", lambda: 5)
+    ds = train(source)
+    next(data.iterate(ds))
+    next(data.iterate(ds, workers=3, prefetch=4))
+    next(data.iterate(ds, workers=3, prefetch=0))
+    next(data.eval_examples(source, [0]))
+    assert asked == [
+        dict(num_threads=5, prefetch_buffer_size=5),
+        dict(num_threads=3, prefetch_buffer_size=4),
+        dict(num_threads=0, prefetch_buffer_size=0),
+        dict(num_threads=5, prefetch_buffer_size=5),
+    ]
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        data.iterate(ds, workers=0)

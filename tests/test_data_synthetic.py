@@ -163,3 +163,32 @@ def test_reusing_a_config_name_with_other_options_is_an_error(tmp_path, monkeypa
 def test_bad_options(tmp_path, overrides, message):
     with pytest.raises(ValueError, match=message):
         load(tmp_path, tiny("bad", **overrides))
+
+
+def test_raw_storage_and_references_stored_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(synthetic, "distort", stand_in_distort)
+    config = tiny("both", num_refs=2, dist_types=(1, 11), levels=(1,))
+    png = load(tmp_path, config)
+    raw = data.load_source("kadid_synthetic", str(tmp_path), config=config, storage="raw")
+    assert len(png.references) == len(raw.references) == 2 and len(png) == len(raw) == 4
+    assert "/raw/kadid_synthetic/both/" in raw.dataset_info.data_dir
+    for i in range(4):
+        a, b = png[i], raw[i]
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_build_of_another_version_is_rebuilt(tmp_path, monkeypatch, capsys):
+    import pathlib
+
+    monkeypatch.setattr(synthetic, "distort", stand_in_distort)
+    config = tiny("again", num_refs=2, dist_types=(1,), levels=(1,))
+    first = load(tmp_path, config)
+    images = [first[i]["dist"] for i in range(len(first))]
+    folder = pathlib.Path(first.dataset_info.data_dir)
+    folder.rename(folder.parent / "1.0.0")
+    capsys.readouterr()
+    again = load(tmp_path, config)
+    assert f"{folder.parent / '1.0.0'} holds version 1.0.0, a format" in capsys.readouterr().out
+    for i, image in enumerate(images):
+        np.testing.assert_array_equal(again[i]["dist"], image)

@@ -65,6 +65,7 @@ def test_ctrl_c_stops_resumably_and_the_log_has_each_step_once(tmp_path, make_ti
     assert loop.train_and_evaluate(config, workdir) == {"stopped_at": 3, "interrupted": True}
     printed = capsys.readouterr()
     assert "stopped at step 3; run the same command to resume" in printed.out and "Ctrl-C" in printed.err
+    assert "data_wait=" in printed.err  # the progress line reports the share of time spent waiting for data
     assert signal.getsignal(signal.SIGINT) is before  # the handler is restored
 
     log = os.path.join(workdir, "metrics.jsonl")

@@ -65,6 +65,28 @@ def test_sharded_step_matches_one_device(tiny_config, tiny_params, attack):
         assert m8["two_sided_coverage"] == pytest.approx(m1["two_sided_coverage"])
 
 
+def test_uint8_batches_train_exactly_as_their_float_batches(tiny_config, tiny_params):
+    """The loop sends uint8 crops and the step converts them (inputs.as_float): the same update,
+    bit for bit, as the float32 batch the host used to make (data.train_dataset's v / 255)."""
+    rng = np.random.default_rng(0)
+    ref = rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    dist = np.clip(ref.astype(int) + rng.integers(-30, 31, ref.shape), 0, 255).astype(np.uint8)
+    mos = rng.random(8, dtype=np.float32)
+    host = lambda x: x.astype(np.float32) / np.float32(255)  # noqa: E731
+    tx = optax.sgd(1e-3)  # the schedule of make_optimizer starts at 0: the first step would not move
+    mesh = training.make_mesh(jax.devices()[:1])
+    step = training.make_train_step(BiRQA(tiny_config), tx, mesh)
+    out = []
+    for batch in ({"ref": host(ref), "dist": host(dist), "mos": mos}, {"ref": ref, "dist": dist, "mos": mos}):
+        state = training.replicate(training.create_train_state(tiny_params, tx, 0), mesh)
+        state, metrics = step(state, training.global_batch(batch, mesh))
+        out.append((_flat(state.params), jax.device_get(metrics)))
+    (p_float, m_float), (p_uint8, m_uint8) = out
+    np.testing.assert_array_equal(p_uint8, p_float)
+    assert m_uint8["loss"] == m_float["loss"] and m_uint8["grad_norm"] == m_float["grad_norm"]
+    assert np.abs(p_float - _flat(tiny_params)).max() > 0
+
+
 def test_attack_spec_checks_its_settings():
     with pytest.raises(ValueError, match="takes no setting"):
         training.AttackSpec(name="fgsm", settings={"steps": 3})
@@ -188,6 +210,15 @@ def test_train_resume_is_exact_and_loss_falls(tmp_path, tiny_run, one_device_mes
     assert np.isfinite(api.score(np.zeros((32, 32, 3), np.uint8), np.full((32, 32, 3), 9, np.uint8),
                                  params=params, config=config))
     assert set(summary["test"]) == {"birqa", "ssim"} and summary["test"]["birqa"]["n"] == summary["test_examples"]
+
+
+def test_log_reports_the_wait_for_data(tiny_run):
+    workdir, config = tiny_run
+    logged = [m for m in _metrics(workdir) if "loss" in m]
+    assert len(logged) == config.num_steps
+    for m in logged:
+        assert m["data_wait_s"] >= 0 and 0 <= m["data_wait_frac"] <= 1
+    assert sum(m["data_wait_s"] for m in logged) > 0  # prefetch 0: every batch loads in the loop
 
 
 def test_corrupt_latest_checkpoint_falls_back(tmp_path, tiny_config, tiny_params):

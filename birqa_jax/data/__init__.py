@@ -22,6 +22,7 @@ from birqa_jax.data.pieapp import PieApp
 from birqa_jax.data.pipal import Pipal
 from birqa_jax.data.pipeline import (
     ANCHOR_RULES,
+    default_workers,
     eval_examples,
     example_columns,
     group_ids,
@@ -31,6 +32,7 @@ from birqa_jax.data.pipeline import (
     select_anchors,
     train_dataset,
 )
+from birqa_jax.data.source import IQASource
 from birqa_jax.data.runs import MODEL_FILE, Run, RunError, load_data, load_run
 from birqa_jax.data.splits import held_out_split, official_split, split_indices
 from birqa_jax.data.synthetic import (
@@ -46,6 +48,7 @@ __all__ = [
     "ANCHOR_RULES",
     "Bapps2afc",
     "Csiq",
+    "IQASource",
     "Kadid10k",
     "KadidSynthetic",
     "KadidSyntheticConfig",
@@ -57,6 +60,7 @@ __all__ = [
     "RunError",
     "Tid2008",
     "Tid2013",
+    "default_workers",
     "eval_examples",
     "example_columns",
     "group_ids",

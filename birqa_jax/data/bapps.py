@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 
-from birqa_jax.data.base import ManualIQABuilder, Record, require_dir
+from birqa_jax.data.base import ManualIQABuilder, Record, image_feature, require_dir
 
 # The 2AFC validation subsets; subset_id is the position in this tuple.
 SUBSETS = ("cnn", "color", "deblur", "frameinterp", "superres", "traditional")
@@ -25,7 +25,8 @@ class Bapps2afc(ManualIQABuilder):
     """BAPPS 2AFC validation triplets: a reference patch, two distorted patches, and the
     fraction of people who judged ``p1`` closer to the reference.
 
-    Example spec (not the pair spec): ``ref``, ``p0``, ``p1`` uint8 [64, 64, 3]; ``judge``
+    Example spec (not the pair spec): ``ref``, ``p0``, ``p1`` uint8 [64, 64, 3] (every triplet has
+    its own reference, stored in the example; PNG or raw, ``storage``); ``judge``
     float32 in [0, 1] (preference for p1); ``subset`` text and ``subset_id`` int32 (index in
     ``SUBSETS``); ``name`` text ``<subset>/<id>``. The 2AFC score of a metric with distances
     d0, d1 (lower = more similar) is the mean of ``(d0 < d1) * (1 - judge) + (d0 > d1) * judge +
@@ -51,9 +52,9 @@ Download the 2AFC validation set with `scripts/download_dataset_valonly.sh` of {
     def _features(self) -> tfds.features.FeaturesDict:
         return tfds.features.FeaturesDict(
             {
-                "ref": tfds.features.Image(shape=(None, None, 3)),
-                "p0": tfds.features.Image(shape=(None, None, 3)),
-                "p1": tfds.features.Image(shape=(None, None, 3)),
+                "ref": image_feature(self._storage),
+                "p0": image_feature(self._storage),
+                "p1": image_feature(self._storage),
                 "judge": np.float32,
                 "subset": tfds.features.Text(),
                 "subset_id": np.int32,

@@ -1,15 +1,33 @@
 """Shared machinery of the IQA dataset builders: TFDS, written as ArrayRecord, no TensorFlow.
 
-Every builder writes one split, ``"full"``, in a fixed order (example ``i`` of the data source is
+Every builder writes the split ``"full"`` in a fixed order (example ``i`` of the data source is
 the ``i``-th example the builder generated; TFDS hash-shuffling is disabled), so indices from
 :func:`birqa_jax.data.split_indices` stay meaningful across rebuilds.
 
-Images are stored losslessly as PNG bytes in a ``tfds.features.Image`` feature and decoded with
-Pillow by ``tfds.data_source`` (uint8 [H, W, 3]); TensorFlow is never imported. PNG over a zlib
+References are stored once. A pair dataset (every builder but ``bapps_2afc``) writes each
+reference image once, into the split ``"references"`` (one row per reference, in ``ref_id``
+order), and an example of ``"full"`` holds its distorted image and points at its reference by
+``ref_id``; :func:`birqa_jax.data.load_source` returns an :class:`~birqa_jax.data.source.IQASource`
+that puts the reference back into every example (``source[i]["ref"]``), decoding each reference
+once and keeping it in a bounded cache. Both splits share one feature spec
+(:func:`pair_features`): the image is ``image`` (the distorted image in ``"full"``, the
+reference in ``"references"``, whose other fields are placeholders: no score, no type).
+
+Storage (the builders' ``storage`` option, ``"png"`` by default): ``"png"`` stores images
+losslessly as PNG bytes in a ``tfds.features.Image`` feature, decoded with Pillow by
+``tfds.data_source`` (uint8 [H, W, 3]); TensorFlow is never imported. PNG over a zlib
 ``Tensor``: measured with Pillow on one core for a 384x512 natural image, PNG (compression level
 1) is 359 KB and takes 16 ms to encode and 6 ms to decode, raw zlib 480 KB, 11 ms and 3 ms; PNG
 is a quarter smaller, and official RGB PNG files (KADID-10k, CSIQ, BAPPS) are stored byte for
-byte without re-encoding.
+byte without re-encoding. ``"raw"`` stores the uint8 pixels as they are
+(``tfds.features.Tensor``, bytes encoding): nothing to decode when read, for about twice PNG's
+bytes (``kadid_synthetic``: 149 KB against 81 KB per pair, 1.85 times; README, "Datasets"). A raw
+build lives in ``<data_dir>/raw/``, beside the PNG build of the same dataset in ``<data_dir>/``.
+
+Records are written uncompressed (``ARRAY_RECORD_OPTIONS``): ArrayRecord's default compression
+(brotli) does not shrink PNG bytes and costs raw pixels a decompression at every read (measured
+for a 590 KB raw 384x512 record on one core: 10 ms to write and 1.5 ms to read compressed, 0.5
+and 0.3 ms uncompressed). Readers take either kind.
 
 Per-example metadata (reference id, group, distortion type and level, scores, image size) is
 also written to the dataset's ``metadata.json`` and read back by
@@ -22,14 +40,19 @@ UTF-8 with or without a byte-order mark (:func:`read_text`).
 
 A build records the size and modification time of every source file it read or looked for
 (``metadata["source_files"]``); loading the built dataset again with a source folder whose files
-differ raises :class:`SourceChangedError` (see :class:`ManualIQABuilder`).
+differ raises :class:`SourceChangedError` (see :class:`ManualIQABuilder`). A build of another
+version of the builder (an older storage format) is not read: :func:`birqa_jax.data.load_source`
+rebuilds the dataset in the current format when its source files are those the old build was
+made from (:meth:`IQABuilder.rebuild_note`), and otherwise says why it cannot.
 """
 
 from __future__ import annotations
 
 import abc
 import collections
+import contextlib
 import dataclasses
+import json
 import inspect
 import io
 import os
@@ -42,8 +65,16 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 from PIL import Image
+from tensorflow_datasets.core import file_adapters
 
 SPLIT = "full"
+# Pair datasets: the split holding each reference image once, in ``ref_id`` order.
+REFERENCES = "references"
+# Image storage formats (the builders' ``storage`` option) and the folder of raw builds.
+STORAGES = ("png", "raw")
+RAW_DIR = "raw"
+# ArrayRecord writer options: one record per chunk (random access), no compression.
+ARRAY_RECORD_OPTIONS = "group_size:1,uncompressed"
 # zlib level 1 inside PNG: 3x faster to encode than Pillow's default (6), about 10 % more bytes.
 PNG_COMPRESS_LEVEL = 1
 # Names of missing or unreadable images quoted in an error message (the count is always given).
@@ -67,12 +98,33 @@ def encode_png(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def read_image_as_png(path: pathlib.Path) -> tuple[bytes, tuple[int, int]]:
-    """Decodes ``path`` completely and returns RGB PNG bytes and the image size (H, W).
+def check_storage(storage: str) -> str:
+    """``storage`` if it is one of ``STORAGES``, else ValueError."""
+    if storage not in STORAGES:
+        raise ValueError(f"storage must be one of {STORAGES}, got {storage!r}")
+    return storage
 
-    The full decode makes a corrupt file fail here, at build time, with its name. An RGB PNG file
-    is returned byte for byte; any other format or mode (BMP, grey or palette PNG) is converted
-    to 8-bit RGB and re-encoded losslessly.
+
+def image_feature(storage: str) -> tfds.features.FeatureConnector:
+    """The feature of one uint8 [H, W, 3] image stored as ``storage``: PNG bytes (decoded when
+    read) or the raw pixels (bytes encoding: read without decoding)."""
+    if check_storage(storage) == "png":
+        return tfds.features.Image(shape=(None, None, 3))
+    return tfds.features.Tensor(shape=(None, None, 3), dtype=np.uint8, encoding="bytes")
+
+
+def store_image(image: np.ndarray, storage: str) -> bytes | np.ndarray:
+    """uint8 [H, W, 3] ``image`` as an ``image_feature(storage)`` value."""
+    return encode_png(image) if check_storage(storage) == "png" else image
+
+
+def read_image_file(path: pathlib.Path, storage: str = "png") -> tuple[bytes | np.ndarray, tuple[int, int]]:
+    """Decodes ``path`` completely and returns it as stored with ``storage`` and its size (H, W).
+
+    The full decode makes a corrupt file fail here, at build time, with its name. ``"png"``: an
+    RGB PNG file is returned byte for byte; any other format or mode (BMP, grey or palette PNG)
+    is converted to 8-bit RGB and re-encoded losslessly. ``"raw"``: the 8-bit RGB pixels, uint8
+    [H, W, 3], the pixels the PNG bytes decode to.
 
     Raises:
       FileNotFoundError: ``path`` does not exist.
@@ -83,9 +135,9 @@ def read_image_as_png(path: pathlib.Path) -> tuple[bytes, tuple[int, int]]:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
             size = (im.height, im.width)
-            if im.format == "PNG" and im.mode == "RGB":
+            if storage == "png" and im.format == "PNG" and im.mode == "RGB":
                 return data, size
-            return encode_png(np.asarray(im.convert("RGB"))), size
+            return store_image(np.asarray(im.convert("RGB")), storage), size
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise ImageReadError(f"cannot decode image {path}: {e}") from e
 
@@ -156,18 +208,19 @@ def format_names(names: Sequence[str]) -> str:
     return shown + (f" and {rest} more" if rest > 0 else "")
 
 
-def pair_features() -> tfds.features.FeaturesDict:
-    """The example spec shared by all reference/distorted pair datasets.
+def pair_features(storage: str = "png") -> tfds.features.FeaturesDict:
+    """The spec of both splits of every reference/distorted pair dataset.
 
-    ref, dist: uint8 [H, W, 3] (PNG); mos_raw: float32, the score as the dataset's file gives it;
+    image: uint8 [H, W, 3] (``image_feature(storage)``): in ``"full"`` the distorted image, in
+    ``"references"`` the reference; mos_raw: float32, the score as the dataset's file gives it;
     mos: float32 in [0, 1], higher = better; ref_id: int32 index of the reference in the
     dataset's sorted reference names; ref_name, dist_name: text (bytes when read back);
-    dist_type, dist_level: int32, -1 where the dataset has none.
+    dist_type, dist_level: int32, -1 where the dataset has none. A row of ``"references"`` has
+    ``reference_row`` values in the fields that describe a distorted image.
     """
     return tfds.features.FeaturesDict(
         {
-            "ref": tfds.features.Image(shape=(None, None, 3)),
-            "dist": tfds.features.Image(shape=(None, None, 3)),
+            "image": image_feature(storage),
             "mos_raw": np.float32,
             "mos": np.float32,
             "ref_id": np.int32,
@@ -177,6 +230,36 @@ def pair_features() -> tfds.features.FeaturesDict:
             "dist_level": np.int32,
         }
     )
+
+
+def reference_row(image: bytes | np.ndarray, ref_id: int, ref_name: str) -> dict[str, Any]:
+    """A row of the ``"references"`` split of :func:`pair_features`: the reference ``image`` (as
+    stored), its id and name; the score is NaN, the distorted image's name empty, its type and
+    level -1."""
+    nan = np.float32(np.nan)
+    return {
+        "image": image,
+        "ref_id": ref_id,
+        "ref_name": ref_name,
+        "dist_name": "",
+        "mos_raw": nan,
+        "mos": nan,
+        "dist_type": -1,
+        "dist_level": -1,
+    }
+
+
+# Pair datasets since references are stored once.
+PAIR_VERSION = tfds.core.Version("2.0.0")
+PAIR_RELEASE_NOTES = {
+    "1.0.0": "First release.",
+    "2.0.0": (
+        "References stored once, in the split `references`; an example of `full` holds its "
+        "distorted image as `image` and points at its reference by `ref_id` (load_source puts "
+        "`ref` and `dist` back). Option storage='raw' (uint8 pixels, no decoding when read). "
+        "Records written without compression."
+    ),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,15 +305,25 @@ class Record:
     """One example to build from files.
 
     name: reported when one of its images is missing or unreadable.
-    images: feature name -> image file; all images of a record must have one size.
-    features: the other features, stored as given.
+    images: feature name -> image file; all images of a record (and its reference) must have
+      one size.
+    features: the other features, stored as given; with a reference they include its
+      ``ref_id`` and ``ref_name``.
     columns: per-example metadata numbers, written to ``metadata.json`` as well.
+    reference: the reference image file, stored once in the split ``"references"`` for all
+      the records that share it (pair datasets); None: no shared image.
     """
 
     name: str
     images: Mapping[str, pathlib.Path]
     features: Mapping[str, Any]
     columns: Mapping[str, int | float]
+    reference: pathlib.Path | None = None
+
+    @property
+    def paths(self) -> list[pathlib.Path]:
+        """Every image file the record needs: its own and its reference."""
+        return [*self.images.values(), *([self.reference] if self.reference else [])]
 
 
 class ExampleColumns:
@@ -249,16 +342,86 @@ class ExampleColumns:
         info.metadata["examples"] = dict(self._columns)
 
 
+@contextlib.contextmanager
+def _array_records_written_with(options: str) -> Iterator[None]:
+    """Within: tfds writes ArrayRecord files with writer ``options`` (tfds 4.9.10 has no
+    setting for them and writes ``group_size:1`` with the default compression)."""
+    from array_record.python.array_record_module import ArrayRecordWriter
+
+    adapter = file_adapters.ArrayRecordFileAdapter
+    original = adapter.__dict__["write_examples"]
+
+    def write_examples(cls, path, iterator):
+        writer = ArrayRecordWriter(os.fspath(path), options)
+        for _, serialized_example in iterator:
+            writer.write(serialized_example)
+        writer.close()
+
+    adapter.write_examples = classmethod(write_examples)
+    try:
+        yield
+    finally:
+        adapter.write_examples = original
+
+
 class IQABuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """Base of this package's builders: ArrayRecord storage by default (random access for
-    ``tfds.data_source``), one split ``"full"`` in generation order, metadata in
-    ``info.metadata``."""
+    ``tfds.data_source``), the split ``"full"`` in generation order (pair datasets add
+    ``"references"``), metadata in ``info.metadata``.
+
+    Args:
+      storage: ``"png"`` (default) or ``"raw"``: how images are stored (module docstring). A raw
+        build is stored under ``<data_dir>/raw/`` (``<data_dir>/raw/<name>/<config>/<version>``),
+        so both can be built from one ``data_dir``.
+      **kwargs: ``data_dir``, ``config``, ``version``, ``file_format`` as for any TFDS builder.
+    """
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "First release."}
 
-    def __init__(self, *, file_format: str = "array_record", **kwargs: Any):
+    def __init__(self, *, storage: str = "png", file_format: str = "array_record", **kwargs: Any):
+        self._storage = check_storage(storage)  # read by _info and _build_data_dir, set first
         super().__init__(file_format=file_format, **kwargs)
+
+    @property
+    def storage(self) -> str:
+        """``"png"`` or ``"raw"``."""
+        return self._storage
+
+    def _build_data_dir(self, given_data_dir: str | None) -> tuple[str, str]:
+        root, dataset_dir = super()._build_data_dir(given_data_dir)
+        if self._storage == "raw":
+            dataset_dir = os.path.join(root, RAW_DIR, os.path.relpath(dataset_dir, root))
+        return root, dataset_dir
+
+    def _download_and_prepare(self, dl_manager: Any, download_config: Any) -> None:
+        with _array_records_written_with(ARRAY_RECORD_OPTIONS):
+            super()._download_and_prepare(dl_manager, download_config)
+
+    def other_builds(self) -> list[pathlib.Path]:
+        """Folders of other versions of this dataset (same config and storage) under
+        ``data_dir`` that hold a finished build, newest version first."""
+        parent = pathlib.Path(self.data_path).parent
+        found = []
+        for folder in parent.iterdir() if parent.is_dir() else ():
+            try:
+                version = tfds.core.Version(folder.name)
+            except ValueError:
+                continue
+            if version != self.version and (folder / "dataset_info.json").is_file():
+                found.append((version, folder))
+        return [folder for _, folder in sorted(found, reverse=True)]
+
+    def rebuild_note(self, other: pathlib.Path) -> str:
+        """What to print before building this version while ``other`` (from
+        :meth:`other_builds`) holds another version. A generated dataset is rebuilt as it is
+        (the same examples in the same order); builders of official files check their source
+        first (:meth:`ManualIQABuilder.rebuild_note`)."""
+        return (
+            f"{self.name}: {other} holds version {other.name}, a format this version of birqa_jax "
+            f"does not read ({self.version}: {self.release_notes.get(str(self.version), '')}); "
+            f"building version {self.version} (the old folder is no longer read and can be deleted)"
+        )
 
     @tfds.core.utils.classproperty
     @classmethod
@@ -359,7 +522,7 @@ class ManualIQABuilder(IQABuilder, skip_registration=True):
         ``file_stamp`` of every score file read and every listed image (None: missing)."""
         self._score_files = set()
         records = self._list_records(root)
-        paths = {p for r in records for p in r.images.values()} | self._score_files
+        paths = {p for r in records for p in r.paths} | self._score_files
         return records, {p.relative_to(root).as_posix(): file_stamp(p) for p in paths}
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
@@ -368,9 +531,9 @@ class ManualIQABuilder(IQABuilder, skip_registration=True):
         self._source_checked = True
         if not records:
             raise ValueError(f"{self.name}: the score files list no images")
-        images = {p for r in records for p in r.images.values()}
+        images = {p for r in records for p in r.paths}
         absent = {p for p in images if fingerprint[p.relative_to(root).as_posix()] is None}
-        missing = [r.name for r in records if absent.intersection(r.images.values())]
+        missing = [r.name for r in records if absent.intersection(r.paths)]
         if missing and not self._skip_bad_images:
             raise FileNotFoundError(
                 f"{self.name}: {len(absent)} of {len(images)} listed image files are missing "
@@ -379,12 +542,59 @@ class ManualIQABuilder(IQABuilder, skip_registration=True):
             )
         missing_set = set(missing)
         records = [r for r in records if r.name not in missing_set]
-        return {SPLIT: self._generate_examples(records, missing, fingerprint)}
+        references = self._read_references(records)
+        splits = {SPLIT: self._generate_examples(records, missing, fingerprint, references)}
+        if any(r.reference for r in records):
+            splits[REFERENCES] = self._generate_references(records, references)
+        return splits
+
+    def _read_references(
+        self, records: list[Record]
+    ) -> dict[pathlib.Path, tuple[bytes | np.ndarray, tuple[int, int]] | ImageReadError]:
+        """Every reference of ``records``, read once, as stored with this build's storage (or the
+        ImageReadError of an unreadable one, with ``skip_bad_images``; else it is raised)."""
+        out: dict[pathlib.Path, Any] = {}
+        for path in dict.fromkeys(r.reference for r in records if r.reference):
+            try:
+                out[path] = read_image_file(path, self._storage)
+            except ImageReadError as e:
+                if not self._skip_bad_images:
+                    raise
+                out[path] = e
+        if out and all(isinstance(v, ImageReadError) for v in out.values()):
+            raise ValueError(f"{self.name}: no readable reference (skipped {len(out)})")
+        return out
+
+    def _generate_references(
+        self, records: list[Record], references: Mapping[pathlib.Path, Any]
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Yields the readable references of ``records`` once each, in ``ref_id`` order
+        (:func:`reference_row`); their ids, row by row, go to ``metadata["references"]``."""
+        by_id = {}
+        for r in records:
+            if r.reference and not isinstance(references[r.reference], ImageReadError):
+                by_id.setdefault(int(r.features["ref_id"]), (r.reference, r.features["ref_name"]))
+        ids = sorted(by_id)
+        for row, ref_id in enumerate(ids):
+            path, ref_name = by_id[ref_id]
+            yield row, reference_row(references[path][0], ref_id, ref_name)
+        self.info.metadata["references"] = {"split": REFERENCES, "ref_id": ids}
 
     def as_data_source(self, *args: Any, **kwargs: Any) -> Any:
         """``tfds`` data source; first checks ``source_dir`` against the build's fingerprint."""
         self._check_source_unchanged()
         return super().as_data_source(*args, **kwargs)
+
+    def _source_changes(self, recorded: Mapping[str, list[int] | None], what: str, how: str) -> None:
+        """SourceChangedError (``what``: the message's start, ``how``: its advice) when the
+        files under ``source_dir`` differ from the ``recorded`` fingerprint."""
+        try:
+            _, fingerprint = self._read_source(self._source_dir)
+        except (OSError, ValueError) as e:
+            raise SourceChangedError(f"{what}: it no longer reads: {e}\n{how}") from e
+        changes = source_changes(recorded, fingerprint)
+        if changes:
+            raise SourceChangedError(f"{what}: {'; '.join(changes)}. {how}")
 
     def _check_source_unchanged(self) -> None:
         recorded = self.info.metadata.get("source_files")
@@ -400,55 +610,61 @@ class ManualIQABuilder(IQABuilder, skip_registration=True):
             f"To rebuild from the current files, delete {self.data_path} and load again; to use "
             "the existing build as it is, load it without a source folder (manual_dir)."
         )
-        try:
-            _, fingerprint = self._read_source(self._source_dir)
-        except (OSError, ValueError) as e:
-            raise SourceChangedError(f"{what}: it no longer reads: {e}\n{how}") from e
-        changes = source_changes(recorded, fingerprint)
-        if changes:
-            raise SourceChangedError(f"{what}: {'; '.join(changes)}. {how}")
+        self._source_changes(recorded, what, how)
         self._source_checked = True
 
+    def rebuild_note(self, other: pathlib.Path) -> str:
+        """Before building this version while ``other`` holds another one: the source folder
+        must hold the files ``other`` was built from (its fingerprint), so that the new build
+        has the same examples in the same order and earlier runs' splits keep their meaning;
+        otherwise SourceChangedError says what changed and how to rebuild anyway."""
+        try:
+            recorded = json.loads((other / "metadata.json").read_text()).get("source_files")
+        except (OSError, ValueError):
+            recorded = None
+        if self._source_dir is not None and recorded is not None:
+            what = (
+                f"{self.name}: {other} holds version {other.name}, which this version of "
+                f"birqa_jax does not read, and the source folder {self._source_dir} differs "
+                "from the files it was built from, so that a build of the current files could "
+                "number the examples differently"
+            )
+            how = (
+                f"To build version {self.version} from the current files, delete {other} and "
+                "load again."
+            )
+            self._source_changes(recorded, what, how)
+        return super().rebuild_note(other)
+
     def _generate_examples(
-        self, records: list[Record], skipped: list[str], fingerprint: dict[str, list[int] | None]
+        self,
+        records: list[Record],
+        skipped: list[str],
+        fingerprint: dict[str, list[int] | None],
+        references: Mapping[pathlib.Path, Any],
     ) -> Iterator[tuple[int, dict[str, Any]]]:
         """Yields (index, example); writes the metadata columns and the source fingerprint
         (relative path -> ``file_stamp``) once all examples are out."""
-        uses = collections.Counter(p for r in records for p in r.images.values())
-        cache: dict[pathlib.Path, tuple[bytes, tuple[int, int]] | ImageReadError] = {}
-
-        def read(path: pathlib.Path) -> tuple[bytes, tuple[int, int]]:
-            if path in cache:
-                hit = cache[path]
-                if isinstance(hit, ImageReadError):
-                    raise hit
-                return hit
-            try:
-                result = read_image_as_png(path)
-            except ImageReadError as e:
-                if uses[path] > 1:
-                    cache[path] = e
-                raise
-            if uses[path] > 1:  # references: decoded once, not once per distorted image
-                cache[path] = result
-            return result
-
         columns = ExampleColumns()
         skipped = list(skipped)
         index = 0
         for record in records:
             try:
-                images = {key: read(path) for key, path in record.images.items()}
+                if isinstance(references.get(record.reference), ImageReadError):
+                    raise references[record.reference]
+                images = {key: read_image_file(path, self._storage) for key, path in record.images.items()}
             except ImageReadError:
                 if not self._skip_bad_images:
                     raise
                 skipped.append(record.name)
                 continue
             sizes = {key: size for key, (_, size) in images.items()}
+            if record.reference:
+                sizes["reference"] = references[record.reference][1]
             if len(set(sizes.values())) != 1:
                 raise ValueError(f"{self.name}: images of {record.name} differ in size: {sizes}")
             height, width = next(iter(sizes.values()))
-            yield index, {**{k: png for k, (png, _) in images.items()}, **record.features}
+            yield index, {**{k: image for k, (image, _) in images.items()}, **record.features}
             columns.append(**record.columns, height=height, width=width)
             index += 1
         if index == 0:
@@ -459,7 +675,11 @@ class ManualIQABuilder(IQABuilder, skip_registration=True):
                 f"images (skip_bad_images=True): {format_names(skipped)}"
             )
         columns.store(
-            self.info, skipped=skipped, source_files=fingerprint, **self._dataset_metadata()
+            self.info,
+            skipped=skipped,
+            source_files=fingerprint,
+            storage=self._storage,
+            **self._dataset_metadata(),
         )
 
 
@@ -481,9 +701,12 @@ class PairIQABuilder(ManualIQABuilder, skip_registration=True):
 
     Subclasses define ``SCORE`` and ``_list_entries(root)``. ``ref_id`` is the index of the
     reference in the sorted (case-insensitive) list of reference names the score file uses;
-    ``group_id`` (for splits) equals ``ref_id``.
+    ``group_id`` (for splits) equals ``ref_id``. Each reference is stored once, in the split
+    ``"references"`` (:func:`pair_features`).
     """
 
+    VERSION = PAIR_VERSION
+    RELEASE_NOTES: ClassVar[dict[str, str]] = PAIR_RELEASE_NOTES
     SCORE: ClassVar[ScoreSpec]
 
     @abc.abstractmethod
@@ -491,7 +714,7 @@ class PairIQABuilder(ManualIQABuilder, skip_registration=True):
         """Reads the score file(s) under ``root`` and lists the pairs in their final order."""
 
     def _features(self) -> tfds.features.FeaturesDict:
-        return pair_features()
+        return pair_features(self._storage)
 
     def _list_records(self, root: pathlib.Path) -> list[Record]:
         entries = self._list_entries(root)
@@ -513,7 +736,8 @@ class PairIQABuilder(ManualIQABuilder, skip_registration=True):
             records.append(
                 Record(
                     name=entry.dist_name,
-                    images={"ref": entry.ref_path, "dist": entry.dist_path},
+                    images={"image": entry.dist_path},
+                    reference=entry.ref_path,
                     features={
                         "mos_raw": raw32,
                         "mos": m,

@@ -57,6 +57,8 @@ def load_data(data_config: ml_collections.ConfigDict) -> tuple[Any, dict[str, np
                              f"{registered[wanted.name].options()}; give changed options another name "
                              "(--config.data.synthetic.name=...)")
     manual_dir = os.path.expanduser(data_config.manual_dir) if data_config.manual_dir else None
+    # Run folders written before the storage option existed hold configs without it.
+    kwargs["storage"] = data_config.get("storage", "png")
     source = load_source(data_config.name, os.path.expanduser(data_config.data_dir), manual_dir, **kwargs)
     if data_config.split == "official":
         splits = official_split(data_config.name, len(source))

@@ -23,7 +23,17 @@ import numpy as np
 import tensorflow_datasets as tfds
 from skimage import data as skdata
 
-from birqa_jax.data.base import SPLIT, ExampleColumns, IQABuilder, encode_png, pair_features
+from birqa_jax.data.base import (
+    PAIR_RELEASE_NOTES,
+    PAIR_VERSION,
+    REFERENCES,
+    SPLIT,
+    ExampleColumns,
+    IQABuilder,
+    pair_features,
+    reference_row,
+    store_image,
+)
 from birqa_jax.data.distortions import DISTORTION_NAMES, MIN_SIDE, NUM_LEVELS, NUM_TYPES, distort
 
 # Natural colour photographs scikit-image ships (no download); a reference's group id for
@@ -145,15 +155,16 @@ def _example_rngs(
     return tuple(np.random.default_rng(c) for c in children)
 
 
-def _distorted_pngs(task: tuple[ReferenceCrop, int, tuple[int, int], int, tuple]) -> list[bytes]:
-    """PNG bytes of every (type, level) distortion of one reference (runs in worker processes).
+def _distorted_images(task: tuple[ReferenceCrop, int, tuple[int, int], int, tuple, str]) -> list:
+    """Every (type, level) distortion of one reference, as stored (PNG bytes or uint8 pixels);
+    runs in worker processes.
 
-    ``task``: (crop, ref_id, crop_size, seed, ((type_id, level), ...)).
+    ``task``: (crop, ref_id, crop_size, seed, ((type_id, level), ...), storage).
     """
-    crop, ref_id, crop_size, seed, type_levels = task
+    crop, ref_id, crop_size, seed, type_levels, storage = task
     image = crop.image(crop_size)
     return [
-        encode_png(distort(image, t, level, _example_rngs(seed, ref_id, t, level)[0]))
+        store_image(distort(image, t, level, _example_rngs(seed, ref_id, t, level)[0]), storage)
         for t, level in type_levels
     ]
 
@@ -193,7 +204,8 @@ class KadidSyntheticConfig(tfds.core.BuilderConfig):
 class KadidSynthetic(IQABuilder):
     """KADID-style synthetic pairs: skimage photographs x 25 KADID distortion types x 5 levels.
 
-    Example spec: the pair spec of :func:`birqa_jax.data.base.pair_features`. ``ref_id`` is the
+    Example spec: the pair spec of :func:`birqa_jax.data.base.pair_features` (each reference
+    stored once, in the split ``"references"``). ``ref_id`` is the
     crop's index in :func:`reference_crops`, ``ref_name`` ``<source>_y<y>_x<x>``, ``dist_name``
     ``<ref_name>_<tt>_<ll>.png``. Labels: ``mos_raw`` is KADID-10k's human mean MOS of the
     (type, level) (1-5, higher = better), plus optional label noise; ``mos = (mos_raw - 1) / 4``.
@@ -206,10 +218,13 @@ class KadidSynthetic(IQABuilder):
     Args:
       num_workers: processes distorting references in parallel (1 = in this process); None:
         ``AUTO_WORKERS`` for builds of at least ``AUTO_WORKERS_MIN_EXAMPLES`` examples, else 1.
-      **kwargs: ``data_dir``, ``config`` (a :class:`KadidSyntheticConfig` or ``"default"``).
+      **kwargs: ``data_dir``, ``config`` (a :class:`KadidSyntheticConfig` or ``"default"``),
+        ``storage`` (``"png"`` or ``"raw"``, :class:`birqa_jax.data.base.IQABuilder`).
     """
 
     name = "kadid_synthetic"
+    VERSION = PAIR_VERSION
+    RELEASE_NOTES = PAIR_RELEASE_NOTES
     BUILDER_CONFIGS = [KadidSyntheticConfig(name="default", description="40 refs x 125, 192x256")]
     DEFAULT_CONFIG_NAME = "default"
 
@@ -242,11 +257,18 @@ class KadidSynthetic(IQABuilder):
             )
 
     def _info(self) -> tfds.core.DatasetInfo:
-        return self._make_info(pair_features())
+        return self._make_info(pair_features(self._storage))
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         del dl_manager  # nothing to download
-        return {SPLIT: self._generate_examples()}
+        return {SPLIT: self._generate_examples(), REFERENCES: self._generate_references()}
+
+    def _generate_references(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        crop_size = tuple(self.builder_config.crop_size)
+        crops = reference_crops(self.builder_config.num_refs, crop_size)
+        for ref_id, crop in enumerate(crops):
+            yield ref_id, reference_row(store_image(crop.image(crop_size), self._storage), ref_id, crop.name)
+        self.info.metadata["references"] = {"split": REFERENCES, "ref_id": list(range(len(crops)))}
 
     def _generate_examples(self) -> Iterator[tuple[int, dict[str, Any]]]:
         config = self.builder_config
@@ -254,7 +276,7 @@ class KadidSynthetic(IQABuilder):
         crops = reference_crops(config.num_refs, crop_size)
         type_levels = tuple((t, lv) for t in config.dist_types for lv in config.levels)
         mean, std = type_level_mos()
-        tasks = [(crop, i, crop_size, config.seed, type_levels) for i, crop in enumerate(crops)]
+        tasks = [(crop, i, crop_size, config.seed, type_levels, self._storage) for i, crop in enumerate(crops)]
         workers = self._num_workers
         if workers is None:
             big = len(tasks) * len(type_levels) >= AUTO_WORKERS_MIN_EXAMPLES
@@ -262,9 +284,8 @@ class KadidSynthetic(IQABuilder):
         columns = ExampleColumns()
         key = 0
         with _map_in_workers(workers) as mapper:
-            for (crop, ref_id, *_), dist_pngs in zip(tasks, mapper(_distorted_pngs, tasks)):
-                ref_png = encode_png(crop.image(crop_size))
-                for (t, level), dist_png in zip(type_levels, dist_pngs):
+            for (crop, ref_id, *_), dists in zip(tasks, mapper(_distorted_images, tasks)):
+                for (t, level), dist in zip(type_levels, dists):
                     mos_raw = mean[t - 1, level - 1]
                     if config.label_noise > 0:
                         noise_rng = _example_rngs(config.seed, ref_id, t, level)[1]
@@ -273,8 +294,7 @@ class KadidSynthetic(IQABuilder):
                     mos_raw = np.float32(mos_raw)
                     mos = np.float32((mos_raw - 1.0) / 4.0)
                     yield key, {
-                        "ref": ref_png,
-                        "dist": dist_png,
+                        "image": dist,
                         "mos_raw": mos_raw,
                         "mos": mos,
                         "ref_id": ref_id,
@@ -297,6 +317,7 @@ class KadidSynthetic(IQABuilder):
         columns.store(
             self.info,
             config=config.options(),
+            storage=self._storage,
             ref_names=[c.name for c in crops],
             sources=list(SOURCES),
             score={

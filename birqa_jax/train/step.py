@@ -35,6 +35,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from birqa_jax.adversarial import attacks
+from birqa_jax.inputs import as_float
 from birqa_jax.model import BiRQA
 from birqa_jax.train import losses
 from birqa_jax.train.anchors import aat_diagnostics
@@ -242,15 +243,16 @@ def make_train_step(
     """The jitted ``train_step(state, batch) -> (state, metrics)``; ``state`` is donated.
 
     ``batch``: dict of global arrays sharded over ``"data"``: ``ref``, ``dist`` [B, h, w, 3]
-    float32 in [0, 1], ``mos`` [B] (normalised, higher = better) and, for AAT, ``anchor`` [B]
-    bool. B must be a multiple of the number of devices. Metrics are scalars (replicated).
+    uint8 0..255 (converted inside the step by ``inputs.as_float``: bitwise the host's
+    ``v / 255``, so the result equals that of the float batch) or float32 in [0, 1], ``mos`` [B]
+    (normalised, higher = better) and, for AAT, ``anchor`` [B] bool. B must be a multiple of the number of devices. Metrics are scalars (replicated).
     A non-finite loss or gradient leaves params and optimiser state unchanged and counts it.
     """
     if weights.consistency and attack is None:
         raise ValueError("loss.consistency compares attacked and clean predictions: it needs an attack")
 
     def per_device(state: TrainState, batch: dict):
-        ref, dist, mos = batch["ref"], batch["dist"], batch["mos"]
+        ref, dist, mos = as_float(batch["ref"]), as_float(batch["dist"]), batch["mos"]
         clean_dist = dist
         b = mos.shape[0]
         key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
