@@ -132,7 +132,7 @@ def test_imports_without_data_packages():
         "for m in ('tensorflow_datasets', 'grain', 'ml_collections', 'array_record'):\n"
         "    sys.modules[m] = None\n"
         "import benchmarks.report, benchmarks.speed, benchmarks.train_speed, benchmarks.aat_speed\n"
-        "import benchmarks.peers, benchmarks.common, benchmarks.cost, benchmarks.input_speed\n"
+        "import benchmarks.peers, benchmarks.common, benchmarks.cost, benchmarks.input_speed, benchmarks.interleaved\n"
         "assert 'birqa_jax.data' not in sys.modules\n"
     )
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": ROOT}
@@ -215,6 +215,40 @@ def test_input_speed_tiny_writes_json(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| raw | raw | uint8 |" in printed and "| kadid10k_fixture | 4 | 2 |" in printed
     assert not list(tmp_path.glob("tmp*"))  # the temporary datasets are gone
+
+
+def test_interleaved_rounds_ratios_and_the_old_feature_stage(tiny_config, tiny_params, monkeypatch):
+    from benchmarks import interleaved
+    from birqa_jax.model import pyramid
+
+    monkeypatch.setattr(interleaved, "init_params", lambda cfg, seed: tiny_params)  # no init to compile
+    today = pyramid.features
+    result = interleaved.run((32, 48), (32, 48), rounds=3, calls=1, warmup=1, with_torch=False,
+                             configs={"tiny": tiny_config})
+    assert pyramid.features is today  # the old feature stage was swapped in only while tracing
+    assert result["benchmark"] == "interleaved" and len(result["rounds"]) == 3
+    names = [r["what"] for r in result["rows"]]
+    assert result["groups"]["peers"] == {"height": 32, "width": 48, "skipped": "with_torch=False"}
+    if "skipped" in result["groups"]["before_after"]:  # a checkout without that git history
+        assert names == ["BiRQA tiny (8-12-16)"] and "git" in result["groups"]["before_after"]["skipped"]
+        return
+    before, after = f"BiRQA tiny (8-12-16), features at {interleaved.BEFORE_REV}", "BiRQA tiny (8-12-16), features today"
+    assert names == [before, after, "BiRQA tiny (8-12-16)"]
+    # Each round starts one contender later, so none always runs first.
+    assert [r["order"][0] for r in result["rounds"]] == names
+    for row in result["rows"]:
+        assert len(row["times_s"]) == 3 and row["round_medians_s"] == row["times_s"]
+    ratio = result["ratios"][f"tiny: today / features at {interleaved.BEFORE_REV}"]
+    rows = {r["what"]: r for r in result["rows"]}
+    assert ratio["rounds"] == pytest.approx([b / a for a, b in zip(rows[after]["times_s"], rows[before]["times_s"])])
+    assert ratio["min"] <= ratio["median"] <= ratio["max"]
+    # The old module is a different implementation of the same features: the model traced with it
+    # scores the random pair as today's does (the rewrite kept the values).
+    assert interleaved.load_features_at(interleaved.BEFORE_REV).feature_stack is not today.feature_stack
+    assert rows[before]["score"] == pytest.approx(rows[after]["score"], rel=1e-4, abs=1e-5)
+    assert "| tiny: today / features at" in interleaved.markdown(result)
+    with pytest.raises(RuntimeError, match="cannot read"):
+        interleaved.load_features_at("no-such-revision")
 
 
 def test_time_calls_excludes_warmup(monkeypatch):
