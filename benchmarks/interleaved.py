@@ -1,4 +1,4 @@
-"""BiRQA against its peers and against its own earlier feature stage, interleaved round by round.
+"""BiRQA against its peers and against its own earlier revision, interleaved round by round.
 
     python -m benchmarks.interleaved --out benchmarks/results/cpu_interleaved.json
     python -m benchmarks.interleaved --rounds 2 --calls 1 --peer-size 64x96 --before-size 64x96
@@ -13,10 +13,10 @@ each contender's median call time over all rounds.
 Two groups of contenders, each at its own size (batch 1, float32):
 
 - ``before_after`` (default 1080x1920): the BiRQA forward of the packaged weights' config and of
-  ``ModelConfig()`` with today's feature stage and with the feature stage of git revision
-  ``--before-rev`` (read with ``git show`` from this checkout and swapped in while that
-  variant is traced; everything after the features is today's code). Skipped with a reason
-  when git or the revision is not available.
+  ``ModelConfig()`` as the model is today and as it was at git revision ``--before-rev`` (its
+  ``pyramid.py`` and ``features.py``, read with ``git show`` from this checkout into fresh
+  module objects; the parameter trees are the same, so both run the same parameters). Skipped
+  with a reason when git or the revision is not available.
 - ``peers`` (default 540x960): the same two BiRQA configs, and LPIPS (AlexNet taps), LPIPS
   (VGG-16 taps) and DISTS as built by ``benchmarks.peer_nets`` (random weights: speed only).
   When the ``lpips`` pip package is importable its own ``LPIPS(net="alex")`` with a random
@@ -30,7 +30,6 @@ default thread count, XLA with its own; both use every core.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import os
 import statistics
@@ -45,10 +44,11 @@ import jax
 from benchmarks import common
 from birqa_jax.model import MIN_SIZE, BiRQA, ModelConfig, init_params
 
-# The last commit with the feature stage that materialised shifted copies (before the rewrite
-# that cut XLA's bytes per 1080p pair from 3.15 to 0.87 GB).
+# The model before the speed work: a feature stage that materialised shifted copies (XLA bytes
+# per 1080p pair 3.15 GB, now 0.87) and the SCGB fine gate convolving the upsampled coarse level
+# (now computed on the coarse grid).
 BEFORE_REV = "2d823a51"
-FEATURES_PATH = "birqa_jax/model/features.py"
+MODEL_FILES = ("birqa_jax/model/features.py", "birqa_jax/model/pyramid.py")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -83,44 +83,47 @@ class Contender:
         self.round_medians.append(statistics.median(times))
 
 
-def load_features_at(rev: str) -> types.ModuleType:
-    """The feature module as it was at git revision ``rev`` of this checkout (a fresh module
-    object; nothing on disk changes). Raises RuntimeError when git cannot produce it."""
+def _source_at(rev: str, path: str) -> str:
     try:
-        source = subprocess.run(["git", "show", f"{rev}:{FEATURES_PATH}"], cwd=ROOT, capture_output=True,
-                                text=True, check=True, timeout=60).stdout
+        return subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, capture_output=True, text=True, check=True,
+                              timeout=60).stdout
     except (OSError, subprocess.SubprocessError) as e:
         detail = getattr(e, "stderr", "") or e
-        raise RuntimeError(f"cannot read {FEATURES_PATH} at revision {rev!r} with git: {str(detail).strip()}") from e
-    module = types.ModuleType(f"features_at_{rev}")
-    module.__file__ = f"{rev}:{FEATURES_PATH}"
-    exec(compile(source, module.__file__, "exec"), module.__dict__)
+        raise RuntimeError(f"cannot read {path} at revision {rev!r} with git: {str(detail).strip()}") from e
+
+
+def _module_from_source(name: str, source: str, origin: str) -> types.ModuleType:
+    module = types.ModuleType(name)
+    module.__file__ = origin
+    sys.modules[name] = module  # dataclasses look their module up while the classes are built
+    exec(compile(source, origin, "exec"), module.__dict__)
     return module
 
 
-@contextlib.contextmanager
-def features_swapped(module: types.ModuleType | None):
-    """Trace the model with ``module`` as its feature stage (None: today's)."""
-    from birqa_jax.model import pyramid
-
-    today = pyramid.features
-    pyramid.features = module if module is not None else today
-    try:
-        yield
-    finally:
-        pyramid.features = today
+def load_model_at(rev: str) -> types.ModuleType:
+    """The model module (``birqa_jax.model.pyramid``) as it was at git revision ``rev`` of this
+    checkout, with the feature stage of that revision: fresh module objects, nothing on disk
+    changes. Raises RuntimeError when git cannot produce them."""
+    feats_path, pyramid_path = MODEL_FILES
+    feats = _module_from_source(f"_birqa_features_at_{rev}", _source_at(rev, feats_path), f"{rev}:{feats_path}")
+    model = _module_from_source(f"_birqa_pyramid_at_{rev}", _source_at(rev, pyramid_path), f"{rev}:{pyramid_path}")
+    model.features = feats  # the forward looks the feature stage up by this global name
+    return model
 
 
 def birqa_call(config: ModelConfig, params, height: int, width: int, seed: int,
-               features_module: types.ModuleType | None = None) -> tuple[Callable[[], Any], float, float]:
-    """A jitted forward of ``config`` on a random pair, compiled now (with ``features_module``
-    as the feature stage when given), the seconds its first call took and the score it gave. Each call gets its
-    own jit wrapper, so two variants of one config never share a compiled program."""
+               model_module: types.ModuleType | None = None) -> tuple[Callable[[], Any], float, float]:
+    """A jitted forward of ``config`` on a random pair, compiled now (the model of
+    ``model_module``, a ``load_model_at`` result, when given), the seconds its first call took
+    and the score it gave."""
     ref, dist = common.random_pair(seed, 1, height, width)
-    fn = jax.jit(lambda p, r, d: BiRQA(config).apply(p, r, d))
+    if model_module is None:
+        model = BiRQA(config)
+    else:
+        model = model_module.BiRQA(model_module.ModelConfig.from_dict(config.to_dict()))
+    fn = jax.jit(model.apply)
     t0 = time.perf_counter()
-    with features_swapped(features_module):
-        score = jax.block_until_ready(fn(params, ref, dist))  # traced (and compiled) with that feature stage
+    score = jax.block_until_ready(fn(params, ref, dist))
     return functools.partial(fn, params, ref, dist), time.perf_counter() - t0, float(score[0])
 
 
@@ -213,15 +216,15 @@ def run(
     pairs: list[tuple[str, Contender, Contender]] = []
     if before_size is not None:
         try:
-            old = load_features_at(before_rev)
+            old = load_model_at(before_rev)
         except RuntimeError as e:
             groups["before_after"] = {"skipped": str(e)}
         else:
             groups["before_after"] = {"height": before_size[0], "width": before_size[1], "before_rev": before_rev}
             for label in configs:
-                before = birqa(label, "before_after", before_size, old, f", features at {before_rev}")
-                after = birqa(label, "before_after", before_size, None, ", features today")
-                pairs.append((f"{label}: today / features at {before_rev}", after, before))
+                before = birqa(label, "before_after", before_size, old, f", model at {before_rev}")
+                after = birqa(label, "before_after", before_size, None, ", today")
+                pairs.append((f"{label}: today / model at {before_rev}", after, before))
     if peer_size is not None:
         ours = {label: birqa(label, "peers", peer_size) for label in configs}
         peers, info = torch_contenders(*peer_size, seed) if with_torch else ([], {"skipped": "with_torch=False"})

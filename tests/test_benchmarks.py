@@ -217,38 +217,38 @@ def test_input_speed_tiny_writes_json(tmp_path, capsys):
     assert not list(tmp_path.glob("tmp*"))  # the temporary datasets are gone
 
 
-def test_interleaved_rounds_ratios_and_the_old_feature_stage(tiny_config, tiny_params, monkeypatch):
+def test_interleaved_rounds_ratios_and_the_earlier_model(tiny_config, tiny_params, monkeypatch):
     from benchmarks import interleaved
-    from birqa_jax.model import pyramid
+    from birqa_jax.model import BiRQA
 
     monkeypatch.setattr(interleaved, "init_params", lambda cfg, seed: tiny_params)  # no init to compile
-    today = pyramid.features
     result = interleaved.run((32, 48), (32, 48), rounds=3, calls=1, warmup=1, with_torch=False,
                              configs={"tiny": tiny_config})
-    assert pyramid.features is today  # the old feature stage was swapped in only while tracing
     assert result["benchmark"] == "interleaved" and len(result["rounds"]) == 3
     names = [r["what"] for r in result["rows"]]
     assert result["groups"]["peers"] == {"height": 32, "width": 48, "skipped": "with_torch=False"}
     if "skipped" in result["groups"]["before_after"]:  # a checkout without that git history
         assert names == ["BiRQA tiny (8-12-16)"] and "git" in result["groups"]["before_after"]["skipped"]
         return
-    before, after = f"BiRQA tiny (8-12-16), features at {interleaved.BEFORE_REV}", "BiRQA tiny (8-12-16), features today"
+    rev = interleaved.BEFORE_REV
+    before, after = f"BiRQA tiny (8-12-16), model at {rev}", "BiRQA tiny (8-12-16), today"
     assert names == [before, after, "BiRQA tiny (8-12-16)"]
     # Each round starts one contender later, so none always runs first.
     assert [r["order"][0] for r in result["rounds"]] == names
     for row in result["rows"]:
         assert len(row["times_s"]) == 3 and row["round_medians_s"] == row["times_s"]
-    ratio = result["ratios"][f"tiny: today / features at {interleaved.BEFORE_REV}"]
+    ratio = result["ratios"][f"tiny: today / model at {rev}"]
     rows = {r["what"]: r for r in result["rows"]}
     assert ratio["rounds"] == pytest.approx([b / a for a, b in zip(rows[after]["times_s"], rows[before]["times_s"])])
     assert ratio["min"] <= ratio["median"] <= ratio["max"]
-    # The old module is a different implementation of the same features: the model traced with it
-    # scores the random pair as today's does (the rewrite kept the values).
-    assert interleaved.load_features_at(interleaved.BEFORE_REV).feature_stack is not today.feature_stack
+    # The earlier model is another implementation (other modules) of the same function: it takes
+    # today's parameters and scores the random pair as today's does.
+    old = interleaved.load_model_at(rev)
+    assert old.BiRQA is not BiRQA and old.features.__name__ == f"_birqa_features_at_{rev}"
     assert rows[before]["score"] == pytest.approx(rows[after]["score"], rel=1e-4, abs=1e-5)
-    assert "| tiny: today / features at" in interleaved.markdown(result)
+    assert f"| tiny: today / model at {rev}" in interleaved.markdown(result)
     with pytest.raises(RuntimeError, match="cannot read"):
-        interleaved.load_features_at("no-such-revision")
+        interleaved.load_model_at("no-such-revision")
 
 
 def test_time_calls_excludes_warmup(monkeypatch):

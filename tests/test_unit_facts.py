@@ -7,6 +7,7 @@ missing root, a wrong variance), which shape and finiteness checks cannot see.
 
 from __future__ import annotations
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,7 +17,7 @@ from skimage import data as skdata
 
 import birqa_jax
 from birqa_jax.adversarial import attacks
-from birqa_jax.model import CSRAM, SCGB, BiRQA, ReliabilityHead, features
+from birqa_jax.model import CSRAM, SCGB, BiRQA, ReliabilityHead, features, pyramid
 from birqa_jax.model.pyramid import gem_pool
 
 F32 = np.float32
@@ -79,6 +80,32 @@ def test_scgb_with_zero_logits_is_the_identity_and_gates_by_two_sigmoid():
     new_fine, new_coarse = block.apply(const, fine, coarse)
     np.testing.assert_allclose(np.asarray(new_fine), np.asarray(fine) * 2 * _sigmoid(0.7), rtol=1e-5)
     np.testing.assert_allclose(np.asarray(new_coarse), np.asarray(coarse) * 2 * _sigmoid(-1.2), rtol=1e-5)
+
+
+@pytest.mark.parametrize("fine_hw", [(8, 12), (7, 11), (7, 12)], ids=["even", "odd", "odd-rows"])
+def test_scgb_fine_gate_is_a_3x3_conv_of_the_nearest_upsampled_coarse_level(fine_hw):
+    """The fine gate is computed on the coarse grid (pyramid.upsampled_conv3x3); it must equal
+    the definition: nearest 2x upsampling cropped to the fine size, a zero-padded 3x3 conv."""
+    h, w = fine_hw
+    fine, coarse = _rand(0, (2, h, w, 4)), _rand(1, (2, (h + 1) // 2, (w + 1) // 2, 3))
+    block = SCGB(jnp.float32, cross=False)
+    params = _perturbed(block.init(jax.random.key(2), fine, coarse))
+    # The parameters of the plain form, a Flax 3x3 conv named fine_gate: same names, shapes and
+    # initial values, so weights trained with that form load unchanged.
+    class PlainGate(nn.Module):
+        @nn.compact
+        def __call__(self, fine, coarse):
+            return nn.Conv(fine.shape[-1], (3, 3), name="fine_gate")(pyramid._up_to(coarse, fine.shape[1:3]))
+
+    plain = PlainGate().init(jax.random.key(2), fine, coarse)
+    assert jax.tree_util.tree_all(jax.tree_util.tree_map(
+        lambda a, b: a.shape == b.shape and bool(jnp.all(a == b)), plain, block.init(jax.random.key(2), fine, coarse)))
+    k, b = (np.asarray(params["params"]["fine_gate"][n], np.float64) for n in ("kernel", "bias"))
+    up = np.repeat(np.repeat(np.asarray(coarse, np.float64), 2, axis=1), 2, axis=2)[:, :h, :w]
+    padded = np.pad(up, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    logits = b + sum(padded[:, dy:dy + h, dx:dx + w] @ k[dy, dx] for dy in range(3) for dx in range(3))
+    new_fine, _ = block.apply(params, fine, coarse)
+    np.testing.assert_allclose(np.asarray(new_fine), np.asarray(fine) * 2 * _sigmoid(logits), rtol=1e-5, atol=1e-6)
 
 
 def test_gem_pool_facts():
