@@ -1,4 +1,6 @@
 import os
+import shutil
+import tempfile
 
 # Tests run on the CPU, split into 8 virtual devices so data-parallel code runs sharded.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -9,7 +11,28 @@ import jax
 import numpy as np
 import pytest
 
-from birqa_jax.model import ModelConfig, init_params
+# Many tests build the same program through different Python callables (a train step per test,
+# a scoring function per run, the same model in each command-line subprocess); jax.jit's
+# in-memory cache is per callable and per process, so each would compile it again. JAX's
+# persistent compilation cache is keyed on the lowered program, the compile options and the
+# devices, so an identical program compiles once per session. The folder is new for every test
+# process (each pytest-xdist worker has its own: JAX writes entries without a lock, so two
+# processes running at once must not share one) and removed at its end, so no run depends on
+# what an earlier one left. Subprocesses a test starts and waits for inherit it through the
+# environment; tests that start processes running side by side remove it from theirs.
+_COMPILATION_CACHE = tempfile.mkdtemp(prefix="birqa-jax-test-compilation-cache-")
+os.environ.update(JAX_COMPILATION_CACHE_DIR=_COMPILATION_CACHE, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                  JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1")
+jax.config.update("jax_compilation_cache_dir", _COMPILATION_CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+
+from birqa_jax.model import ModelConfig, init_params  # noqa: E402  (after the cache is set up)
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_COMPILATION_CACHE, ignore_errors=True)
+
 
 # A small model shared by every test that needs one: one compilation per shape for the suite.
 TINY_CONFIG = ModelConfig(widths=(8, 12, 16), head_hidden=8)

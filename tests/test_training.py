@@ -150,6 +150,8 @@ def _two_processes(steps, *runs):
             env = dict(os.environ, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2",
                        JAX_PROCESS_ID=str(pid))
             env.pop("XLA_FLAGS", None)
+            # The two run side by side: not with the test process's compilation cache (conftest.py).
+            env.pop("JAX_COMPILATION_CACHE_DIR", None)
             procs.append(subprocess.Popen([sys.executable, os.path.join(HERE, "multihost_worker.py"), str(steps),
                                            *runs], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
         logs = [p.communicate(timeout=240)[0].decode(errors="replace") for p in procs]
