@@ -1,4 +1,6 @@
 import os
+import shutil
+import tempfile
 
 # Tests run on the CPU, split into 8 virtual devices so data-parallel code runs sharded.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -9,7 +11,70 @@ import jax
 import numpy as np
 import pytest
 
-from birqa_jax.model import ModelConfig, init_params
+# Many tests build the same program through different Python callables (a train step per test,
+# a scoring function per run, the same model in each command-line subprocess); jax.jit's
+# in-memory cache is per callable and per process, so each would compile it again. JAX's
+# persistent compilation cache is keyed on the lowered program, the compile options and the
+# devices, so an identical program compiles once per session. The folder is new for every test
+# process (each pytest-xdist worker has its own: JAX writes entries without a lock, so two
+# processes running at once must not share one) and removed at its end, so no run depends on
+# what an earlier one left. Subprocesses a test starts and waits for inherit it through the
+# environment; tests that start processes running side by side remove it from theirs.
+_COMPILATION_CACHE = tempfile.mkdtemp(prefix="birqa-jax-test-compilation-cache-")
+os.environ.update(JAX_COMPILATION_CACHE_DIR=_COMPILATION_CACHE, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                  JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1")
+jax.config.update("jax_compilation_cache_dir", _COMPILATION_CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+
+from birqa_jax.model import ModelConfig, init_params  # noqa: E402  (after the cache is set up)
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_COMPILATION_CACHE, ignore_errors=True)
+
+
+# pytest-xdist (the "-n 2" of pyproject.toml's addopts) runs each group below in one worker, so
+# the tests that share a module or session fixture, or compile the same programs, build and
+# compile them once. A group is a test module, except for these tests of tests/test_training.py:
+# they run as three groups, the third with tests/test_eval_cli.py (the users of the session's
+# tiny training run). Groups are handed out in the order of the items, longest first (from the
+# suite's durations), so that neither worker is left with a long group at the end; the order of
+# the tests inside a module is kept.
+_TRAINING_GROUPS = {"test_multi_host_two_processes_match_one": "multihost",
+                    "test_sharded_step_matches_one_device": "train_step",
+                    "test_uint8_batches_train_exactly_as_their_float_batches": "train_step",
+                    "test_nonfinite_batch_is_skipped_and_counted": "train_step"}
+_LONGEST_FIRST = ["test_benchmarks", "multihost", "train_step", "tiny_run", "test_study", "test_robust_weights",
+                  "test_entry_points", "test_baselines", "test_unit_facts", "test_robust_eval", "test_cli"]
+
+
+def _group(nodeid: str) -> str:
+    path, _, name = nodeid.partition("::")
+    module = os.path.splitext(os.path.basename(path))[0]
+    if module == "test_training":
+        return _TRAINING_GROUPS.get(name.split("[")[0], "tiny_run")
+    return "tiny_run" if module == "test_eval_cli" else module
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {g: i for i, g in enumerate(_LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(_group(item.nodeid), len(rank)))  # stable: module order kept
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook
+def pytest_xdist_make_scheduler(config, log):
+    # xdist's own "loadgroup" marks do not reach its scheduler under pytest 9 (it renames the
+    # node ids through an attribute pytest no longer reads), so the groups are the scopes of
+    # its "loadscope" scheduling, in the order of the items ("--no-loadscope-reorder").
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return _group(nodeid)
+
+    return GroupScheduling(config, log)
+
 
 # A small model shared by every test that needs one: one compilation per shape for the suite.
 TINY_CONFIG = ModelConfig(widths=(8, 12, 16), head_hidden=8)

@@ -1,11 +1,13 @@
 """One process of the multi-host test (run by tests/test_training.py, not collected by pytest).
 
-Usage: python multihost_worker.py OUT.npy STEPS [WORKDIR STOP_AT]
+Usage: python multihost_worker.py STEPS RUN [RUN ...], each RUN either OUT.npy or
+OUT.npy,WORKDIR,STOP_AT.
 Reads JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID; each process has 2 CPU
-devices and feeds its own rows of every global batch; process 0 saves the final parameters.
-With WORKDIR, the run resumes from the latest Orbax checkpoint there (if any) and checkpoints
-after step STOP_AT and after the last step; it leaves after STOP_AT when that comes first, as a
-preempted job would.
+devices and feeds its own rows of every global batch. The RUNs train one after the other from
+the initial parameters with one compiled step (a launch pays for one compilation); process 0
+saves each run's final parameters to its OUT.npy. With WORKDIR, the run resumes from the latest
+Orbax checkpoint there (if any) and checkpoints after step STOP_AT and after the last step; it
+leaves after STOP_AT when that comes first, as a preempted job would, and then writes nothing.
 """
 
 import os
@@ -37,13 +39,8 @@ def global_batches(steps):
         yield {"ref": ref, "dist": dist, "mos": rng.random(GLOBAL_BATCH, dtype=np.float32)}
 
 
-def main(out, steps, workdir=None, stop_at=None):
-    training.maybe_initialize_distributed()
+def train(step, tx, mesh, out, steps, workdir=None, stop_at=None):
     p, n = jax.process_index(), jax.process_count()
-    assert jax.device_count() == 2 * n and jax.local_device_count() == 2
-    tx = optimizer()
-    mesh = training.make_mesh()
-    step = training.make_train_step(BiRQA(CONFIG), tx, mesh)
     state = training.replicate(training.create_train_state(init_params(CONFIG, 0), tx, 0), mesh)
     ckpts = Checkpoints(workdir) if workdir else None
     if ckpts is not None:
@@ -64,6 +61,17 @@ def main(out, steps, workdir=None, stop_at=None):
     flat = np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(jax.device_get(state.params))])
     if p == 0 and int(state.step) == steps:  # a run that left early writes nothing
         np.save(out, flat)
+
+
+def main(steps, runs):
+    training.maybe_initialize_distributed()
+    assert jax.device_count() == 2 * jax.process_count() and jax.local_device_count() == 2
+    tx = optimizer()
+    mesh = training.make_mesh()
+    step = training.make_train_step(BiRQA(CONFIG), tx, mesh)
+    for run in runs:
+        out, *rest = run.split(",")
+        train(step, tx, mesh, out, steps, *rest[:1], *(int(a) for a in rest[1:2]))
     jax.distributed.shutdown()
 
 
@@ -72,4 +80,4 @@ if __name__ == "__main__":
     os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
     os.environ["JAX_PLATFORMS"] = "cpu"
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    main(sys.argv[1], int(sys.argv[2]), *(sys.argv[3:4]), *(int(a) for a in sys.argv[4:5]))
+    main(int(sys.argv[1]), sys.argv[2:])

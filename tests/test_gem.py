@@ -42,11 +42,11 @@ def test_negative_activations_get_gradient_only_with_the_fix(mode):
     levels = [jax.nn.gelu(jnp.asarray(np.random.default_rng(i).normal(0, 1, (2, 4 >> i, 4 >> i, 3)), jnp.float32))
               for i in range(2)]
     head = ReliabilityHead(hidden=4, gem_init=3.0)
-    params = head.init(jax.random.key(0), levels)  # same parameter tree for every mode
+    params = jax.jit(head.init)(jax.random.key(0), levels)  # same parameter tree for every mode
 
     def grads(m):
         fn = lambda lv: ReliabilityHead(hidden=4, gem_init=3.0, gem_input=m).apply(params, lv)[0].sum()
-        return jax.grad(fn)(levels)
+        return jax.jit(jax.grad(fn))(levels)
 
     negative = np.asarray(levels[-1]) < 0
     assert negative.any()

@@ -36,33 +36,58 @@ def _batches(n, b=8, seed=0, anchors=False):
     return out
 
 
-def _run(tiny_config, tiny_params, devices, batches, attack=None):
+def _run(tiny_config, tiny_params, devices, batches, weights=training.LossWeights(), attack=None):
+    """(final state, metrics of every step) of plain SGD over ``batches`` on ``devices``."""
     # Plain SGD: Adam and clipping would hide a gradient scaled by the device count.
     tx = optax.sgd(1e-3)
     mesh = training.make_mesh(devices)
-    step = training.make_train_step(BiRQA(tiny_config), tx, mesh, attack=attack)
+    step = training.make_train_step(BiRQA(tiny_config), tx, mesh, weights, attack)
     state = training.replicate(training.create_train_state(tiny_params, tx, 0), mesh)
+    metrics = []
     for b in batches:
-        state, metrics = step(state, training.global_batch(b, mesh))
-    return state, jax.device_get(metrics)
+        state, m = step(state, training.global_batch(b, mesh))
+        metrics.append(jax.device_get(m))
+    return state, metrics
 
 
-# Other random attacks draw one key per item as PGD does (tests/test_attacks.py checks each item
-# against its batch), so PGD stands for them here.
-@pytest.mark.parametrize("attack", [None, training.AttackSpec(name="pgd", eps=4 / 255, settings={"steps": 2})],
+# AAT with every option of the step at once: per-item attack keys, the global attacked mask
+# (num_attacked), the eps curriculum, the anchored ranking with a relative margin and
+# stop-gradient anchors, and the consistency term (one more forward pass). Other random attacks
+# draw one key per item as PGD does (tests/test_attacks.py checks each item against its batch),
+# so PGD stands for them. The slope penalty is left out: it doubles the program (a gradient
+# inside the loss), and its per-item values are gathered exactly like the predictions.
+AAT_WEIGHTS = training.LossWeights(plcc=1.0, rank=1.0, rank_margin_rel=0.5, rank_anchor_stop_grad=True,
+                                   consistency=1.0)
+AAT_ATTACK = training.AttackSpec(name="pgd", eps=4 / 255, settings={"steps": 2, "step_size": 2 / 255},
+                                 num_attacked=3, eps_ramp_steps=2)
+
+
+@pytest.mark.parametrize("weights, attack", [(training.LossWeights(), None), (AAT_WEIGHTS, AAT_ATTACK)],
                          ids=["clean", "aat"])
-def test_sharded_step_matches_one_device(tiny_config, tiny_params, attack):
+def test_sharded_step_matches_one_device(tiny_config, tiny_params, weights, attack):
+    """8 devices give the same two updates as 1 (the gathered predictions and batch losses, the
+    pmean of the gradients, and with the attack its per-item keys and the global attacked mask)."""
     assert jax.device_count() == 8, "conftest should provide 8 CPU devices"
     batches = _batches(2, anchors=attack is not None)
-    s8, m8 = _run(tiny_config, tiny_params, jax.devices(), batches, attack)
-    s1, m1 = _run(tiny_config, tiny_params, jax.devices()[:1], batches, attack)
+    s8, m8 = _run(tiny_config, tiny_params, jax.devices(), batches, weights, attack)
+    s1, m1 = _run(tiny_config, tiny_params, jax.devices()[:1], batches, weights, attack)
     np.testing.assert_allclose(_flat(s8.params), _flat(s1.params), rtol=1e-4, atol=1e-5)
-    assert abs(m8["loss"] - m1["loss"]) < 1e-5 and int(s8.step) == 2
+    for a, b in zip(jax.tree_util.tree_leaves(jax.device_get(s8.params)),
+                    jax.tree_util.tree_leaves(jax.device_get(s1.params))):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+    assert int(s8.step) == int(s1.step) == 2
     # The update did something (a bug that skips it would also "match").
     assert np.abs(_flat(s8.params) - _flat(tiny_params)).max() > 1e-4
-    if attack is not None:
-        assert 0 < m8["attack_linf"] <= 4 / 255 + 1e-6
-        assert m8["two_sided_coverage"] == pytest.approx(m1["two_sided_coverage"])
+    for i, (a, b) in enumerate(zip(m8, m1)):
+        assert a["finite"] == 1.0 and abs(a["loss"] - b["loss"]) < 1e-5
+        if attack is None:
+            continue
+        eps = 4 / 255 * (i + 1) / 2  # the curriculum: half the budget at the first step
+        assert a["attack_eps"] == pytest.approx(eps) and 0 < a["attack_linf"] <= eps + 1e-6
+        assert a["loss_consistency"] == pytest.approx(b["loss_consistency"], abs=1e-5)
+        assert a["two_sided_coverage"] == pytest.approx(b["two_sided_coverage"])
+        for key in ("strict_coverage", "min_label_gap", "pairs_below_margin"):
+            assert np.isfinite(a[key]) and a[key] == pytest.approx(b[key], abs=1e-5), key
 
 
 def test_uint8_batches_train_exactly_as_their_float_batches(tiny_config, tiny_params):
@@ -96,7 +121,7 @@ def test_attack_spec_checks_its_settings():
 def test_nonfinite_batch_is_skipped_and_counted(tiny_config, tiny_params):
     good, bad = _batches(2)
     bad["dist"][0, 0, 0, 0] = np.nan
-    state, metrics = _run(tiny_config, tiny_params, jax.devices(), [bad])
+    state, (metrics,) = _run(tiny_config, tiny_params, jax.devices(), [bad])
     assert metrics["finite"] == 0.0 and int(state.nonfinite) == 1 and int(state.consecutive_nonfinite) == 1
     np.testing.assert_array_equal(_flat(state.params), _flat(tiny_params))
     tx = training.make_optimizer(1e-3, 10, 2, 1e-4, 1.0)
@@ -115,8 +140,9 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _two_processes(out, steps, *extra):
-    """Run multihost_worker.py as two processes joined by jax.distributed (gloo on CPU)."""
+def _two_processes(steps, *runs):
+    """Run multihost_worker.py as two processes joined by jax.distributed (gloo on CPU), each
+    taking ``runs`` one after the other (see the worker's usage)."""
     port = _free_port()
     procs = []
     try:
@@ -124,9 +150,10 @@ def _two_processes(out, steps, *extra):
             env = dict(os.environ, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2",
                        JAX_PROCESS_ID=str(pid))
             env.pop("XLA_FLAGS", None)
-            procs.append(subprocess.Popen([sys.executable, os.path.join(HERE, "multihost_worker.py"), str(out),
-                                           str(steps), *map(str, extra)], env=env, stdout=subprocess.PIPE,
-                                          stderr=subprocess.STDOUT))
+            # The two run side by side: not with the test process's compilation cache (conftest.py).
+            env.pop("JAX_COMPILATION_CACHE_DIR", None)
+            procs.append(subprocess.Popen([sys.executable, os.path.join(HERE, "multihost_worker.py"), str(steps),
+                                           *runs], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
         logs = [p.communicate(timeout=240)[0].decode(errors="replace") for p in procs]
     finally:
         for p in procs:
@@ -138,8 +165,11 @@ def _two_processes(out, steps, *extra):
 
 def test_multi_host_two_processes_match_one(tmp_path, tiny_config, tiny_params):
     steps = 3
-    out = tmp_path / "params.npy"
-    _two_processes(out, steps)
+    out, resumed, run = tmp_path / "params.npy", tmp_path / "resumed.npy", tmp_path / "run"
+    # One launch trains uninterrupted, then again with checkpoints in ``run`` until it leaves
+    # after step 1 (one compilation for both); a new pair of processes resumes from there.
+    _two_processes(steps, out, f"{resumed},{run},1")
+    assert not resumed.exists()  # the run with checkpoints left at step 1
     assert tiny_config == multihost_worker.CONFIG
     tx = multihost_worker.optimizer()
     mesh = training.make_mesh(jax.devices()[:1])
@@ -152,13 +182,9 @@ def test_multi_host_two_processes_match_one(tmp_path, tiny_config, tiny_params):
     np.testing.assert_allclose(np.load(out), _flat(state.params), rtol=1e-3, atol=1e-4)
     assert np.abs(np.load(out) - _flat(tiny_params)).max() > 1e-2
 
-    # Stopped after step 1 with a checkpoint, then resumed by a new pair of processes: the same
-    # parameters as the uninterrupted two-process run.
-    resumed = tmp_path / "resumed.npy"
-    _two_processes(resumed, steps, tmp_path / "run", 1)
-    assert not resumed.exists()  # the first launch left at step 1
-    _two_processes(resumed, steps, tmp_path / "run", 1)
-    assert sorted(os.listdir(tmp_path / "run" / "checkpoints" / "latest")) == ["1", "3"]
+    # Resumed by a new pair of processes: the same parameters as the uninterrupted two-process run.
+    _two_processes(steps, f"{resumed},{run},1")
+    assert sorted(os.listdir(run / "checkpoints" / "latest")) == ["1", "3"]
     np.testing.assert_allclose(np.load(resumed), np.load(out), rtol=0, atol=1e-7)
 
 

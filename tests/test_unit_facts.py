@@ -45,7 +45,8 @@ def _mean2x2(x):
 
 
 def _perturbed(params, seed=1):
-    """``params`` with every leaf shifted randomly, so no term sits at its initial zero."""
+    """``params`` with every leaf shifted randomly, so no term sits at its initial zero (called
+    under ``jax.jit`` with the block's init: one compilation instead of one per operation)."""
     leaves, tree = jax.tree_util.tree_flatten(params)
     keys = jax.random.split(jax.random.key(seed), len(leaves))
     return jax.tree_util.tree_unflatten(
@@ -55,8 +56,8 @@ def _perturbed(params, seed=1):
 def test_csram_is_coarse_plus_strength_times_confidence_times_injection():
     coarse, fine = _rand(0, (2, 4, 6, 5)), _rand(1, (2, 8, 12, 3))
     block = CSRAM(jnp.float32)
-    params = _perturbed(block.init(jax.random.key(2), coarse, fine))
-    out = block.apply(params, coarse, fine)
+    params = jax.jit(lambda: _perturbed(block.init(jax.random.key(2), coarse, fine)))()
+    out = jax.jit(block.apply)(params, coarse, fine)
     p = params["params"]
     m = _mean2x2(fine)
     h = np.concatenate([np.asarray(coarse, np.float64), m], axis=-1)
@@ -68,16 +69,17 @@ def test_csram_is_coarse_plus_strength_times_confidence_times_injection():
 def test_scgb_with_zero_logits_is_the_identity_and_gates_by_two_sigmoid():
     fine, coarse = _rand(0, (1, 8, 12, 4)), _rand(1, (1, 4, 6, 6))
     block = SCGB(jnp.float32, cross=True)
-    params = block.init(jax.random.key(2), fine, coarse)
+    params = jax.jit(block.init)(jax.random.key(2), fine, coarse)
+    apply = jax.jit(block.apply)  # one compilation for both parameter sets
     zero = jax.tree_util.tree_map(jnp.zeros_like, params)
-    new_fine, new_coarse = block.apply(zero, fine, coarse)
+    new_fine, new_coarse = apply(zero, fine, coarse)
     np.testing.assert_allclose(np.asarray(new_fine), np.asarray(fine), rtol=1e-6)
     np.testing.assert_allclose(np.asarray(new_coarse), np.asarray(coarse), rtol=1e-6)
     # A constant logit b on both gates scales by 2 sigmoid(b).
     const = jax.tree_util.tree_map(jnp.zeros_like, params)
     const["params"]["fine_gate"]["bias"] = jnp.full_like(const["params"]["fine_gate"]["bias"], 0.7)
     const["params"]["coarse_gate"]["bias"] = jnp.full_like(const["params"]["coarse_gate"]["bias"], -1.2)
-    new_fine, new_coarse = block.apply(const, fine, coarse)
+    new_fine, new_coarse = apply(const, fine, coarse)
     np.testing.assert_allclose(np.asarray(new_fine), np.asarray(fine) * 2 * _sigmoid(0.7), rtol=1e-5)
     np.testing.assert_allclose(np.asarray(new_coarse), np.asarray(coarse) * 2 * _sigmoid(-1.2), rtol=1e-5)
 
@@ -124,8 +126,8 @@ def test_gem_pool_facts():
 def test_reliability_head_is_the_softmax_weighted_sum_of_level_scores():
     levels = [_rand(i, (3, 8 >> i, 8 >> i, 4 + i), 0.0, 1.5) for i in range(3)]
     head = ReliabilityHead(hidden=6, gem_init=3.0)
-    params = _perturbed(head.init(jax.random.key(5), levels))
-    score, level_scores, weights = head.apply(params, levels)
+    params = jax.jit(lambda: _perturbed(head.init(jax.random.key(5), levels)))()
+    score, level_scores, weights = jax.jit(head.apply)(params, levels)
     p = params["params"]
     scores, logits = [], []
     for i, f in enumerate(levels):
