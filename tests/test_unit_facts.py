@@ -91,7 +91,7 @@ def test_scgb_fine_gate_is_a_3x3_conv_of_the_nearest_upsampled_coarse_level(fine
     h, w = fine_hw
     fine, coarse = _rand(0, (2, h, w, 4)), _rand(1, (2, (h + 1) // 2, (w + 1) // 2, 3))
     block = SCGB(jnp.float32, cross=False)
-    params = _perturbed(block.init(jax.random.key(2), fine, coarse))
+    params = jax.jit(lambda: _perturbed(block.init(jax.random.key(2), fine, coarse)))()
     # The parameters of the plain form, a Flax 3x3 conv named fine_gate: same names, shapes and
     # initial values, so weights trained with that form load unchanged.
     class PlainGate(nn.Module):
@@ -99,14 +99,15 @@ def test_scgb_fine_gate_is_a_3x3_conv_of_the_nearest_upsampled_coarse_level(fine
         def __call__(self, fine, coarse):
             return nn.Conv(fine.shape[-1], (3, 3), name="fine_gate")(pyramid._up_to(coarse, fine.shape[1:3]))
 
-    plain = PlainGate().init(jax.random.key(2), fine, coarse)
+    plain = jax.jit(PlainGate().init)(jax.random.key(2), fine, coarse)
     assert jax.tree_util.tree_all(jax.tree_util.tree_map(
-        lambda a, b: a.shape == b.shape and bool(jnp.all(a == b)), plain, block.init(jax.random.key(2), fine, coarse)))
+        lambda a, b: a.shape == b.shape and bool(jnp.all(a == b)), plain,
+        jax.jit(block.init)(jax.random.key(2), fine, coarse)))
     k, b = (np.asarray(params["params"]["fine_gate"][n], np.float64) for n in ("kernel", "bias"))
     up = np.repeat(np.repeat(np.asarray(coarse, np.float64), 2, axis=1), 2, axis=2)[:, :h, :w]
     padded = np.pad(up, ((0, 0), (1, 1), (1, 1), (0, 0)))
     logits = b + sum(padded[:, dy:dy + h, dx:dx + w] @ k[dy, dx] for dy in range(3) for dx in range(3))
-    new_fine, _ = block.apply(params, fine, coarse)
+    new_fine, _ = jax.jit(block.apply)(params, fine, coarse)
     np.testing.assert_allclose(np.asarray(new_fine), np.asarray(fine) * 2 * _sigmoid(logits), rtol=1e-5, atol=1e-6)
 
 
