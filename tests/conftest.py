@@ -11,6 +11,11 @@ import jax
 import numpy as np
 import pytest
 
+from birqa_jax.model import ModelConfig, init_params
+
+_CACHE_KEY = pytest.StashKey[str]()
+
+
 # Many tests build the same program through different Python callables (a train step per test,
 # a scoring function per run, the same model in each command-line subprocess); jax.jit's
 # in-memory cache is per callable and per process, so each would compile it again. JAX's
@@ -19,20 +24,21 @@ import pytest
 # process (each pytest-xdist worker has its own: JAX writes entries without a lock, so two
 # processes running at once must not share one) and removed at its end, so no run depends on
 # what an earlier one left. Subprocesses a test starts and waits for inherit it through the
-# environment; tests that start processes running side by side remove it from theirs.
-_COMPILATION_CACHE = tempfile.mkdtemp(prefix="birqa-jax-test-compilation-cache-")
-os.environ.update(JAX_COMPILATION_CACHE_DIR=_COMPILATION_CACHE, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-                  JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1")
-jax.config.update("jax_compilation_cache_dir", _COMPILATION_CACHE)
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
-
-from birqa_jax.model import ModelConfig, init_params  # noqa: E402  (after the cache is set up)
+# environment; tests that start processes running side by side remove it from theirs. It is
+# made here, not on import: worker processes that the data pipelines spawn import this module.
+def pytest_configure(config):
+    folder = tempfile.mkdtemp(prefix="birqa-jax-test-compilation-cache-")
+    config.stash[_CACHE_KEY] = folder
+    os.environ.update(JAX_COMPILATION_CACHE_DIR=folder, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                      JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1")
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
 
 def pytest_unconfigure(config):
-    shutil.rmtree(_COMPILATION_CACHE, ignore_errors=True)
-
+    if _CACHE_KEY in config.stash:
+        shutil.rmtree(config.stash[_CACHE_KEY], ignore_errors=True)
 
 # pytest-xdist (the "-n 2" of pyproject.toml's addopts) runs each group below in one worker, so
 # the tests that share a module or session fixture, or compile the same programs, build and
