@@ -122,7 +122,8 @@ def upsampled_conv3x3(coarse: jax.Array, kernel: jax.Array, shape: Sequence[int]
     result then sums a kernel row (column) over the cropped-off upsampled row, which a plain
     conv would read as zero padding; that one-row term is subtracted again.
 
-    coarse [N, h, w, Ci], kernel [3, 3, Ci, Co] (both in the compute dtype) -> [N, H, W, Co].
+    coarse [N, h, w, Ci] in the compute dtype, kernel [3, 3, Ci, Co] (its taps are summed in its own
+    dtype, the parameters' float32, before the cast to the compute dtype) -> [N, H, W, Co].
     """
     n, h, w, ci = coarse.shape
     co = kernel.shape[-1]
@@ -131,7 +132,8 @@ def upsampled_conv3x3(coarse: jax.Array, kernel: jax.Array, shape: Sequence[int]
         raise ValueError(f"output {out_h}x{out_w} is not a 2x upsampling of {h}x{w}")
     rows = jnp.asarray(_PHASE_ROWS, kernel.dtype)
     # [2 taps, 2 taps, Ci, Co, 2 row phases, 2 column phases]: one output channel per (o, a, b).
-    phased = jnp.einsum("apu,bqv,uvio->pqioab", rows, rows, kernel).reshape(2, 2, ci, co * 4)
+    phased = jnp.einsum("apu,bqv,uvio->pqioab", rows, rows, kernel).reshape(2, 2, ci, co * 4).astype(coarse.dtype)
+    kernel = kernel.astype(coarse.dtype)
     y = jax.lax.conv_general_dilated(coarse, phased, (1, 1), ((1, 1), (1, 1)),
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
     y = y.reshape(n, h + 1, w + 1, co, 2, 2)  # phase (a, b) of coarse pixel (i, j) at y[i + a, j + b]
@@ -164,8 +166,8 @@ class UpsampledConv(nn.Module):
     def __call__(self, coarse, shape):
         kernel = self.param("kernel", nn.linear.default_kernel_init, (3, 3, coarse.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-        coarse, kernel, bias = nn.dtypes.promote_dtype(coarse, kernel, bias, dtype=self.dtype)
-        return upsampled_conv3x3(coarse, kernel, shape) + bias
+        coarse, bias = nn.dtypes.promote_dtype(coarse, bias, dtype=self.dtype)
+        return upsampled_conv3x3(coarse, kernel, shape) + bias  # the kernel's taps summed in float32
 
 
 class PyramidLevel(nn.Module):
