@@ -43,8 +43,21 @@ _LBP_OFFSETS = tuple(
 
 def rgb_to_ycbcr(rgb: jax.Array) -> jax.Array:
     """BT.601 full-range YCbCr. ``rgb``: [..., 3] in [0, 1] -> [..., 3], Y in [0, 1], Cb/Cr in [0, 1]."""
-    m = jnp.asarray(_YCBCR_MATRIX, rgb.dtype)
-    return rgb @ m.T + jnp.asarray(_YCBCR_OFFSET, rgb.dtype)
+    return jnp.stack([_ycbcr_channel(rgb, k) for k in range(3)], axis=-1)
+
+
+def _ycbcr_channel(rgb: jax.Array, k: int) -> jax.Array:
+    """Channel ``k`` (0 = Y, 1 = Cb, 2 = Cr) of ``rgb_to_ycbcr``: [..., 3] -> [...].
+
+    Written out as three multiply-adds in a fixed order rather than as a matrix product: on the
+    CPU a [..., 3] x [3, 3] dot is a library GEMM call with tiny dimensions that took ~60% of the
+    feature stage's time, where multiply-adds fuse into the loops that read the channel (and a
+    slice ``[..., :1]`` of the stack computes the luma alone). Every caller goes through here,
+    so the luma rounds the same way in the model, the classical metrics and the tests."""
+    m = _YCBCR_MATRIX[k]
+    v = rgb[..., 0] * jnp.asarray(m[0], rgb.dtype) + rgb[..., 1] * jnp.asarray(m[1], rgb.dtype) \
+        + rgb[..., 2] * jnp.asarray(m[2], rgb.dtype)
+    return v + jnp.asarray(_YCBCR_OFFSET[k], rgb.dtype) if _YCBCR_OFFSET[k] else v
 
 
 def gaussian_kernel(sigma: float = 1.5, truncate: float = 3.5) -> np.ndarray:
@@ -233,12 +246,12 @@ def feature_stack(
       ``include_luma``): SSIM map on Y, |dCb|, |dCr|, mean |soft LBP bit difference| on Y,
       information map of ref and of dist.
     """
-    # rgb_to_ycbcr's matrix product, not multiply-adds inside a fused loop, which may round
-    # differently: a one-ulp change of luma moves the SSIM and information maps by up to ~1e-4
-    # in flat regions (their variances are divided by C2 ~ 1e-3).
-    ycc_r = rgb_to_ycbcr(ref.astype(jnp.float32))
-    ycc_d = rgb_to_ycbcr(dist.astype(jnp.float32))
-    y_r, y_d = ycc_r[..., :1], ycc_d[..., :1]
+    # The channels come from _ycbcr_channel, as rgb_to_ycbcr's do: a one-ulp change of luma
+    # moves the SSIM and information maps by up to ~1e-4 in flat regions (their variances are
+    # divided by C2 ~ 1e-3), so the model and the public functions must round alike.
+    ref, dist = ref.astype(jnp.float32), dist.astype(jnp.float32)
+    y_r, y_d = _ycbcr_channel(ref, 0)[..., None], _ycbcr_channel(dist, 0)[..., None]
+    d_chroma = jnp.stack([jnp.abs(_ycbcr_channel(ref, k) - _ycbcr_channel(dist, k)) for k in (1, 2)], axis=-1)
     taps = gaussian_kernel()
     r = len(taps) // 2
     # Both lumas padded once; the moments' filters and the LBP neighbours read the same tensor.
@@ -247,7 +260,7 @@ def feature_stack(
     mx, my, vx, vy, cxy = _padded_moments(p, 1, taps)
     feats = [
         ssim_from_moments(mx, my, vx, vy, cxy),
-        jnp.abs(ycc_r[..., 1:] - ycc_d[..., 1:]),
+        d_chroma,
         _padded_soft_lbp_distance(p, r, lumas, lbp_temperature),
         information_map(vx, info_c),
         information_map(vy, info_c),
