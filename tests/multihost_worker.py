@@ -77,7 +77,9 @@ def main(steps, runs):
 
 if __name__ == "__main__":
     # Set before JAX initialises its backend (on first use, not on import).
-    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    # Two CPU devices per process; the other flags of the test process (its compile preset) stay.
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f]
+    os.environ["XLA_FLAGS"] = " ".join([*flags, "--xla_force_host_platform_device_count=2"])
     os.environ["JAX_PLATFORMS"] = "cpu"
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     main(int(sys.argv[1]), sys.argv[2:])

@@ -57,8 +57,9 @@ def full_eval(tiny_run, tmp_path_factory):
 
 
 def _eval_cli(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env.pop("XLA_FLAGS", None)  # one CPU device is enough here
+    # One CPU device is enough here; the other flags (conftest.py's compile preset) stay.
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f]
+    env = dict(os.environ, XLA_FLAGS=" ".join(flags))
     return subprocess.run([sys.executable, os.path.join(ROOT, "eval.py"), *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
 

@@ -149,7 +149,6 @@ def _two_processes(steps, *runs):
         for pid in range(2):
             env = dict(os.environ, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2",
                        JAX_PROCESS_ID=str(pid))
-            env.pop("XLA_FLAGS", None)
             # The two run side by side: not with the test process's compilation cache (conftest.py).
             env.pop("JAX_COMPILATION_CACHE_DIR", None)
             procs.append(subprocess.Popen([sys.executable, os.path.join(HERE, "multihost_worker.py"), str(steps),
