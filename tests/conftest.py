@@ -7,10 +7,10 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 # The suite compiles hundreds of small programs and runs each a few times, so compiling is most
-# of its CPU time. XLA's FAST_COMPILE preset (less optimisation; the tiny model's gradient program
-# comes out with 246 fusions instead of 248) took 16% off the CPU time of compiling the tiny train step and left its step time
-# unchanged (2 runs each); the whole suite took 7 min 35 s and 7 min 57 s instead of 8 min 47 s
-# (2026-12-02, 2 cores at rest).
+# of its CPU time. XLA's FAST_COMPILE preset (less optimisation; the tiny model's gradient
+# program comes out with 246 fusions instead of 248) took 16% off the CPU time of compiling the
+# tiny train step and left its step time unchanged (2 runs each); the whole suite took 7 min 35 s
+# and 7 min 57 s instead of 8 min 47 s (2026-12-02, 2 cores at rest).
 # An XLA_FLAGS that names a preset keeps its own. Subprocesses inherit it with the environment.
 if "xla_cpu_opt_preset" not in os.environ["XLA_FLAGS"]:
     os.environ["XLA_FLAGS"] += " --xla_cpu_opt_preset=FAST_COMPILE"
