@@ -259,12 +259,16 @@ def gem_pool(f: jax.Array, p: jax.Array, gem_input: str = "clamp") -> jax.Array:
     1e-6)`` ("shift"; the clamp never binds on GELU outputs). p = 1 is the mean of x, p -> inf
     its maximum; a constant map (above the clamp) pools to that constant for every p."""
     if gem_input == "softplus":
-        x = jax.nn.softplus(f)
+        # softplus is positive but underflows to 0 below about -104 (never for GELU outputs).
+        x = jnp.maximum(jax.nn.softplus(f), jnp.finfo(f.dtype).tiny)
     elif gem_input == "shift":
         x = jnp.maximum(f - GELU_MIN, 1e-6)
     else:
         x = jnp.maximum(f, 1e-6)
-    return jnp.mean(x ** p, axis=(1, 2)) ** (1.0 / p)
+    # x ** p as exp(p log x), valid as x > 0 here. The general power (signs, integer exponents,
+    # zeros) made the pooling of the two finest levels the costliest loops of the forward on the
+    # CPU: 22 and 21 ms of a 540x960 forward with 32-48-64-96 widths, 6.5 and 7.3 ms this way.
+    return jnp.mean(jnp.exp(p * jnp.log(x)), axis=(1, 2)) ** (1.0 / p)
 
 
 def _softplus_inv(y: float) -> float:
