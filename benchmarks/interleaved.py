@@ -45,8 +45,9 @@ from benchmarks import common
 from birqa_jax.model import MIN_SIZE, BiRQA, ModelConfig, init_params
 
 # The model before the speed work: a feature stage that materialised shifted copies (XLA bytes
-# per 1080p pair 3.15 GB, now 0.87) and the SCGB fine gate convolving the upsampled coarse level
-# (now computed on the coarse grid).
+# per 1080p pair 3.15 GB, now 0.81) and converted RGB to YCbCr with a tiny matrix product, the
+# SCGB fine gate convolving the upsampled coarse level (now computed on the coarse grid) and GeM
+# pooling through the general power function (benchmarks/README.md, "Cost analysis").
 BEFORE_REV = "2d823a51"
 MODEL_FILES = ("birqa_jax/model/features.py", "birqa_jax/model/pyramid.py")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -297,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
                    help="HEIGHTxWIDTH of the peer group (default 540x960)")
     p.add_argument("--no-before", action="store_true", help="leave the before/after group out")
     p.add_argument("--no-peers", action="store_true", help="leave the peer group out")
-    p.add_argument("--before-rev", default=BEFORE_REV, help=f"git revision of the old feature stage ({BEFORE_REV})")
+    p.add_argument("--before-rev", default=BEFORE_REV, help=f"git revision of the earlier model ({BEFORE_REV})")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--calls", type=int, default=2, help="timed calls of each contender per round")
     p.add_argument("--warmup", type=int, default=2, help="untimed calls of each contender first")
