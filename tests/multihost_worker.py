@@ -21,13 +21,17 @@ from birqa_jax.model import BiRQA, ModelConfig, init_params
 from birqa_jax.train import step as training
 from birqa_jax.train.checkpoints import Checkpoints
 
-CONFIG = ModelConfig(widths=(8, 12, 16), head_hidden=8)
+# Two levels (a CSRAM and an SCGB block in the step): what is tested is the data-parallel
+# plumbing across processes, and each of the four processes compiles the step in half the CPU
+# time of the suite's three-level tiny model.
+CONFIG = ModelConfig(widths=(4, 4), head_hidden=4)
 GLOBAL_BATCH = 8
 
 
 def optimizer():
-    """Plain SGD: Adam and clipping would hide a gradient scaled by the device count."""
-    return optax.sgd(1e-3)
+    """Plain SGD: Adam and clipping would hide a gradient scaled by the device count. Its rate
+    moves the two-level model's weights by up to ~4e-2 in 3 steps, far above the tolerance."""
+    return optax.sgd(1e-2)
 
 
 def global_batches(steps):
