@@ -154,17 +154,15 @@ def test_select_pairs_spreads_over_photographs_and_blocks():
 # ----------------------------------------------------------------------------- end to end
 
 
-def test_tiny_study_writes_reports_and_resumes(tmp_path, make_tiny_run_config, one_device_mesh):
+def test_tiny_study_writes_reports_and_resumes(tmp_path, make_tiny_run_config, one_device_mesh, small_config,
+                                               small_params):
     """1 seed, 2 arms (the starting model as it is, and AAT for 2 steps), 2 eps, FGSM, Square (3
-    queries) on 3 pairs, 48x64 images, a two-level model (the study's plumbing is the same for
-    any depth; its programs compile in half the time of the suite's three-level tiny model); the
-    second call finds everything cached. (Each attack compiles once for both models: the
-    parameters are traced.)"""
-    from birqa_jax.model import ModelConfig, init_params, save_model
+    queries) on 3 pairs, 48x64 images, the two-level small model; the second call finds
+    everything cached. (Each attack compiles once for both models: the parameters are traced.)"""
+    from birqa_jax.model import save_model
 
-    config = ModelConfig(widths=(4, 4), head_hidden=4)
     init = str(tmp_path / "tiny.msgpack")
-    save_model(init, init_params(config, 0), config)
+    save_model(init, small_params, small_config)
     data_dir = make_tiny_run_config().data.data_dir  # the session's tiny kadid_synthetic
     preset = dataclasses.replace(study.PRESETS["tiny"], arms=("packaged", "aat"), seeds=1, blocks=1, steps=2,
                                  pairs=9, eps=(2, 4), attacks={"fgsm": {}}, apgd_restarts=0,
