@@ -91,7 +91,8 @@ def pytest_xdist_make_scheduler(config, log):
     return GroupScheduling(config, log)
 
 
-# A small model shared by every test that needs one: one compilation per shape for the suite.
+# The tiny model shared by the tests that need a trained or pinned model (its golden values, the
+# session's tiny training run): one compilation per shape for the suite.
 TINY_CONFIG = ModelConfig(widths=(8, 12, 16), head_hidden=8)
 
 
@@ -108,17 +109,17 @@ def tiny_params():
 # A two-level model (one CSRAM and one SCGB block) for the tests that compare runs with each
 # other and pin no values (devices, processes, input dtypes, a skipped batch, the study's
 # plumbing): its train steps compile in half the CPU time of the tiny model's three levels.
-SMALL_CONFIG = ModelConfig(widths=(4, 4), head_hidden=4)
+TWO_LEVEL_CONFIG = ModelConfig(widths=(4, 4), head_hidden=4)
 
 
 @pytest.fixture(scope="session")
-def small_config():
-    return SMALL_CONFIG
+def two_level_config():
+    return TWO_LEVEL_CONFIG
 
 
 @pytest.fixture(scope="session")
-def small_params():
-    return init_params(SMALL_CONFIG, 0)
+def two_level_params():
+    return init_params(TWO_LEVEL_CONFIG, 0)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from birqa_jax.model import BiRQA, ModelConfig, init_params
 from birqa_jax.train import step as training
 from birqa_jax.train.checkpoints import Checkpoints
 
-# conftest.py's two-level small model (the test checks they agree): what is tested is the
+# conftest.py's TWO_LEVEL_CONFIG (the test checks they agree): what is tested is the
 # data-parallel plumbing across processes, and each of the four processes compiles the step in
 # half the CPU time of the suite's three-level tiny model.
 CONFIG = ModelConfig(widths=(4, 4), head_hidden=4)

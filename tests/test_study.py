@@ -154,15 +154,15 @@ def test_select_pairs_spreads_over_photographs_and_blocks():
 # ----------------------------------------------------------------------------- end to end
 
 
-def test_tiny_study_writes_reports_and_resumes(tmp_path, make_tiny_run_config, one_device_mesh, small_config,
-                                               small_params):
+def test_tiny_study_writes_reports_and_resumes(tmp_path, make_tiny_run_config, one_device_mesh, two_level_config,
+                                               two_level_params):
     """1 seed, 2 arms (the starting model as it is, and AAT for 2 steps), 2 eps, FGSM, Square (3
-    queries) on 3 pairs, 48x64 images, the two-level small model; the second call finds
+    queries) on 3 pairs, 48x64 images, the two-level model (conftest.py); the second call finds
     everything cached. (Each attack compiles once for both models: the parameters are traced.)"""
     from birqa_jax.model import save_model
 
     init = str(tmp_path / "tiny.msgpack")
-    save_model(init, small_params, small_config)
+    save_model(init, two_level_params, two_level_config)
     data_dir = make_tiny_run_config().data.data_dir  # the session's tiny kadid_synthetic
     preset = dataclasses.replace(study.PRESETS["tiny"], arms=("packaged", "aat"), seeds=1, blocks=1, steps=2,
                                  pairs=9, eps=(2, 4), attacks={"fgsm": {}}, apgd_restarts=0,

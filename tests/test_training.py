@@ -64,20 +64,20 @@ AAT_ATTACK = training.AttackSpec(name="pgd", eps=4 / 255, settings={"steps": 2, 
 
 @pytest.mark.parametrize("weights, attack", [(training.LossWeights(), None), (AAT_WEIGHTS, AAT_ATTACK)],
                          ids=["clean", "aat"])
-def test_sharded_step_matches_one_device(small_config, small_params, weights, attack):
+def test_sharded_step_matches_one_device(two_level_config, two_level_params, weights, attack):
     """8 devices give the same two updates as 1 (the gathered predictions and batch losses, the
     pmean of the gradients, and with the attack its per-item keys and the global attacked mask)."""
     assert jax.device_count() == 8, "conftest should provide 8 CPU devices"
     batches = _batches(2, anchors=attack is not None)
-    s8, m8 = _run(small_config, small_params, jax.devices(), batches, weights, attack)
-    s1, m1 = _run(small_config, small_params, jax.devices()[:1], batches, weights, attack)
+    s8, m8 = _run(two_level_config, two_level_params, jax.devices(), batches, weights, attack)
+    s1, m1 = _run(two_level_config, two_level_params, jax.devices()[:1], batches, weights, attack)
     np.testing.assert_allclose(_flat(s8.params), _flat(s1.params), rtol=1e-4, atol=1e-5)
     for a, b in zip(jax.tree_util.tree_leaves(jax.device_get(s8.params)),
                     jax.tree_util.tree_leaves(jax.device_get(s1.params))):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
     assert int(s8.step) == int(s1.step) == 2
     # The update did something (a bug that skips it would also "match").
-    assert np.abs(_flat(s8.params) - _flat(small_params)).max() > 1e-4
+    assert np.abs(_flat(s8.params) - _flat(two_level_params)).max() > 1e-4
     for i, (a, b) in enumerate(zip(m8, m1)):
         assert a["finite"] == 1.0 and abs(a["loss"] - b["loss"]) < 1e-5
         if attack is None:
@@ -90,7 +90,7 @@ def test_sharded_step_matches_one_device(small_config, small_params, weights, at
             assert np.isfinite(a[key]) and a[key] == pytest.approx(b[key], abs=1e-5), key
 
 
-def test_uint8_batches_train_exactly_as_their_float_batches(small_config, small_params):
+def test_uint8_batches_train_exactly_as_their_float_batches(two_level_config, two_level_params):
     """The loop sends uint8 crops and the step converts them (inputs.as_float): the same update,
     bit for bit, as the float32 batch the host used to make (data.train_dataset's v / 255)."""
     rng = np.random.default_rng(0)
@@ -100,16 +100,16 @@ def test_uint8_batches_train_exactly_as_their_float_batches(small_config, small_
     host = lambda x: x.astype(np.float32) / np.float32(255)  # noqa: E731
     tx = optax.sgd(1e-3)  # the schedule of make_optimizer starts at 0: the first step would not move
     mesh = training.make_mesh(jax.devices()[:1])
-    step = training.make_train_step(BiRQA(small_config), tx, mesh)
+    step = training.make_train_step(BiRQA(two_level_config), tx, mesh)
     out = []
     for batch in ({"ref": host(ref), "dist": host(dist), "mos": mos}, {"ref": ref, "dist": dist, "mos": mos}):
-        state = training.replicate(training.create_train_state(small_params, tx, 0), mesh)
+        state = training.replicate(training.create_train_state(two_level_params, tx, 0), mesh)
         state, metrics = step(state, training.global_batch(batch, mesh))
         out.append((_flat(state.params), jax.device_get(metrics)))
     (p_float, m_float), (p_uint8, m_uint8) = out
     np.testing.assert_array_equal(p_uint8, p_float)
     assert m_uint8["loss"] == m_float["loss"] and m_uint8["grad_norm"] == m_float["grad_norm"]
-    assert np.abs(p_float - _flat(small_params)).max() > 0
+    assert np.abs(p_float - _flat(two_level_params)).max() > 0
 
 
 def test_attack_spec_checks_its_settings():
@@ -118,16 +118,16 @@ def test_attack_spec_checks_its_settings():
     assert training.AttackSpec(settings={"steps": 3, "step_size": 0.01}).settings == (("step_size", 0.01), ("steps", 3))
 
 
-def test_nonfinite_batch_is_skipped_and_counted(small_config, small_params):
+def test_nonfinite_batch_is_skipped_and_counted(two_level_config, two_level_params):
     good, bad = _batches(2)
     bad["dist"][0, 0, 0, 0] = np.nan
-    state, (metrics,) = _run(small_config, small_params, jax.devices(), [bad])
+    state, (metrics,) = _run(two_level_config, two_level_params, jax.devices(), [bad])
     assert metrics["finite"] == 0.0 and int(state.nonfinite) == 1 and int(state.consecutive_nonfinite) == 1
-    np.testing.assert_array_equal(_flat(state.params), _flat(small_params))
+    np.testing.assert_array_equal(_flat(state.params), _flat(two_level_params))
     tx = training.make_optimizer(1e-3, 10, 2, 1e-4, 1.0)
     mesh = training.make_mesh()
-    step = training.make_train_step(BiRQA(small_config), tx, mesh)
-    state = training.replicate(training.create_train_state(small_params, tx, 0), mesh)
+    step = training.make_train_step(BiRQA(two_level_config), tx, mesh)
+    state = training.replicate(training.create_train_state(two_level_params, tx, 0), mesh)
     state, _ = step(state, training.global_batch(bad, mesh))
     state, _ = step(state, training.global_batch(good, mesh))
     assert int(state.nonfinite) == 1 and int(state.consecutive_nonfinite) == 0
@@ -162,24 +162,24 @@ def _two_processes(steps, *runs):
     assert all(p.returncode == 0 for p in procs), "\n".join(l[-3000:] for l in logs)
 
 
-def test_multi_host_two_processes_match_one(tmp_path, small_config, small_params):
+def test_multi_host_two_processes_match_one(tmp_path, two_level_config, two_level_params):
     steps = 3
     out, resumed, run = tmp_path / "params.npy", tmp_path / "resumed.npy", tmp_path / "run"
     # One launch trains uninterrupted, then again with checkpoints in ``run`` until it leaves
     # after step 1 (one compilation for both); a new pair of processes resumes from there.
     _two_processes(steps, out, f"{resumed},{run},1")
     assert not resumed.exists()  # the run with checkpoints left at step 1
-    assert small_config == multihost_worker.CONFIG
+    assert two_level_config == multihost_worker.CONFIG
     tx = multihost_worker.optimizer()
     mesh = training.make_mesh(jax.devices()[:1])
-    step = training.make_train_step(BiRQA(small_config), tx, mesh)
-    state = training.replicate(training.create_train_state(small_params, tx, 0), mesh)
+    step = training.make_train_step(BiRQA(two_level_config), tx, mesh)
+    state = training.replicate(training.create_train_state(two_level_params, tx, 0), mesh)
     for b in multihost_worker.global_batches(steps):
         state, _ = step(state, training.global_batch(b, mesh))
     # Float reassociation across processes moves a few weights by ~5e-7; a wrong gradient scale
     # or a wrong batch slice moves them by the size of the update (up to 4e-2 here).
     np.testing.assert_allclose(np.load(out), _flat(state.params), rtol=1e-3, atol=1e-4)
-    assert np.abs(np.load(out) - _flat(small_params)).max() > 1e-2
+    assert np.abs(np.load(out) - _flat(two_level_params)).max() > 1e-2
 
     # Resumed by a new pair of processes: the same parameters as the uninterrupted two-process run.
     _two_processes(steps, f"{resumed},{run},1")
