@@ -59,9 +59,10 @@ _TRAINING_GROUPS = {"test_multi_host_two_processes_match_one": "multihost",
                     "test_sharded_step_matches_one_device": "train_step",
                     "test_uint8_batches_train_exactly_as_their_float_batches": "train_step",
                     "test_nonfinite_batch_is_skipped_and_counted": "train_step"}
-_LONGEST_FIRST = ["train_step", "tiny_run", "test_benchmarks", "test_unit_facts", "test_study", "test_attacks",
-                  "multihost", "test_model", "test_baselines", "test_robust_weights", "test_classical_reference",
-                  "test_entry_points", "test_cli"]
+_LONGEST_FIRST = ["tiny_run", "test_benchmarks", "test_attacks", "train_step", "multihost", "test_classical_reference",
+                  "test_robust_weights", "test_study", "test_model", "test_metric", "test_unit_facts", "test_cli",
+                  "test_features", "test_baselines", "test_entry_points", "test_losses", "test_robust_eval",
+                  "test_runner"]
 
 
 def _group(nodeid: str) -> str:
@@ -91,8 +92,8 @@ def pytest_xdist_make_scheduler(config, log):
     return GroupScheduling(config, log)
 
 
-# The tiny model shared by the tests that need a trained or pinned model (its golden values, the
-# session's tiny training run): one compilation per shape for the suite.
+# The tiny model shared by the tests that pin values of a model (its golden values) or score
+# with one: one compilation per shape for the suite.
 TINY_CONFIG = ModelConfig(widths=(8, 12, 16), head_hidden=8)
 
 
@@ -108,7 +109,8 @@ def tiny_params():
 
 # A two-level model (one CSRAM and one SCGB block) for the tests that compare runs with each
 # other and pin no values (devices, processes, input dtypes, a skipped batch, the study's
-# plumbing): its train steps compile in half the CPU time of the tiny model's three levels.
+# plumbing, the robustness evaluation) and for the session's tiny training runs: its train
+# steps and attacks compile in about half the CPU time of the tiny model's three levels.
 TWO_LEVEL_CONFIG = ModelConfig(widths=(4, 4), head_hidden=4)
 
 
@@ -136,7 +138,7 @@ def natural_pair():
 @pytest.fixture(scope="session")
 def make_tiny_run_config(tmp_path_factory):
     """Factory of the embedded default config shrunk to seconds: a tiny kadid_synthetic (7 refs
-    x 5 types x 5 levels, 48x64, built once per session), the tiny model, batches of 8 crops of
+    x 5 types x 5 levels, 48x64, built once per session), the two-level model, batches of 8 crops of
     32x32, 40 steps. Tests that train with it share one data build and one compiled step."""
     data_dir = str(tmp_path_factory.mktemp("tfds"))
 
@@ -150,7 +152,7 @@ def make_tiny_run_config(tmp_path_factory):
         c.data.synthetic.crop_size = (48, 64)
         c.data.synthetic.dist_types = (1, 10, 11, 16, 21)
         c.data.crop_size = (32, 32)
-        c.model = type(c.model)(TINY_CONFIG.to_dict())
+        c.model = type(c.model)(TWO_LEVEL_CONFIG.to_dict())
         c.batch_size = 8
         c.num_steps = 40
         c.warmup_steps = 2

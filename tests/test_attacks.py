@@ -18,14 +18,14 @@ TOL = 1e-6
 
 
 def _toy_params():
-    k = jax.random.split(jax.random.PRNGKey(0), 5)
-    ref = jax.random.uniform(k[0], (B, H, W, 3))
+    # numpy draws: a jax.random draw compiles a program per shape.
+    rng = np.random.default_rng(0)
+    normal = lambda *shape: rng.normal(size=shape).astype(np.float32)  # noqa: E731
+    ref = rng.random((B, H, W, 3), dtype=np.float32)
     # Clipping makes some pixels exactly 0 or 1, so the [0, 1] bound is exercised.
-    dist = jnp.clip(ref + 0.1 * jax.random.normal(k[1], (B, H, W, 3)), 0.0, 1.0)
-    units = jax.random.normal(k[2], (8, H, W, 3)) / np.sqrt(H * W * 3)
-    weights = jax.random.normal(k[3], (8,))
-    bias = jax.random.normal(k[4], (8,))
-    return ref, dist, units, weights, bias
+    dist = np.clip(ref + 0.1 * normal(B, H, W, 3), 0.0, 1.0)
+    units = normal(8, H, W, 3) / np.sqrt(H * W * 3)
+    return tuple(jnp.asarray(x) for x in (ref, dist, units, normal(8), normal(8)))
 
 
 REF, DIST, _UNITS, _WEIGHTS, _BIAS = _toy_params()
@@ -83,7 +83,7 @@ def test_apgd100_at_least_pgd100(results):
 def test_attacks_on_a_linear_score_reach_the_corner():
     """On a linear score every sign-gradient attack ends at dist + eps * sign(w) (clipped):
     a hand-computed optimum."""
-    w = jax.random.normal(jax.random.PRNGKey(3), (H, W, 3))
+    w = jnp.asarray(np.random.default_rng(3).normal(size=(H, W, 3)).astype(np.float32))
 
     def linear(ref, dist):
         return jnp.sum(w * (dist - ref), axis=(1, 2, 3))
@@ -113,7 +113,7 @@ def test_attacks_on_a_linear_score_reach_the_corner():
 def test_apgd_halves_its_step_where_fixed_steps_oscillate():
     """Concave objective with its optimum c inside the ball: fixed signed steps keep
     oscillating around c, APGD's halving steps converge onto it."""
-    c = jnp.clip(DIST + 0.37 * EPS * jnp.sign(jax.random.normal(RNG, DIST.shape)), 0, 1)
+    c = jnp.clip(DIST + 0.37 * EPS * np.sign(np.random.default_rng(1).normal(size=DIST.shape)).astype(np.float32), 0, 1)
 
     def objective(x):
         return -jnp.sum((x - c) ** 2, axis=(1, 2, 3))

@@ -9,9 +9,10 @@ from birqa_jax.model import MIN_SIZE, BiRQA, ModelConfig, init_params, param_cou
 
 
 def _pair(shape, seed=0):
-    k1, k2 = jax.random.split(jax.random.key(seed))
-    ref = jax.random.uniform(k1, shape)
-    return ref, jnp.clip(ref + 0.1 * jax.random.normal(k2, shape), 0, 1)
+    # numpy draws: a jax.random draw compiles a program per shape.
+    rng = np.random.default_rng(seed)
+    ref = rng.random(shape, dtype=np.float32)
+    return jnp.asarray(ref), jnp.asarray(np.clip(ref + rng.normal(0, 0.1, shape).astype(np.float32), 0, 1))
 
 
 @pytest.mark.parametrize("hw", [(MIN_SIZE, MIN_SIZE), (37, 53), (48, 40)])
@@ -61,7 +62,7 @@ def test_bfloat16_compute_keeps_float32_params(tiny_config, tiny_params):
     # the scores it is meant to rank (the untrained tiny model's spread is only ~5e-3).
     ref, _ = _pair((1, 32, 32, 3))
     sigmas = jnp.linspace(0.0, 0.5, 6)[:, None, None, None]
-    dist = jnp.clip(ref + sigmas * jax.random.normal(jax.random.key(3), (6, 32, 32, 3)), 0, 1)
+    dist = jnp.clip(ref + sigmas * np.random.default_rng(3).normal(size=(6, 32, 32, 3)).astype(np.float32), 0, 1)
     ref = jnp.repeat(ref, 6, axis=0)
     s16 = np.asarray(jax.jit(BiRQA(cfg).apply)(tiny_params, ref, dist))
     s32 = np.asarray(jax.jit(BiRQA(tiny_config).apply)(tiny_params, ref, dist))  # same weights, float32
@@ -121,6 +122,6 @@ def test_down_equals_average_pooling_that_ignores_padding(hw):
 
     from birqa_jax.model.pyramid import _down
 
-    x = jax.random.normal(jax.random.key(0), (2, *hw, 3))
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, *hw, 3)).astype(np.float32))
     expected = nn.avg_pool(x, (2, 2), strides=(2, 2), padding="SAME", count_include_pad=False)
     np.testing.assert_allclose(np.asarray(_down(x)), np.asarray(expected), atol=1e-6)

@@ -1,6 +1,6 @@
-"""evaluate_robustness on a tiny model and six 32x32 pairs, its numbers checked against scipy and
-hand-written formulas; one shared run (module fixture) keeps the compilations to one per attack,
-and a second model reuses them all."""
+"""evaluate_robustness on the two-level model (conftest.py) and six 32x32 pairs, its numbers
+checked against scipy and hand-written formulas; one shared run (module fixture) keeps the
+compilations to one per attack, and a second model reuses them all."""
 
 from __future__ import annotations
 
@@ -50,11 +50,11 @@ def _evaluate(params, config, examples):
 
 
 @pytest.fixture(scope="module")
-def run(examples_uint8, tiny_config, tiny_params):
+def run(examples_uint8, two_level_config, two_level_params):
     """The run on uint8 pairs, as ``evaluation.job.robustness_examples`` gives them (the attacks
     and the runner convert them on the device, bitwise as the float fixture ``examples``)."""
     before = attacks._attack._cache_size()
-    result = _evaluate(tiny_params, tiny_config, examples_uint8)
+    result = _evaluate(two_level_params, two_level_config, examples_uint8)
     return result, attacks._attack._cache_size() - before
 
 
@@ -80,20 +80,20 @@ def test_each_attack_compiles_once(run):
     assert compiled == len(ATTACKS)
 
 
-def test_a_second_model_compiles_nothing(run, examples_uint8, tiny_config, tiny_params):
+def test_a_second_model_compiles_nothing(run, examples_uint8, two_level_config, two_level_params):
     # The weights are traced arguments of the attacks and of the scoring: another model of the
     # same config reuses every program of the first run.
     result, _ = run
-    other = jax.tree_util.tree_map(lambda p: p * 1.1, tiny_params)
+    other = jax.tree_util.tree_map(lambda p: p * 1.1, two_level_params)
     attack_programs = attacks._attack._cache_size()
-    score_programs = runner.cache_size(apply_fn(tiny_config))
-    second = _evaluate(other, tiny_config, examples_uint8)
+    score_programs = runner.cache_size(apply_fn(two_level_config))
+    second = _evaluate(other, two_level_config, examples_uint8)
     assert attacks._attack._cache_size() == attack_programs
-    assert runner.cache_size(apply_fn(tiny_config)) == score_programs
+    assert runner.cache_size(apply_fn(two_level_config)) == score_programs
     assert not np.allclose(second["clean_scores"], result["clean_scores"])
 
 
-def test_numbers_match_independent_computation(run, examples, tiny_config, tiny_params):
+def test_numbers_match_independent_computation(run, examples, two_level_config, two_level_params):
     result, _ = run
     mos = np.array([ex["mos"][0] for ex in examples])
     clean = np.asarray(result["clean_scores"])
@@ -116,11 +116,11 @@ def test_numbers_match_independent_computation(run, examples, tiny_config, tiny_
 
     # Clean scores follow the examples' order through the padding (the runner scores them in
     # one batch of 8 rows over the 8 devices, 2 of them padded) and equal the model's own.
-    fn = apply_fn(tiny_config)
+    fn = apply_fn(two_level_config)
     ref = np.concatenate([ex["ref"] for ex in examples])
     dist = np.concatenate([ex["dist"] for ex in examples])
     rows = [0, 1, 2, 3], [4, 5, 5, 5]
-    want = np.concatenate([np.asarray(fn(tiny_params, ref[r], dist[r])) for r in rows])[:N]
+    want = np.concatenate([np.asarray(fn(two_level_params, ref[r], dist[r])) for r in rows])[:N]
     np.testing.assert_allclose(clean, want, rtol=1e-5, atol=1e-7)
 
 
@@ -166,17 +166,17 @@ def test_markdown_and_curves(run):
     (dict(attacks=("pgd",), attack_overrides={"pgd": {"iterations": 5}}), "takes no setting"),
     (dict(attacks=("fgsm",), attack_overrides={"pgd": {"steps": 5}}), "not run"),
 ])
-def test_bad_options_raise(examples, tiny_config, tiny_params, kwargs, match):
+def test_bad_options_raise(examples, two_level_config, two_level_params, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        robust_eval.evaluate_robustness(tiny_params, tiny_config, examples, **kwargs)
+        robust_eval.evaluate_robustness(two_level_params, two_level_config, examples, **kwargs)
 
 
-def test_bad_examples_raise(examples, tiny_config, tiny_params):
+def test_bad_examples_raise(examples, two_level_config, two_level_params):
     mixed = examples[:2] + [{**examples[2], "dist": examples[2]["dist"][:, :16]}]
     with pytest.raises(ValueError, match="differ"):
-        robust_eval.evaluate_robustness(tiny_params, tiny_config, mixed, attacks=("fgsm",))
+        robust_eval.evaluate_robustness(two_level_params, two_level_config, mixed, attacks=("fgsm",))
     loud = examples[:2] + [{**examples[2], "dist": examples[2]["dist"] * 255}]
     with pytest.raises(ValueError, match=r"in \[0, 1\]"):
-        robust_eval.evaluate_robustness(tiny_params, tiny_config, loud, attacks=("fgsm",))
+        robust_eval.evaluate_robustness(two_level_params, two_level_config, loud, attacks=("fgsm",))
     with pytest.raises(ValueError, match="at least 3"):
-        robust_eval.evaluate_robustness(tiny_params, tiny_config, examples[:2], attacks=("fgsm",))
+        robust_eval.evaluate_robustness(two_level_params, two_level_config, examples[:2], attacks=("fgsm",))

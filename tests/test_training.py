@@ -246,9 +246,9 @@ def test_log_reports_the_wait_for_data(tiny_run):
     assert sum(m["data_wait_s"] for m in logged) > 0  # prefetch 0: every batch loads in the loop
 
 
-def test_corrupt_latest_checkpoint_falls_back(tmp_path, tiny_config, tiny_params):
+def test_corrupt_latest_checkpoint_falls_back(tmp_path, two_level_params):
     tx = training.make_optimizer(1e-3, 10, 2, 1e-4, 1.0)
-    template = training.create_train_state(tiny_params, tx, 0)
+    template = training.create_train_state(two_level_params, tx, 0)
     ckpts = Checkpoints(str(tmp_path), keep=3)
     ckpts.save(1, template)
     ckpts.save(2, template.replace(step=jnp.asarray(2, jnp.int32)))

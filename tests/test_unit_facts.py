@@ -23,8 +23,9 @@ from birqa_jax.model.pyramid import gem_pool
 F32 = np.float32
 
 
-def _rand(key, shape, lo=-1.0, hi=1.0):
-    return jax.random.uniform(jax.random.key(key), shape, minval=lo, maxval=hi)
+def _rand(seed, shape, lo=-1.0, hi=1.0):
+    # numpy, not jax.random: a jax.random draw compiles a program per shape (about a second).
+    return jnp.asarray(np.random.default_rng(seed).uniform(lo, hi, shape).astype(F32))
 
 
 def _softplus(x):
@@ -44,19 +45,19 @@ def _mean2x2(x):
     return np.asarray(x, np.float64).reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
 
 
-def _perturbed(params, seed=1):
-    """``params`` with every leaf shifted randomly, so no term sits at its initial zero (called
-    under ``jax.jit`` with the block's init: one compilation instead of one per operation)."""
-    leaves, tree = jax.tree_util.tree_flatten(params)
-    keys = jax.random.split(jax.random.key(seed), len(leaves))
-    return jax.tree_util.tree_unflatten(
-        tree, [x + 0.3 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
+def _random_params(module, *inputs, seed=1):
+    """Parameters of ``module`` for ``inputs`` (names and shapes from ``jax.eval_shape`` of its
+    init, which compiles nothing) with every leaf drawn from N(0, 0.5^2), so no term sits at an
+    initial zero or one (biases start at 0, GeM's p at its init)."""
+    shapes = jax.eval_shape(module.init, jax.random.key(0), *inputs)
+    rng = np.random.default_rng(seed)
+    return jax.tree_util.tree_map(lambda s: jnp.asarray(rng.normal(0.0, 0.5, s.shape).astype(F32)), shapes)
 
 
 def test_csram_is_coarse_plus_strength_times_confidence_times_injection():
     coarse, fine = _rand(0, (2, 4, 6, 5)), _rand(1, (2, 8, 12, 3))
     block = CSRAM(jnp.float32)
-    params = jax.jit(lambda: _perturbed(block.init(jax.random.key(2), coarse, fine)))()
+    params = _random_params(block, coarse, fine)
     out = jax.jit(block.apply)(params, coarse, fine)
     p = params["params"]
     m = _mean2x2(fine)
@@ -69,7 +70,7 @@ def test_csram_is_coarse_plus_strength_times_confidence_times_injection():
 def test_scgb_with_zero_logits_is_the_identity_and_gates_by_two_sigmoid():
     fine, coarse = _rand(0, (1, 8, 12, 4)), _rand(1, (1, 4, 6, 6))
     block = SCGB(jnp.float32, cross=True)
-    params = jax.jit(block.init)(jax.random.key(2), fine, coarse)
+    params = _random_params(block, fine, coarse)
     apply = jax.jit(block.apply)  # one compilation for both parameter sets
     zero = jax.tree_util.tree_map(jnp.zeros_like, params)
     new_fine, new_coarse = apply(zero, fine, coarse)
@@ -91,24 +92,30 @@ def test_scgb_fine_gate_is_a_3x3_conv_of_the_nearest_upsampled_coarse_level(fine
     h, w = fine_hw
     fine, coarse = _rand(0, (2, h, w, 4)), _rand(1, (2, (h + 1) // 2, (w + 1) // 2, 3))
     block = SCGB(jnp.float32, cross=False)
-    params = jax.jit(lambda: _perturbed(block.init(jax.random.key(2), fine, coarse)))()
-    # The parameters of the plain form, a Flax 3x3 conv named fine_gate: same names, shapes and
-    # initial values, so weights trained with that form load unchanged.
-    class PlainGate(nn.Module):
-        @nn.compact
-        def __call__(self, fine, coarse):
-            return nn.Conv(fine.shape[-1], (3, 3), name="fine_gate")(pyramid._up_to(coarse, fine.shape[1:3]))
-
-    plain = jax.jit(PlainGate().init)(jax.random.key(2), fine, coarse)
-    assert jax.tree_util.tree_all(jax.tree_util.tree_map(
-        lambda a, b: a.shape == b.shape and bool(jnp.all(a == b)), plain,
-        jax.jit(block.init)(jax.random.key(2), fine, coarse)))
+    params = _random_params(block, fine, coarse)
     k, b = (np.asarray(params["params"]["fine_gate"][n], np.float64) for n in ("kernel", "bias"))
     up = np.repeat(np.repeat(np.asarray(coarse, np.float64), 2, axis=1), 2, axis=2)[:, :h, :w]
     padded = np.pad(up, ((0, 0), (1, 1), (1, 1), (0, 0)))
     logits = b + sum(padded[:, dy:dy + h, dx:dx + w] @ k[dy, dx] for dy in range(3) for dx in range(3))
     new_fine, _ = jax.jit(block.apply)(params, fine, coarse)
     np.testing.assert_allclose(np.asarray(new_fine), np.asarray(fine) * 2 * _sigmoid(logits), rtol=1e-5, atol=1e-6)
+
+
+def test_scgb_fine_gate_parameters_are_those_of_a_plain_3x3_conv():
+    """The plain form of the fine gate, a Flax 3x3 conv named fine_gate on the upsampled coarse
+    level: the same names, shapes and initial values, so weights trained with it load unchanged."""
+    fine, coarse = _rand(0, (1, 8, 12, 4)), _rand(1, (1, 4, 6, 3))
+
+    class PlainGate(nn.Module):
+        @nn.compact
+        def __call__(self, fine, coarse):
+            return nn.Conv(fine.shape[-1], (3, 3), name="fine_gate")(pyramid._up_to(coarse, fine.shape[1:3]))
+
+    plain = jax.jit(PlainGate().init)(jax.random.key(2), fine, coarse)
+    ours = jax.jit(SCGB(jnp.float32, cross=False).init)(jax.random.key(2), fine, coarse)
+    assert jax.tree_util.tree_structure(plain) == jax.tree_util.tree_structure(ours)
+    assert jax.tree_util.tree_all(jax.tree_util.tree_map(
+        lambda a, b: a.shape == b.shape and bool(jnp.all(a == b)), plain, ours))
 
 
 def test_gem_pool_facts():
@@ -127,7 +134,7 @@ def test_gem_pool_facts():
 def test_reliability_head_is_the_softmax_weighted_sum_of_level_scores():
     levels = [_rand(i, (3, 8 >> i, 8 >> i, 4 + i), 0.0, 1.5) for i in range(3)]
     head = ReliabilityHead(hidden=6, gem_init=3.0)
-    params = jax.jit(lambda: _perturbed(head.init(jax.random.key(5), levels)))()
+    params = _random_params(head, levels, seed=5)
     score, level_scores, weights = jax.jit(head.apply)(params, levels)
     p = params["params"]
     scores, logits = [], []
