@@ -197,10 +197,37 @@ class CSRAM(nn.Module):
         width = coarse.shape[-1]
         m = _down(fine)
         h = jnp.concatenate([coarse, m], axis=-1)
-        strength = nn.softplus(nn.Conv(width, (1, 1), dtype=self.dtype, name="strength")(h))
-        confidence = nn.sigmoid(nn.Conv(width, (1, 1), dtype=self.dtype, name="confidence")(h))
+        # Strength and confidence read the same h: one 1x1 conv with both kernels side by side
+        # reads it once (the parameters stay two nn.Conv-shaped sets named strength/confidence).
+        ks, bs = _Conv1x1Params(width, self.dtype, name="strength")(h.shape[-1])
+        kc, bc = _Conv1x1Params(width, self.dtype, name="confidence")(h.shape[-1])
+        both = _conv1x1(h, jnp.concatenate([ks, kc], axis=-1), jnp.concatenate([bs, bc]), self.dtype)
+        strength, confidence = nn.softplus(both[..., :width]), nn.sigmoid(both[..., width:])
         phi = nn.Conv(width, (1, 1), dtype=self.dtype, name="phi")(m)
         return coarse + strength * confidence * phi
+
+
+class _Conv1x1Params(nn.Module):
+    """The kernel and bias of ``nn.Conv(features, (1, 1), dtype=dtype)`` (same names, shapes,
+    initialisers and random streams), declared without applying them and returned in the
+    compute ``dtype``, as nn.Conv promotes them."""
+
+    features: int
+    dtype: Any
+
+    @nn.compact
+    def __call__(self, in_features: int):
+        kernel = self.param("kernel", nn.linear.default_kernel_init, (1, 1, in_features, self.features))
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        return nn.dtypes.promote_dtype(kernel, bias, dtype=self.dtype)
+
+
+def _conv1x1(x, kernel, bias, dtype):
+    """``nn.Conv``'s computation for a 1x1 kernel: operands promoted to ``dtype``, then the conv
+    and the bias."""
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=dtype)
+    y = jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y + bias
 
 
 class SCGB(nn.Module):
