@@ -67,6 +67,32 @@ def test_csram_is_coarse_plus_strength_times_confidence_times_injection():
     np.testing.assert_allclose(np.asarray(out), expected, rtol=1e-5, atol=1e-5)
 
 
+def test_csram_parameters_and_output_are_those_of_three_plain_1x1_convs():
+    """CSRAM runs strength and confidence as one conv of their kernels side by side; its
+    parameters (names, shapes, initial values) and output are those of the plain form, three
+    Flax 1x1 convs, so weights trained with either load in both."""
+    coarse, fine = _rand(0, (2, 4, 6, 5)), _rand(1, (2, 8, 12, 3))
+
+    class PlainCSRAM(nn.Module):
+        @nn.compact
+        def __call__(self, coarse, fine):
+            width = coarse.shape[-1]
+            m = pyramid._down(fine)
+            h = jnp.concatenate([coarse, m], axis=-1)
+            strength = nn.softplus(nn.Conv(width, (1, 1), name="strength")(h))
+            confidence = nn.sigmoid(nn.Conv(width, (1, 1), name="confidence")(h))
+            return coarse + strength * confidence * nn.Conv(width, (1, 1), name="phi")(m)
+
+    plain = jax.jit(PlainCSRAM().init)(jax.random.key(2), coarse, fine)
+    ours = jax.jit(CSRAM(jnp.float32).init)(jax.random.key(2), coarse, fine)
+    assert jax.tree_util.tree_structure(plain) == jax.tree_util.tree_structure(ours)
+    assert jax.tree_util.tree_all(jax.tree_util.tree_map(
+        lambda a, b: a.shape == b.shape and bool(jnp.all(a == b)), plain, ours))
+    params = _random_params(CSRAM(jnp.float32), coarse, fine)
+    np.testing.assert_allclose(np.asarray(jax.jit(CSRAM(jnp.float32).apply)(params, coarse, fine)),
+                               np.asarray(jax.jit(PlainCSRAM().apply)(params, coarse, fine)), rtol=1e-6, atol=1e-6)
+
+
 def test_scgb_with_zero_logits_is_the_identity_and_gates_by_two_sigmoid():
     fine, coarse = _rand(0, (1, 8, 12, 4)), _rand(1, (1, 4, 6, 6))
     block = SCGB(jnp.float32, cross=True)
