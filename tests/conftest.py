@@ -138,8 +138,9 @@ def natural_pair():
 @pytest.fixture(scope="session")
 def make_tiny_run_config(tmp_path_factory):
     """Factory of the embedded default config shrunk to seconds: a tiny kadid_synthetic (7 refs
-    x 5 types x 5 levels, 48x64, built once per session), the two-level model, batches of 8 crops of
-    32x32, 40 steps. Tests that train with it share one data build and one compiled step."""
+    x 5 types x 5 levels, 48x64, built once per session), the two-level model, batches of 8
+    crops of 32x32, 40 steps. Tests that train with it share one data build and one compiled
+    step."""
     data_dir = str(tmp_path_factory.mktemp("tfds"))
 
     def make():

@@ -52,8 +52,8 @@ def _ycbcr_channel(rgb: jax.Array, k: int) -> jax.Array:
     Written out as three multiply-adds in a fixed order rather than as a matrix product: on the
     CPU a [..., 3] x [3, 3] dot is a library GEMM call with tiny dimensions that took about half
     of the feature stage's time, where multiply-adds fuse into the loops that read the channel
-    (and a slice ``[..., :1]`` of the stack computes the luma alone). Every caller goes through here,
-    so the luma rounds the same way in the model, the classical metrics and the tests."""
+    (and a slice ``[..., :1]`` of the stack computes the luma alone). Every caller goes through
+    here, so the luma rounds the same way in the model, the classical metrics and the tests."""
     m = _YCBCR_MATRIX[k]
     v = rgb[..., 0] * jnp.asarray(m[0], rgb.dtype) + rgb[..., 1] * jnp.asarray(m[1], rgb.dtype) \
         + rgb[..., 2] * jnp.asarray(m[2], rgb.dtype)
