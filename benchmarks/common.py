@@ -18,7 +18,7 @@ import time
 from typing import Any, Callable, Sequence
 
 import jax
-import jax.numpy as jnp
+import numpy as np
 
 from birqa_jax.model import ModelConfig
 
@@ -114,11 +114,13 @@ def device_slug(env: dict[str, Any]) -> str:
 
 
 def random_pair(seed: int, batch: int, height: int, width: int) -> tuple[jax.Array, jax.Array]:
-    """A random reference and a noisy copy: [batch, height, width, 3] float32 in [0, 1]."""
-    k_ref, k_noise = jax.random.split(jax.random.key(seed))
-    ref = jax.random.uniform(k_ref, (batch, height, width, 3), jnp.float32)
-    dist = jnp.clip(ref + 0.05 * jax.random.normal(k_noise, ref.shape, jnp.float32), 0.0, 1.0)
-    return ref, dist
+    """A random reference and a noisy copy: [batch, height, width, 3] float32 in [0, 1], on the
+    default device. Drawn with numpy: a jax.random draw compiles a program per shape (about a
+    second each on the CPU), which the benchmarks would pay before timing anything."""
+    rng = np.random.default_rng(seed)
+    ref = rng.random((batch, height, width, 3), dtype=np.float32)
+    dist = np.clip(ref + np.float32(0.05) * rng.standard_normal(ref.shape, dtype=np.float32), 0.0, 1.0)
+    return jax.device_put(ref), jax.device_put(dist)
 
 
 def table(rows: Sequence[dict], extra: Sequence[tuple[str, str]] = ()) -> str:

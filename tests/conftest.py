@@ -7,13 +7,39 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 # The suite compiles hundreds of small programs and runs each a few times, so compiling is most
-# of its CPU time. XLA's FAST_COMPILE preset (less optimisation; the tiny model's gradient
-# program comes out with 246 fusions instead of 248) took 16% off the CPU time of compiling the
-# tiny train step and left its step time unchanged (2 runs each, 2026-12-02). Whole-suite times
-# on this 2-core machine vary by about 10% from run to run (7:35-8:26 with it, 8:47 without).
-# An XLA_FLAGS that names a preset keeps its own. Subprocesses inherit it with the environment.
-if "xla_cpu_opt_preset" not in os.environ["XLA_FLAGS"]:
-    os.environ["XLA_FLAGS"] += " --xla_cpu_opt_preset=FAST_COMPILE"
+# of its CPU time; two XLA options cut it, where this jaxlib's XLA has them (XLA aborts the
+# process on a flag it does not know, and such options come and go between versions). An
+# XLA_FLAGS that already names one keeps its own value. Subprocesses inherit them with the
+# environment.
+# - The FAST_COMPILE preset (less optimisation; the tiny model's gradient program comes out with
+#   246 fusions instead of 248) took 16% off the CPU time of compiling the tiny train step and
+#   left its step time unchanged (2 runs each, 2026-12-02).
+# - The CPU backend's older loop emitters instead of its MLIR fusion emitters: the two-level
+#   model's gradients (with respect to the parameters and to the distorted image, 32x32) compiled
+#   in 4.6 and 3.6 s instead of 8.4 and 6.9 (two rounds, fresh processes, alternated), and the
+#   suite ran in 5:19 and 5:10 instead of 6:00 and 6:10 (2026-12-02, this 2-core machine), with
+#   every test passing either way.
+_FAST_COMPILE_FLAGS = {"xla_cpu_opt_preset": "FAST_COMPILE", "xla_cpu_use_fusion_emitters": "false"}
+
+
+def _xla_defines(flags):
+    """The subset of ``flags`` that jaxlib's libraries name (XLA's flag table holds each name)."""
+    import glob
+    import importlib.util
+    import mmap
+
+    spec = importlib.util.find_spec("jaxlib")
+    found = set()
+    for path in glob.glob(os.path.join(os.path.dirname(spec.origin), "*.so")) if spec and spec.origin else ():
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            found.update(flag for flag in flags if flag not in found and m.find(flag.encode()) >= 0)
+        if len(found) == len(flags):
+            break
+    return found
+
+
+for _flag in sorted(_xla_defines([f for f in _FAST_COMPILE_FLAGS if f not in os.environ["XLA_FLAGS"]])):
+    os.environ["XLA_FLAGS"] += f" --{_flag}={_FAST_COMPILE_FLAGS[_flag]}"
 
 import jax
 import numpy as np
