@@ -1,10 +1,10 @@
 """One process of the multi-host test (run by tests/test_training.py, not collected by pytest).
 
-Usage: python multihost_worker.py STEPS RUN [RUN ...], each RUN either OUT.npy or
-OUT.npy,WORKDIR,STOP_AT.
+Usage: python multihost_worker.py MODEL STEPS RUN [RUN ...], MODEL a model file (``save_model``:
+the initial parameters and their config), each RUN either OUT.npy or OUT.npy,WORKDIR,STOP_AT.
 Reads JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID; each process has 2 CPU
 devices and feeds its own rows of every global batch. The RUNs train one after the other from
-the initial parameters with one compiled step (a launch pays for one compilation); process 0
+MODEL's parameters with one compiled step (a launch pays for one compilation); process 0
 saves each run's final parameters to its OUT.npy. With WORKDIR, the run resumes from the latest
 Orbax checkpoint there (if any) and checkpoints after step STOP_AT and after the last step; it
 leaves after STOP_AT when that comes first, as a preempted job would, and then writes nothing.
@@ -17,14 +17,10 @@ import jax
 import numpy as np
 import optax
 
-from birqa_jax.model import BiRQA, ModelConfig, init_params
+from birqa_jax.model import BiRQA, load_model
 from birqa_jax.train import step as training
 from birqa_jax.train.checkpoints import Checkpoints
 
-# conftest.py's TWO_LEVEL_CONFIG (the test checks they agree): what is tested is the
-# data-parallel plumbing across processes, and each of the four processes compiles the step in
-# half the CPU time of the suite's three-level tiny model.
-CONFIG = ModelConfig(widths=(4, 4), head_hidden=4)
 GLOBAL_BATCH = 8
 
 
@@ -43,9 +39,9 @@ def global_batches(steps):
         yield {"ref": ref, "dist": dist, "mos": rng.random(GLOBAL_BATCH, dtype=np.float32)}
 
 
-def train(step, tx, mesh, out, steps, workdir=None, stop_at=None):
+def train(step, tx, mesh, params, out, steps, workdir=None, stop_at=None):
     p, n = jax.process_index(), jax.process_count()
-    state = training.replicate(training.create_train_state(init_params(CONFIG, 0), tx, 0), mesh)
+    state = training.replicate(training.create_train_state(params, tx, 0), mesh)
     ckpts = Checkpoints(workdir) if workdir else None
     if ckpts is not None:
         restored = ckpts.restore_latest(state)
@@ -67,15 +63,18 @@ def train(step, tx, mesh, out, steps, workdir=None, stop_at=None):
         np.save(out, flat)
 
 
-def main(steps, runs):
+def main(model, steps, runs):
     training.maybe_initialize_distributed()
     assert jax.device_count() == 2 * jax.process_count() and jax.local_device_count() == 2
+    # Read from the test's file rather than initialised here: each of the four processes would
+    # compile the initialisation (about 2 CPU-s) for the parameters the test already has.
+    params, config, _ = load_model(model)
     tx = optimizer()
     mesh = training.make_mesh()
-    step = training.make_train_step(BiRQA(CONFIG), tx, mesh)
+    step = training.make_train_step(BiRQA(config), tx, mesh)
     for run in runs:
         out, *rest = run.split(",")
-        train(step, tx, mesh, out, steps, *rest[:1], *(int(a) for a in rest[1:2]))
+        train(step, tx, mesh, params, out, steps, *rest[:1], *(int(a) for a in rest[1:2]))
     jax.distributed.shutdown()
 
 
@@ -86,4 +85,4 @@ if __name__ == "__main__":
     os.environ["XLA_FLAGS"] = " ".join([*flags, "--xla_force_host_platform_device_count=2"])
     os.environ["JAX_PLATFORMS"] = "cpu"
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    main(int(sys.argv[1]), sys.argv[2:])
+    main(sys.argv[1], int(sys.argv[2]), sys.argv[3:])

@@ -12,11 +12,11 @@ import pytest
 
 from birqa_jax.train import step as training
 from birqa_jax.train.checkpoints import Checkpoints
-from birqa_jax.model import BiRQA
+from birqa_jax.model import BiRQA, save_model
 
 HERE = os.path.dirname(__file__)
 sys.path.insert(0, HERE)
-import multihost_worker  # noqa: E402  (shares the batches and model config with the workers)
+import multihost_worker  # noqa: E402  (shares the batches and the optimiser with the workers)
 
 
 def _flat(params):
@@ -140,9 +140,9 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _two_processes(steps, *runs):
+def _two_processes(model, steps, *runs):
     """Run multihost_worker.py as two processes joined by jax.distributed (gloo on CPU), each
-    taking ``runs`` one after the other (see the worker's usage)."""
+    taking ``runs`` one after the other from the model file ``model`` (see the worker's usage)."""
     port = _free_port()
     procs = []
     try:
@@ -151,8 +151,8 @@ def _two_processes(steps, *runs):
                        JAX_PROCESS_ID=str(pid))
             # The two run side by side: not with the test process's compilation cache (conftest.py).
             env.pop("JAX_COMPILATION_CACHE_DIR", None)
-            procs.append(subprocess.Popen([sys.executable, os.path.join(HERE, "multihost_worker.py"), str(steps),
-                                           *runs], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+            args = [sys.executable, os.path.join(HERE, "multihost_worker.py"), str(model), str(steps), *runs]
+            procs.append(subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
         logs = [p.communicate(timeout=240)[0].decode(errors="replace") for p in procs]
     finally:
         for p in procs:
@@ -165,11 +165,12 @@ def _two_processes(steps, *runs):
 def test_multi_host_two_processes_match_one(tmp_path, two_level_config, two_level_params):
     steps = 3
     out, resumed, run = tmp_path / "params.npy", tmp_path / "resumed.npy", tmp_path / "run"
+    init = tmp_path / "init.msgpack"  # the processes start from the session's two-level params
+    save_model(init, two_level_params, two_level_config)
     # One launch trains uninterrupted, then again with checkpoints in ``run`` until it leaves
     # after step 1 (one compilation for both); a new pair of processes resumes from there.
-    _two_processes(steps, out, f"{resumed},{run},1")
+    _two_processes(init, steps, out, f"{resumed},{run},1")
     assert not resumed.exists()  # the run with checkpoints left at step 1
-    assert two_level_config == multihost_worker.CONFIG
     tx = multihost_worker.optimizer()
     mesh = training.make_mesh(jax.devices()[:1])
     step = training.make_train_step(BiRQA(two_level_config), tx, mesh)
@@ -182,7 +183,7 @@ def test_multi_host_two_processes_match_one(tmp_path, two_level_config, two_leve
     assert np.abs(np.load(out) - _flat(two_level_params)).max() > 1e-2
 
     # Resumed by a new pair of processes: the same parameters as the uninterrupted two-process run.
-    _two_processes(steps, f"{resumed},{run},1")
+    _two_processes(init, steps, f"{resumed},{run},1")
     assert sorted(os.listdir(run / "checkpoints" / "latest")) == ["1", "3"]
     np.testing.assert_allclose(np.load(resumed), np.load(out), rtol=0, atol=1e-7)
 
