@@ -17,8 +17,8 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
 # - The CPU backend's older loop emitters instead of its MLIR fusion emitters: the two-level
 #   model's gradients (with respect to the parameters and to the distorted image, 32x32) compiled
 #   in 4.6 and 3.6 s instead of 8.4 and 6.9 (two rounds, fresh processes, alternated), and the
-#   suite ran in 5:19 and 5:10 instead of 6:00 and 6:10 (2026-12-02, this 2-core machine), with
-#   every test passing either way. They generate slower loops: the packaged model's 540x960
+#   suite ran in 5:19 and 5:10 instead of 6:00 and 6:10 (2026-12-02, this 2-core machine, each
+#   run with a per-test compile-time probe loaded), with every test passing either way. They generate slower loops: the packaged model's 540x960
 #   forward ran in 190 ms instead of 101 (three rounds, fresh processes, alternated), so this is
 #   for the suite's tiny shapes, where compiling dominates, and not a setting for users.
 _FAST_COMPILE_FLAGS = {"xla_cpu_opt_preset": "FAST_COMPILE", "xla_cpu_use_fusion_emitters": "false"}
@@ -30,8 +30,10 @@ def _xla_defines(flags):
     import importlib.util
     import mmap
 
-    spec = importlib.util.find_spec("jaxlib")
     found = set()
+    if not flags:
+        return found
+    spec = importlib.util.find_spec("jaxlib")
     for path in glob.glob(os.path.join(os.path.dirname(spec.origin), "*.so")) if spec and spec.origin else ():
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
             found.update(flag for flag in flags if flag not in found and m.find(flag.encode()) >= 0)
