@@ -144,3 +144,51 @@ def test_feature_stack_equals_its_definition_from_the_public_functions(natural_p
     flat = jnp.full_like(ref, 0.5).at[:, 20:40, 30:50].set(0.25)  # flat regions: variances near 0
     for r, d in ((ref, dist), (ref, ref), (flat, dist)):
         np.testing.assert_allclose(np.asarray(F.feature_stack(r, d)), np.asarray(expected(r, d)), rtol=0, atol=2e-6)
+
+
+def _autodiff_stack(monkeypatch):
+    """feature_stack with JAX's own transposes in place of the stencils' custom rules (the same
+    forward arithmetic): the reference for their gradients."""
+    monkeypatch.setattr(F, "_correlate_valid_vjp", F._shifted_sum)
+    monkeypatch.setattr(F, "_moment_rows", F._row_moments)
+    monkeypatch.setattr(F, "_padded_soft_lbp_distance", F._soft_lbp_distance)
+    return F.feature_stack.__wrapped__
+
+
+@pytest.mark.parametrize("temperature, include_luma", [(0.02, True), (0.0, False)])
+def test_feature_gradients_are_those_of_autodiff(monkeypatch, natural_pair, temperature, include_luma):
+    """The custom reverse-mode rules of the moments' row and column passes and of the soft LBP
+    distance give JAX's autodiff gradients of the same forward (both compiled), with respect to
+    both images, for an odd-sized natural pair and a pair with flat regions; with soft bits also
+    the gradient of a function of the gradient (as the slope penalty takes). Forward mode is
+    refused with JAX's error."""
+    ref, dist = map(jnp.asarray, natural_pair)
+    ref, dist = ref[:, :33, :37], dist[:, :33, :37]
+    flat = jnp.full_like(ref, 0.5).at[:, 10:20, 12:30].set(0.25)
+    ref, dist = jnp.concatenate([ref, flat]), jnp.concatenate([dist, dist])  # one program for both
+    cot = jnp.asarray(np.random.default_rng(0).normal(size=(*ref.shape[:3], F.num_features(include_luma))),
+                      jnp.float32)
+    kw = dict(lbp_temperature=temperature, include_luma=include_luma)
+
+    def grads(stack):
+        def first(r, d):
+            return jax.vjp(lambda r, d: stack(r, d, **kw), r, d)[1](cot)
+
+        def both(r, d):
+            if temperature == 0:  # hard bits: the LBP channel has no gradient to differentiate again
+                return first(r, d)
+            return (*first(r, d), jax.grad(lambda d: jnp.sum(first(r, d)[1] ** 2))(d))
+
+        return jax.jit(both)
+
+    got = grads(F.feature_stack)(ref, dist)
+    with pytest.raises(TypeError, match="forward-mode"):
+        jax.jvp(lambda d: F.feature_stack(ref, d, **kw), (dist,), (dist,))
+    # Only now replace the rules: the jitted feature_stack above was traced with them.
+    want = grads(_autodiff_stack(monkeypatch))(ref, dist)
+    assert len(got) == len(want) == (2 if temperature == 0 else 3)
+    for g, w in zip(got, want):
+        g, w = np.asarray(g), np.asarray(w)
+        for i in range(len(w)):  # the natural pair, then the flat one, each on its own scale
+            assert np.abs(w[i]).max() > 0
+            np.testing.assert_allclose(g[i], w[i], rtol=0, atol=2e-5 * np.abs(w[i]).max())

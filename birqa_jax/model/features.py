@@ -8,6 +8,13 @@ convolutional pyramid at full resolution.
 The definitions are this project's reconstruction (see the README): the paper names
 the features (SSIM map, YCbCr colour difference, LBP texture, information map) but does not
 publish their exact form.
+
+Gradients: the stencils (the Gaussian moments' row and column passes and the soft LBP distance)
+carry hand-written reverse-mode rules (``jax.custom_vjp``) that read the cotangent through the
+same shifted windows as the forward pass, where JAX's own transpose would place one padded copy
+per window and tap; the values are those of JAX's autodiff up to float rounding (the tests
+compare them). Forward-mode differentiation (``jax.jvp``, ``jax.jacfwd``) through these
+functions is therefore not available: JAX raises an error that says so.
 """
 
 from __future__ import annotations
@@ -39,6 +46,18 @@ _LBP_OFFSETS = tuple(
     (round(-math.sin(2 * math.pi * p / 8), 5), round(math.cos(2 * math.pi * p / 8), 5))
     for p in range(8)
 )
+
+
+def _bilinear_taps(rp: float, cp: float) -> tuple[tuple[int, int, float], ...]:
+    """``(row shift, col shift, weight)`` of the bilinear sample at offset (rp, cp), weights that
+    vanish left out, in the order the neighbour's sum adds them."""
+    r0, c0 = math.floor(rp), math.floor(cp)
+    fr, fc = rp - r0, cp - c0
+    return tuple((dr, dc, wr * wc) for dr, wr in ((r0, 1.0 - fr), (r0 + 1, fr))
+                 for dc, wc in ((c0, 1.0 - fc), (c0 + 1, fc)) if abs(wr * wc) > 1e-12)
+
+
+_LBP_TAPS = tuple(_bilinear_taps(rp, cp) for rp, cp in _LBP_OFFSETS)
 
 
 def rgb_to_ycbcr(rgb: jax.Array) -> jax.Array:
@@ -78,15 +97,38 @@ def _pad_symmetric(x: jax.Array, r: int, axes: tuple[int, ...] = (1, 2)) -> jax.
     return x
 
 
-def _correlate_valid(xp: jax.Array, taps: np.ndarray, axis: int) -> jax.Array:
+def _correlate_valid(xp: jax.Array, taps, axis: int) -> jax.Array:
     """Correlate the padded ``xp`` with ``taps`` along ``axis`` (output shorter by ``len(taps) - 1``)
-    as a sum of shifted slices, which XLA fuses into one loop over the output."""
+    as a sum of shifted slices, which XLA fuses into one loop over the output; its gradient is
+    the same form on the zero-padded cotangent (``_correlate_full``)."""
+    return _correlate_valid_vjp(xp, tuple(float(w) for w in taps), axis)
+
+
+def _shifted_sum(xp: jax.Array, taps: tuple[float, ...], axis: int) -> jax.Array:
     n = xp.shape[axis] - len(taps) + 1
     out = None
     for i, w in enumerate(taps):
         term = jax.lax.slice_in_dim(xp, i, i + n, axis=axis) * jnp.asarray(w, xp.dtype)
         out = term if out is None else out + term
     return out
+
+
+def _correlate_full(g: jax.Array, taps: tuple[float, ...], axis: int) -> jax.Array:
+    """The transpose of ``_correlate_valid``: ``sum_i taps[i] * g`` shifted by i along ``axis``
+    (zeros outside; output longer by ``len(taps) - 1``), as a valid correlation of ``g``
+    zero-padded once with the reversed taps."""
+    widths = [(0, 0)] * g.ndim
+    widths[axis] = (len(taps) - 1, len(taps) - 1)
+    return _shifted_sum(jnp.pad(g, widths), taps[::-1], axis)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def _correlate_valid_vjp(xp, taps, axis):
+    return _shifted_sum(xp, taps, axis)
+
+
+_correlate_valid_vjp.defvjp(lambda xp, taps, axis: (_shifted_sum(xp, taps, axis), None),
+                            lambda taps, axis, _, g: (_correlate_full(g, taps, axis),))
 
 
 def _filter_axis(x: jax.Array, taps: np.ndarray, axis: int) -> jax.Array:
@@ -119,19 +161,50 @@ def _padded_moments(p: jax.Array, c: int, taps: np.ndarray):
     filters those. Centring on 0.5 (moments are shift-invariant) shrinks the float32
     cancellation in E[x^2] - E[x]^2 about fourfold for images in [0, 1].
     """
-    h = p.shape[1] - len(taps) + 1
-    rows = None
-    for i, w in enumerate(taps):
-        win = jax.lax.slice_in_dim(p, i, i + h, axis=1) - 0.5
-        xs, ys = win[..., :c], win[..., c:]
-        term = jnp.concatenate([xs, ys, xs * xs, ys * ys, xs * ys], axis=-1) * jnp.asarray(w, p.dtype)
-        rows = term if rows is None else rows + term
-    f = _correlate_valid(rows, taps, axis=2)
+    taps = tuple(float(w) for w in taps)
+    f = _correlate_valid_vjp(_moment_rows(p, c, taps), taps, 2)
     mx, my, mxx, myy, mxy = (f[..., i * c : (i + 1) * c] for i in range(5))
     vx = mxx - mx * mx
     vy = myy - my * my
     cxy = mxy - mx * my
     return mx + 0.5, my + 0.5, vx, vy, cxy
+
+
+def _row_moments(p: jax.Array, c: int, taps: tuple[float, ...]) -> jax.Array:
+    """[xs, ys, xs^2, ys^2, xs*ys] (xs = x - 0.5) of ``p`` = [x | y] filtered along the rows,
+    [N, H, W+2r, 5c]. Each channel is accumulated on its own and the five are concatenated once:
+    the same sums in the same order as a stack per window, but XLA fuses the eleven windows into
+    the loop that writes each channel instead of materialising one stack per window (with the
+    custom rules below, the feature gradient of 4 pairs of 256x256 ran in 60 ms instead of 110
+    on the CPU)."""
+    h = p.shape[1] - len(taps) + 1
+    acc = [None] * 5
+    for i, w in enumerate(taps):
+        win = jax.lax.slice_in_dim(p, i, i + h, axis=1) - 0.5
+        xs, ys = win[..., :c], win[..., c:]
+        wi = jnp.asarray(w, p.dtype)
+        for j, t in enumerate((xs, ys, xs * xs, ys * ys, xs * ys)):
+            acc[j] = t * wi if acc[j] is None else acc[j] + t * wi
+    return jnp.concatenate(acc, axis=-1)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def _moment_rows(p, c, taps):
+    return _row_moments(p, c, taps)
+
+
+def _moment_rows_bwd(c, taps, p, g):
+    # Window i of the forward reads rows i..i+H of p, so the cotangent g_j of channel j reaches
+    # p row k as sum_i taps[i] g_j[k - i] (a full correlation) times the derivative of channel j
+    # at that row, which depends on p's own value there: d/dx = g0 + 2 xs g2 + ys g4 and
+    # d/dy = g1 + 2 ys g3 + xs g4.
+    a = _correlate_full(g, taps, 1)
+    a0, a1, a2, a3, a4 = (a[..., j * c : (j + 1) * c] for j in range(5))
+    xs, ys = p[..., :c] - 0.5, p[..., c:] - 0.5
+    return (jnp.concatenate([a0 + 2 * xs * a2 + ys * a4, a1 + 2 * ys * a3 + xs * a4], axis=-1),)
+
+
+_moment_rows.defvjp(lambda p, c, taps: (_row_moments(p, c, taps), p), _moment_rows_bwd)
 
 
 def ssim_map(x: jax.Array, y: jax.Array, sigma: float = 1.5) -> jax.Array:
@@ -161,15 +234,10 @@ def _padded_neighbours(yp: jax.Array, r: int) -> list[jax.Array]:
     padded by ``r`` >= 1 (symmetric padding: its first ring is the edge value), each [N, H, W, C]."""
     h, w = yp.shape[1] - 2 * r, yp.shape[2] - 2 * r
     out = []
-    for rp, cp in _LBP_OFFSETS:
-        r0, c0 = math.floor(rp), math.floor(cp)
-        fr, fc = rp - r0, cp - c0
+    for taps in _LBP_TAPS:
         v = 0.0
-        for dr, wr in ((r0, 1.0 - fr), (r0 + 1, fr)):
-            for dc, wc in ((c0, 1.0 - fc), (c0 + 1, fc)):
-                wgt = wr * wc
-                if abs(wgt) > 1e-12:
-                    v = v + yp[:, r + dr : r + dr + h, r + dc : r + dc + w, :] * jnp.asarray(wgt, yp.dtype)
+        for dr, dc, wgt in taps:
+            v = v + yp[:, r + dr : r + dr + h, r + dc : r + dc + w, :] * jnp.asarray(wgt, yp.dtype)
         out.append(v)
     return out
 
@@ -199,16 +267,49 @@ def soft_lbp_bits(y: jax.Array, temperature: float) -> jax.Array:
     return jnp.stack([_soft_bit(v, y, temperature) for v in _padded_neighbours(_pad_symmetric(y, 1), 1)], axis=-1)
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 3))
 def _padded_soft_lbp_distance(p: jax.Array, r: int, centre: jax.Array, temperature: float) -> jax.Array:
     """Mean over the 8 neighbours of |soft bit of x - soft bit of y| from ``p`` = [x | y]
     ([N, H+2r, W+2r, 2], padded by ``r`` >= 1) and the unpadded ``centre`` = [x | y]
     -> [N, H, W, 1]. The bits are summed one by one, so no [..., 8] stack is materialised."""
+    return _soft_lbp_distance(p, r, centre, temperature)
+
+
+def _soft_lbp_distance(p, r, centre, temperature):
     total = None
     for v in _padded_neighbours(p, r):
         bits = _soft_bit(v, centre, temperature)
         term = jnp.abs(bits[..., :1] - bits[..., 1:])
         total = term if total is None else total + term
     return total / 8.0
+
+
+def _soft_lbp_distance_bwd(r, temperature, res, g):
+    p, centre = res
+    if temperature == 0:  # hard bits: a step function, zero gradient as JAX's autodiff gives
+        return jnp.zeros_like(p), jnp.zeros_like(centre)
+    h, w = centre.shape[1], centre.shape[2]
+    g = g / 8.0
+    g_centre, g_p = None, None
+    for taps, v in zip(_LBP_TAPS, _padded_neighbours(p, r)):
+        bits = _soft_bit(v, centre, temperature)
+        bx, by = bits[..., :1], bits[..., 1:]
+        s = jnp.where(bx - by >= 0, g, -g)  # d|d|/dd as JAX's autodiff of abs: +1 at 0
+        u = jnp.concatenate([s * bx * (1 - bx), -s * by * (1 - by)], axis=-1) / temperature
+        g_centre = -u if g_centre is None else g_centre - u
+        # Neighbour tap (dr, dc) read p[r + dr + i, r + dc + j]: its cotangent reaches the ring of
+        # p one pixel around the centre grid as shifted reads of u zero-padded by 2.
+        up = jnp.pad(u, ((0, 0), (2, 2), (2, 2), (0, 0)))
+        for dr, dc, wgt in taps:
+            term = up[:, 1 - dr : 1 - dr + h + 2, 1 - dc : 1 - dc + w + 2, :] * jnp.asarray(wgt, p.dtype)
+            g_p = term if g_p is None else g_p + term
+    return jnp.pad(g_p, ((0, 0), (r - 1, r - 1), (r - 1, r - 1), (0, 0))), g_centre
+
+
+_padded_soft_lbp_distance.defvjp(
+    lambda p, r, centre, temperature: (_soft_lbp_distance(p, r, centre, temperature), (p, centre)),
+    _soft_lbp_distance_bwd,
+)
 
 
 def lbp_code(y: jax.Array) -> jax.Array:
