@@ -162,7 +162,7 @@ def _padded_moments(p: jax.Array, c: int, taps: np.ndarray):
     cancellation in E[x^2] - E[x]^2 about fourfold for images in [0, 1].
     """
     taps = tuple(float(w) for w in taps)
-    f = _correlate_valid_vjp(_moment_rows(p, c, taps), taps, 2)
+    f = _correlate_valid(_moment_rows(p, c, taps), taps, 2)
     mx, my, mxx, myy, mxy = (f[..., i * c : (i + 1) * c] for i in range(5))
     vx = mxx - mx * mx
     vy = myy - my * my
