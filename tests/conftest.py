@@ -7,7 +7,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 # The suite compiles hundreds of small programs and runs each a few times, so compiling is most
-# of its CPU time; two XLA options cut it, where this jaxlib's XLA has them (XLA aborts the
+# of its CPU time; three XLA options cut it, where this jaxlib's XLA has them (XLA aborts the
 # process on a flag it does not know, and such options come and go between versions). An
 # XLA_FLAGS that already names one keeps its own value. Subprocesses inherit them with the
 # environment.
@@ -21,7 +21,14 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
 #   run with a per-test compile-time probe loaded), with every test passing either way. They generate slower loops: the packaged model's 540x960
 #   forward ran in 190 ms instead of 101 (three rounds, fresh processes, alternated), so this is
 #   for the suite's tiny shapes, where compiling dominates, and not a setting for users.
-_FAST_COMPILE_FLAGS = {"xla_cpu_opt_preset": "FAST_COMPILE", "xla_cpu_use_fusion_emitters": "false"}
+# - LLVM's optimisation level 1 instead of 2 for the generated loops: the two-level model's clean
+#   and AAT train steps compiled in 1.8-2.3 and 5.0-5.1 s instead of 2.7 and 7.6-7.9 s (fresh
+#   processes, alternated, 2026-12-02), the robustness test's PGD-10 on the packaged model ran as
+#   fast (4.5 vs 4.7 s), and the suite took 248 and 204 s instead of 290 and 270 s (user CPU 381
+#   instead of 512 s; two runs each, alternated). Level 0 halves compiling again but runs that
+#   PGD-10 36 times slower.
+_FAST_COMPILE_FLAGS = {"xla_cpu_opt_preset": "FAST_COMPILE", "xla_cpu_use_fusion_emitters": "false",
+                       "xla_backend_optimization_level": "1"}
 
 
 def _xla_defines(flags):

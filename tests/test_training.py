@@ -149,8 +149,11 @@ def _two_processes(model, steps, *runs):
         for pid in range(2):
             env = dict(os.environ, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2",
                        JAX_PROCESS_ID=str(pid))
-            # The two run side by side: not with the test process's compilation cache (conftest.py).
-            env.pop("JAX_COMPILATION_CACHE_DIR", None)
+            # The two run side by side, so not in the test process's compilation cache folder
+            # (conftest.py), but each process id in a folder of its own inside it: the second
+            # launch's process i reuses the program that the first launch's process i compiled.
+            if "JAX_COMPILATION_CACHE_DIR" in env:
+                env["JAX_COMPILATION_CACHE_DIR"] = os.path.join(env["JAX_COMPILATION_CACHE_DIR"], f"process-{pid}")
             args = [sys.executable, os.path.join(HERE, "multihost_worker.py"), str(model), str(steps), *runs]
             procs.append(subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
         logs = [p.communicate(timeout=240)[0].decode(errors="replace") for p in procs]
