@@ -18,9 +18,10 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
 #   model's gradients (with respect to the parameters and to the distorted image, 32x32) compiled
 #   in 4.6 and 3.6 s instead of 8.4 and 6.9 (two rounds, fresh processes, alternated), and the
 #   suite ran in 5:19 and 5:10 instead of 6:00 and 6:10 (2026-12-02, this 2-core machine, each
-#   run with a per-test compile-time probe loaded), with every test passing either way. They generate slower loops: the packaged model's 540x960
-#   forward ran in 190 ms instead of 101 (three rounds, fresh processes, alternated), so this is
-#   for the suite's tiny shapes, where compiling dominates, and not a setting for users.
+#   run with a per-test compile-time probe loaded), with every test passing either way. They
+#   generate slower loops: the packaged model's 540x960 forward ran in 190 ms instead of 101
+#   (three rounds, fresh processes, alternated), so this is for the suite's tiny shapes, where
+#   compiling dominates, and not a setting for users.
 # - LLVM's optimisation level 1 instead of 2 for the generated loops: the two-level model's clean
 #   and AAT train steps compiled in 1.8-2.3 and 5.0-5.1 s instead of 2.7 and 7.6-7.9 s (fresh
 #   processes, alternated, 2026-12-02), the robustness test's PGD-10 on the packaged model ran as

@@ -175,8 +175,8 @@ def _row_moments(p: jax.Array, c: int, taps: tuple[float, ...]) -> jax.Array:
     [N, H, W+2r, 5c]. Each channel is accumulated on its own and the five are concatenated once:
     the same sums in the same order as a stack per window, but XLA fuses the eleven windows into
     the loop that writes each channel instead of materialising one stack per window (with the
-    custom rules below, the feature gradient of 4 pairs of 256x256 ran in 60 ms instead of 110
-    on the CPU)."""
+    custom rules below, the feature stage's VJP of 4 pairs of 256x256 ran in 67 ms instead of
+    124 on a 2-core CPU: medians of 20 calls, the two forms alternated)."""
     h = p.shape[1] - len(taps) + 1
     acc = [None] * 5
     for i, w in enumerate(taps):
