@@ -146,21 +146,27 @@ def test_feature_stack_equals_its_definition_from_the_public_functions(natural_p
         np.testing.assert_allclose(np.asarray(F.feature_stack(r, d)), np.asarray(expected(r, d)), rtol=0, atol=2e-6)
 
 
+def _gather_pad(x, r):
+    """``F._pad_planes`` without its custom rule: JAX transposes the gather."""
+    return x[..., F._symmetric_index(x.shape[-2], r)[:, None], F._symmetric_index(x.shape[-1], r)[None, :]]
+
+
 def _autodiff_stack(monkeypatch):
     """feature_stack with JAX's own transposes in place of the stencils' custom rules (the same
     forward arithmetic): the reference for their gradients."""
     monkeypatch.setattr(F, "_correlate_valid_vjp", F._shifted_sum)
     monkeypatch.setattr(F, "_moment_rows", F._row_moments)
     monkeypatch.setattr(F, "_padded_soft_lbp_distance", F._soft_lbp_distance)
+    monkeypatch.setattr(F, "_pad_planes", _gather_pad)
     return F.feature_stack.__wrapped__
 
 
 @pytest.mark.parametrize("temperature, include_luma", [(0.02, True), (0.0, False)])
 def test_feature_gradients_are_those_of_autodiff(monkeypatch, natural_pair, temperature, include_luma):
-    """The custom reverse-mode rules of the moments' row and column passes and of the soft LBP
-    distance give JAX's autodiff gradients of the same forward (both compiled), with respect to
-    both images, for an odd-sized natural pair and a pair with flat regions. Forward mode is
-    refused with JAX's error."""
+    """The custom reverse-mode rules of the padding, of the moments' row and column passes and
+    of the soft LBP distance give JAX's autodiff gradients of the same forward (both compiled),
+    with respect to both images, for an odd-sized natural pair and a pair with flat regions.
+    Forward mode is refused with JAX's error."""
     ref, dist = map(jnp.asarray, natural_pair)
     ref, dist = ref[:, :33, :37], dist[:, :33, :37]
     flat = jnp.full_like(ref, 0.5).at[:, 10:20, 12:30].set(0.25)
@@ -189,13 +195,14 @@ def test_feature_rules_differentiate_again_as_autodiff():
     penalty takes) equals that of JAX's autodiff, rule by rule on small random inputs."""
     rng = np.random.default_rng(1)
     taps = tuple(float(w) for w in F.gaussian_kernel())
-    p = jnp.asarray(rng.random((2, 21, 23, 2)), jnp.float32)  # a luma pair padded by 5
-    centre = p[:, 5:-5, 5:-5]
+    p = jnp.asarray(rng.random((2, 2, 21, 23)), jnp.float32)  # a luma pair of 2 images, padded by 5
     cases = {  # name: (custom, plain, input)
-        "column pass": (lambda x: F._correlate_valid(x, taps, 2), lambda x: F._shifted_sum(x, taps, 2), p),
-        "row pass": (lambda x: F._moment_rows(x, 1, taps), lambda x: F._row_moments(x, 1, taps), p),
-        "LBP distance": (lambda x: F._padded_soft_lbp_distance(x, 5, centre, 0.05),
-                         lambda x: F._soft_lbp_distance(x, 5, centre, 0.05), p),
+        "padding": (lambda x: F._pad_planes(x, 5), lambda x: _gather_pad(x, 5), p[..., 5:-5, 5:-5]),
+        "padding, reflected twice": (lambda x: F._pad_planes(x, 5), lambda x: _gather_pad(x, 5), p[..., :4, :3]),
+        "column pass": (lambda x: F._correlate_valid(x, taps, 3), lambda x: F._shifted_sum(x, taps, 3), p),
+        "row pass": (lambda x: F._moment_rows(x, taps), lambda x: F._row_moments(x, taps), p),
+        "LBP distance": (lambda x: F._padded_soft_lbp_distance(x, 5, 0.05),
+                         lambda x: F._soft_lbp_distance(x, 5, 0.05), p),
     }
     for name, (custom, plain, x) in cases.items():
         weight = jnp.asarray(rng.normal(size=jax.eval_shape(plain, x).shape), jnp.float32)
