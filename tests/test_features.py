@@ -147,7 +147,7 @@ def test_feature_stack_equals_its_definition_from_the_public_functions(natural_p
 
 
 def _gather_pad(x, r):
-    """``F._pad_planes`` without its custom rule: JAX transposes the gather."""
+    """The padding of ``F._pad_planes`` as one plain gather, which JAX transposes itself."""
     return x[..., F._symmetric_index(x.shape[-2], r)[:, None], F._symmetric_index(x.shape[-1], r)[None, :]]
 
 

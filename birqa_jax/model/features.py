@@ -108,13 +108,12 @@ def _symmetric_index(n: int, r: int) -> np.ndarray:
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
 def _pad_planes(x: jax.Array, r: int) -> jax.Array:
-    """``_pad_symmetric`` of the last two axes (planes [..., H, W] -> [..., H+2r, W+2r]) as one
-    gather with a row and a column index, whose result XLA keeps in the row-major layout that
-    the stencils read (gathering one axis at a time left the padded planes transposed in
-    memory, so every stencil read them across the rows). Its gradient folds the padded
-    borders back onto the image (``_fold_planes``) where JAX's transpose of the gather is a
-    scatter-add."""
-    return x[..., _symmetric_index(x.shape[-2], r)[:, None], _symmetric_index(x.shape[-1], r)[None, :]]
+    """``_pad_symmetric`` of the last two axes (planes [..., H, W] -> [..., H+2r, W+2r]): the
+    columns first, then the rows, which XLA compiles to two small gathers whose result stays
+    in the row-major layout that the stencils read. Its gradient folds the padded borders back
+    onto the image (``_fold_planes``) where JAX's transpose of the gathers is a scatter-add."""
+    x = jnp.take(x, _symmetric_index(x.shape[-1], r), axis=x.ndim - 1, mode="clip")
+    return jnp.take(x, _symmetric_index(x.shape[-2], r), axis=x.ndim - 2, mode="clip")
 
 
 def _fold_axis(g: jax.Array, r: int, axis: int) -> jax.Array:
