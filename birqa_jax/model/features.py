@@ -97,12 +97,12 @@ def _pad_symmetric(x: jax.Array, r: int, axes: tuple[int, ...] = (1, 2)) -> jax.
     constant indices: the same values, but XLA builds the padded tensor in one or two fused loops
     where padding by concatenation materialises a copy per axis and per border."""
     for axis in axes:
-        idx = np.pad(np.arange(x.shape[axis]), r, mode="symmetric")
-        x = jnp.take(x, idx, axis=axis, mode="clip")
+        x = jnp.take(x, _symmetric_index(x.shape[axis], r), axis=axis, mode="clip")
     return x
 
 
 def _symmetric_index(n: int, r: int) -> np.ndarray:
+    """Source index of each position of a length-``n`` axis padded symmetrically by ``r``."""
     return np.pad(np.arange(n), r, mode="symmetric")
 
 
@@ -112,8 +112,7 @@ def _pad_planes(x: jax.Array, r: int) -> jax.Array:
     columns first, then the rows, which XLA compiles to two small gathers whose result stays
     in the row-major layout that the stencils read. Its gradient folds the padded borders back
     onto the image (``_fold_planes``) where JAX's transpose of the gathers is a scatter-add."""
-    x = jnp.take(x, _symmetric_index(x.shape[-1], r), axis=x.ndim - 1, mode="clip")
-    return jnp.take(x, _symmetric_index(x.shape[-2], r), axis=x.ndim - 2, mode="clip")
+    return _pad_symmetric(x, r, (x.ndim - 1, x.ndim - 2))
 
 
 def _fold_axis(g: jax.Array, r: int, axis: int) -> jax.Array:
@@ -190,7 +189,8 @@ def local_moments(x: jax.Array, y: jax.Array, sigma: float = 1.5):
     """Gaussian-weighted local means, variances and covariance of ``x`` and ``y`` [N, H, W, C].
 
     Population (not sample) statistics, as ``use_sample_covariance=False`` in skimage. Both
-    images are padded once, together, and the five filters share one pass (``_padded_moments``).
+    images are padded once, as planes (``_padded_pair``), and the five filters share one pass
+    (``_padded_moments``).
     """
     taps = gaussian_kernel(sigma)
     n, c = x.shape[0], x.shape[-1]
