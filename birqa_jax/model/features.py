@@ -194,25 +194,31 @@ def local_moments(x: jax.Array, y: jax.Array, sigma: float = 1.5):
     """
     taps = gaussian_kernel(sigma)
     n, c = x.shape[0], x.shape[-1]
-    return tuple(_from_planes(m, n, c) for m in _padded_moments(_padded_pair(x, y, len(taps) // 2), taps))
+    p = _padded_pair(_to_planes(x), _to_planes(y), len(taps) // 2)
+    return tuple(_from_planes(m, n, c) for m in _padded_moments(p, taps))
 
 
-def _padded_pair(x: jax.Array, y: jax.Array, r: int) -> jax.Array:
-    """``x`` and ``y`` [N, H, W, C] as planes padded by ``r`` ([2, N * C, H+2r, W+2r]; x first;
-    plane n * C + k is channel k of image n; for C = 1 the moves cost nothing). Each image is
-    padded on its own and the two are stacked after (stacked first, the pair ended up on the
-    minor axis of XLA's layout for the padded planes). On planes a pixel's neighbours
-    along a row are the next elements in memory, so XLA vectorises each stencil along the row.
-    With the pair [x | y] and the five moments on the minor axis instead, the feature stage at
-    1080x1920 took 263 ms instead of 112 forward and 683 ms instead of 219 for its VJP on a
-    2-core CPU (the two forms alternated in one process, medians of 7)."""
-    n, h, w, c = x.shape
-    return jnp.stack([_pad_planes(jnp.moveaxis(v, 3, 1).reshape(n * c, h, w), r) for v in (x, y)])
+def _to_planes(v: jax.Array) -> jax.Array:
+    """[N, H, W, C] -> planes [N * C, H, W] (plane n * C + k is channel k of image n; for C = 1
+    the move costs nothing)."""
+    n, h, w, c = v.shape
+    return jnp.moveaxis(v, 3, 1).reshape(n * c, h, w)
 
 
 def _from_planes(v: jax.Array, n: int, c: int) -> jax.Array:
     """Planes [N * C, H, W] back to [N, H, W, C]."""
     return jnp.moveaxis(v.reshape(n, c, *v.shape[1:]), 1, 3)
+
+
+def _padded_pair(x: jax.Array, y: jax.Array, r: int) -> jax.Array:
+    """The planes ``x`` and ``y`` [B, H, W] padded by ``r`` and stacked, [2, B, H+2r, W+2r] (x
+    first). Each image is padded on its own and the two are stacked after (stacked first, the
+    pair ended up on the minor axis of XLA's layout for the padded planes). On planes a pixel's
+    neighbours along a row are the next elements in memory, so XLA vectorises each stencil along
+    the row. With the pair [x | y] and the five moments on the minor axis instead, the feature stage at
+    1080x1920 took 263 ms instead of 112 forward and 683 ms instead of 219 for its VJP on a
+    2-core CPU (the two forms alternated in one process, medians of 7)."""
+    return jnp.stack([_pad_planes(x, r), _pad_planes(y, r)])
 
 
 def _padded_moments(p: jax.Array, taps: np.ndarray):
@@ -429,7 +435,7 @@ def feature_stack(
     taps = gaussian_kernel()
     r = len(taps) // 2
     # Both lumas padded once; the moments' filters and the LBP neighbours read the same planes.
-    p = _padded_pair(y_r[..., None], y_d[..., None], r)
+    p = _padded_pair(y_r, y_d, r)
     mx, my, vx, vy, cxy = _padded_moments(p, taps)
     planes = [
         ssim_from_moments(mx, my, vx, vy, cxy),
