@@ -41,22 +41,29 @@ def get_config() -> ml_collections.ConfigDict:
     c.warmup_steps = 50
     c.weight_decay = 1e-4
     c.grad_clip = 1.0
-    # Loss terms (train.step.LossWeights). The last five are adversarial-training options:
-    # margin of a pair = rank_margin + rank_margin_rel * |label gap|; rank_anchor_stop_grad: the
-    # anchored term sees the anchors' predictions as constants; consistency: weight of (attacked -
-    # clean prediction)^2; slope, slope_h: finite-difference slope penalty (Liu et al.: 1e-3, 0.01).
+    # Loss terms (train.step.LossWeights). From rank_anchor_stop_grad on they are adversarial-
+    # training options: margin of a pair = rank_margin + rank_margin_rel * |label gap|;
+    # rank_anchor_stop_grad: the anchored term sees the anchors' predictions as constants;
+    # consistency: weight of (attacked - clean prediction)^2; slope, slope_h: finite-difference
+    # slope penalty (Liu et al.: 1e-3, 0.01); clean: PLCC + MSE of the clean predictions;
+    # anchor_rank (+ margins): attacked predictions ranked against every item's clean one;
+    # scaled_consistency: (attacked - clean)^2 over the clean scores' batch variance.
     c.loss = ml_collections.ConfigDict(
         dict(plcc=1.0, mse=1.0, rank=0.5, rank_margin=0.0, rank_kind="hinge", rank_margin_rel=0.0,
-             rank_anchor_stop_grad=False, consistency=0.0, slope=0.0, slope_h=0.01)
+             rank_anchor_stop_grad=False, consistency=0.0, slope=0.0, slope_h=0.01, clean=0.0,
+             anchor_rank=0.0, anchor_margin=0.0, anchor_margin_rel=0.5, scaled_consistency=0.0)
     )
 
     # Adversarial fine-tuning (see configs/aat_default.py); off for clean training.
     # settings: keyword options of the attack (birqa_jax.adversarial.attacks), e.g. PGD's steps and
     # step_size (default eps / 4), Square's queries. num_attacked: attack the first k non-anchors
-    # of a batch (-1: all); eps_ramp_steps: grow eps linearly over this many steps (0: off).
+    # of a batch (-1: all); eps_ramp_steps: grow eps linearly over this many steps (0: off);
+    # objective: "away" (push each score off its label) or "rank" (push it across the batch's
+    # clean scores, softness temperature).
     c.aat = ml_collections.ConfigDict(
         dict(enabled=False, anchored=True, attack="pgd", eps=4 / 255, settings=dict(steps=3),
-             band_width=0.2, num_anchors=4, anchor_rule="spread", num_attacked=-1, eps_ramp_steps=0)
+             band_width=0.2, num_anchors=4, anchor_rule="spread", num_attacked=-1, eps_ramp_steps=0,
+             objective="away", temperature=0.02)
     )
 
     c.log_every = 10

@@ -55,12 +55,13 @@ def test_paired_bootstrap_known_answers():
 
 
 def test_verdict_rule():
+    assert study.NON_INFERIORITY_MARGIN == 0.02  # the pre-registered margin (DECISION_RULE)
     assert study.verdict(0.01, 0.2) == "better"
-    assert study.verdict(-0.04, 0.1) == "non-inferior"  # the loss B - A is below 0.05 at its upper bound
-    assert study.verdict(-0.04, -0.01) == "non-inferior"  # within the margin, though worse
+    assert study.verdict(-0.015, 0.1) == "non-inferior"  # the loss B - A is below 0.02 at its upper bound
+    assert study.verdict(-0.015, -0.01) == "non-inferior"  # within the margin, though worse
     assert study.verdict(-0.2, -0.01) == "worse"
-    assert study.verdict(-0.06, 0.1) == "inconclusive"
-    assert study.verdict(-0.05, 0.1) == "inconclusive"  # the bound must be strictly inside the margin
+    assert study.verdict(-0.03, 0.1) == "inconclusive"
+    assert study.verdict(-0.02, 0.1) == "inconclusive"  # the bound must be strictly inside the margin
 
 
 def test_area_weights_and_combined_metrics():

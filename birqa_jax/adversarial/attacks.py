@@ -5,13 +5,15 @@ distorted image is perturbed, inside the L-inf ball of radius ``eps`` around it 
 [0, 1] units: 4/255, not the 8/255 of [-1, 1] code) intersected with [0, 1].
 
 Objectives. An attack maximises a per-item objective ``objective(x) -> [B]`` of the perturbed
-batch ``x: [B, H, W, 3]``. Two builders cover the uses, so no attack is written twice:
+batch ``x: [B, H, W, 3]``. Three builders cover the uses, so no attack is written twice:
 
 - ``direction_objective(score_fn, ref, direction)``: ``direction_i * score_i``. Evaluation:
   ``direction = +1`` makes an image look better, ``-1`` worse (``robustness.scrambling_direction``
   gives the ranking-scrambling directions from MOS).
 - ``away_objective(score_fn, ref, target)``: ``|score_i - target_i|``. Training: push each
   prediction away from its label.
+- ``ranking_objective(score_fn, ref, mos, anchor_scores, anchor_mos)``: a soft count of the
+  clean anchors each item's score crosses. Training (AAT): attack what SROCC measures.
 
 ``score_fn(ref, dist) -> [B]`` is any differentiable JAX function, higher = better quality, e.g.
 ``functools.partial(model.apply_fn(config), params)`` inside a traced function. Items are
@@ -111,6 +113,40 @@ def away_objective(score_fn: ScoreFn, ref: jax.Array, target: jax.Array) -> Obje
 
     def objective(x: jax.Array) -> jax.Array:
         return jnp.abs(score_fn(ref, x) - target)
+
+    return objective
+
+
+def ranking_objective(score_fn: ScoreFn, ref: jax.Array, mos: jax.Array, anchor_scores: jax.Array,
+                      anchor_mos: jax.Array, temperature: float = 0.02) -> Objective:
+    """Objective ``x -> [B]``: how far each item's score crosses the clean anchors' scores.
+
+    For item j and every anchor a with ``anchor_mos_a != mos_j`` (s = sign(mos_j -
+    anchor_mos_a)), the soft violation ``t * softplus(-s (score_j - anchor_scores_a) / t)``
+    grows as the score moves to the wrong side of the anchor; the objective is its mean over
+    the anchors. Maximising it mis-orders items against clean references, which is what SROCC
+    under attack measures (training: Anchored Adversarial Training's attack).
+
+    Args:
+      score_fn: ``(ref, dist) -> [B]`` differentiable quality score.
+      ref: [B, H, W, 3] float32 in [0, 1], the fixed reference.
+      mos: [B] labels of the attacked items.
+      anchor_scores, anchor_mos: [A] clean scores (constants) and labels of the anchors.
+      temperature: softness t, in score units (about the labels' resolution).
+    """
+    check_batch("ref", ref)
+    _check_per_item("mos", mos, ref.shape[0])
+    if jnp.ndim(anchor_scores) != 1 or jnp.shape(anchor_scores) != jnp.shape(anchor_mos):
+        raise ValueError(f"anchor_scores and anchor_mos must be [A] of one length, got {jnp.shape(anchor_scores)} "
+                         f"and {jnp.shape(anchor_mos)}")
+    sign = jnp.sign(mos[:, None] - anchor_mos[None, :])  # [B, A]
+    counted = (sign != 0).astype(jnp.float32)
+    anchors = jax.lax.stop_gradient(anchor_scores)[None, :]
+
+    def objective(x: jax.Array) -> jax.Array:
+        s = score_fn(ref, x)[:, None]
+        violation = temperature * jax.nn.softplus(-sign * (s - anchors) / temperature)
+        return (counted * violation).sum(axis=1) / jnp.maximum(counted.sum(axis=1), 1.0)
 
     return objective
 

@@ -268,6 +268,9 @@ class ReliabilityHead(nn.Module):
                 self.param(f"gem_p_{i}", nn.initializers.constant(_softplus_inv(self.gem_init - 1.0)), ())
             )
             pooled = gem_pool(f, p, self.gem_input)
+            # Where the pooled map sits at GeM's floor its gradient is zero: a model can resist
+            # gradient attacks by pushing activations there (``gem_floor_fraction``).
+            self.sow("intermediates", f"gem_floor_{i}", jnp.mean(_at_gem_floor(f, self.gem_input), axis=(1, 2, 3)))
             h = nn.gelu(nn.Dense(self.hidden, name=f"hidden_{i}")(pooled))
             # Small output init: predictions start near zero but not constant (a constant batch
             # has no Pearson gradient worth following).
@@ -296,6 +299,24 @@ def gem_pool(f: jax.Array, p: jax.Array, gem_input: str = "clamp") -> jax.Array:
     # zeros) made the pooling of the two finest levels the costliest loops of the forward on the
     # CPU: 22 and 21 ms of a 540x960 forward with 32-48-64-96 widths, 6.5 and 7.3 ms this way.
     return jnp.mean(jnp.exp(p * jnp.log(x)), axis=(1, 2)) ** (1.0 / p)
+
+
+def _at_gem_floor(f: jax.Array, gem_input: str) -> jax.Array:
+    """Where ``gem_pool``'s input clamp binds (zero gradient), as float 0/1 of ``f``'s shape."""
+    if gem_input == "softplus":
+        return (jax.nn.softplus(f) <= jnp.finfo(f.dtype).tiny).astype(jnp.float32)
+    shifted = f - GELU_MIN if gem_input == "shift" else f
+    return (shifted < 1e-6).astype(jnp.float32)
+
+
+def gem_floor_fraction(config: "ModelConfig", params, ref: jax.Array, dist: jax.Array) -> jax.Array:
+    """Per pair, the fraction of the head's GeM inputs held at the pooling floor (clamped, so
+    with zero gradient), averaged over the levels: [B] in [0, 1]. A robustness check: a model
+    that "resists" gradient attacks by parking activations at the clamp masks its gradients
+    rather than becoming robust. ref, dist: [B, H, W, 3] float32 in [0, 1]."""
+    _, state = BiRQA(config).apply(params, ref, dist, mutable=["intermediates"])
+    head = state["intermediates"]["head"]
+    return jnp.mean(jnp.stack([head[f"gem_floor_{i}"][0] for i in range(len(config.widths))]), axis=0)
 
 
 def _softplus_inv(y: float) -> float:

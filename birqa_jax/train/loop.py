@@ -72,7 +72,8 @@ def _attack_spec(config) -> training.AttackSpec | None:
     if not a.enabled:
         return None
     return training.AttackSpec(name=a.attack, eps=a.eps, settings=plain(a.settings), anchored=a.anchored,
-                               num_attacked=a.num_attacked, eps_ramp_steps=a.eps_ramp_steps)
+                               num_attacked=a.num_attacked, eps_ramp_steps=a.eps_ramp_steps,
+                               objective=a.get("objective", "away"), temperature=a.get("temperature", 0.02))
 
 
 def _local_copy(params):

@@ -101,6 +101,74 @@ def anchored_ranking_loss(
     return (pair_w * loss).sum() / jnp.maximum(pair_w.sum(), 1.0)
 
 
+def clean_anchored_ranking_loss(
+    pred: jax.Array,
+    anchor_pred: jax.Array,
+    mos: jax.Array,
+    margin: float = 0.0,
+    margin_rel: float = 0.0,
+    kind: str = "hinge",
+    mask: jax.Array | None = None,
+) -> jax.Array:
+    """Ranking of every attacked prediction against every clean anchor of the batch.
+
+    For each ordered pair (anchor i, item j) with ``mos_i != mos_j`` the attacked score
+    ``pred_j`` must sit on the right side of the clean score ``anchor_pred_i`` by
+    ``margin + margin_rel * |mos_j - mos_i|``. The anchors enter under ``stop_gradient``: the
+    term can only move the attacked items, and because the margin is in label units a model
+    cannot satisfy it by shrinking its whole scale.
+
+    Args:
+      pred: [B] scores of the attacked images.
+      anchor_pred: [B] scores of the same items' clean images (every item is an anchor).
+      mos: [B] normalised MOS, higher = better.
+      margin, margin_rel, kind: as in ``ranking_loss``.
+      mask: optional [B] weights of the items (padding).
+
+    Returns:
+      Scalar mean penalty over the counted pairs (0 when no pair has distinct labels).
+    """
+    w = _weights(pred, mask)
+    anchor_pred = jax.lax.stop_gradient(anchor_pred)
+    gap = mos[None, :] - mos[:, None]  # [anchor i, item j]: y_j - y_i
+    sign = jnp.sign(gap)
+    pair_w = (sign != 0) * w[:, None] * w[None, :]
+    loss = _pair_loss(pred[None, :] - anchor_pred[:, None], sign, margin + margin_rel * jnp.abs(gap), kind)
+    return (pair_w * loss).sum() / jnp.maximum(pair_w.sum(), 1.0)
+
+
+def scaled_consistency_loss(pred: jax.Array, pred_clean: jax.Array, mask: jax.Array | None = None,
+                            eps: float = 1e-6) -> jax.Array:
+    """Scale-invariant consistency: ``mean((pred - pred_clean)^2) / sg(Var(pred_clean))``.
+
+    The squared gap between each attacked and clean score is divided by the batch variance of
+    the clean scores, held constant: shrinking every score by a factor a shrinks numerator and
+    denominator alike, so the term cannot be lowered by collapsing the score scale (the plain
+    ``consistency_loss`` can). Gradients flow through both predictions.
+
+    Args:
+      pred, pred_clean: [B] scores of the attacked and of the clean images.
+      mask: optional [B] weights of the items.
+      eps: floor of the variance (a constant batch).
+    """
+    w = _weights(pred, mask)
+    n = jnp.maximum(w.sum(), 1.0)
+    centred = pred_clean - (w * pred_clean).sum() / n
+    var = jax.lax.stop_gradient((w * centred**2).sum() / n)
+    return (w * (pred - pred_clean) ** 2).sum() / n / (var + eps)
+
+
+def score_slope(pred: jax.Array, mos: jax.Array, eps: float = 1e-12) -> jax.Array:
+    """Least-squares slope of ``pred`` against ``mos`` over the batch: ``cov / var(mos)``.
+
+    The scale of a model's scores in label units: 1 when scores move one for one with MOS. A
+    recipe that lowers its attack damage by shrinking every score shows it as a falling slope
+    (README, "Robustness"). [B], [B] -> scalar."""
+    pc = pred - pred.mean()
+    mc = mos - mos.mean()
+    return (pc * mc).sum() / ((mc * mc).sum() + eps)
+
+
 def consistency_loss(pred: jax.Array, pred_clean: jax.Array, mask: jax.Array | None = None) -> jax.Array:
     """Mean squared gap between each item's prediction on its attacked image (``pred``) and on
     its clean image (``pred_clean``), both [B]; gradients flow through both (as in TRADES), so

@@ -41,6 +41,7 @@ from birqa_jax.train import losses
 from birqa_jax.train.anchors import aat_diagnostics
 
 AXIS = "data"
+OBJECTIVES = ("away", "rank")
 
 
 @flax.struct.dataclass
@@ -73,6 +74,13 @@ class LossWeights:
       prediction on the clean image (``losses.consistency_loss``; one more forward pass).
     slope, slope_h: weight and step of the finite-difference slope penalty
       (``losses.score_slopes``, Liu et al. 2024: weight 1e-3, h = 0.01; two more passes).
+    clean: weight of PLCC + MSE on the clean images' predictions (one more forward and
+      backward pass), which keeps the clean anchors accurate while the attacked items train.
+    anchor_rank, anchor_margin, anchor_margin_rel: weight and margins of the ranking of every
+      attacked prediction against every item's clean prediction under stop_gradient
+      (``losses.clean_anchored_ranking_loss``), margin ``anchor_margin + anchor_margin_rel * gap``.
+    scaled_consistency: weight of ``losses.scaled_consistency_loss``, the attacked-vs-clean gap
+      over the clean scores' batch variance (a scale the model cannot escape by shrinking).
     """
 
     plcc: float = 1.0
@@ -85,6 +93,15 @@ class LossWeights:
     consistency: float = 0.0
     slope: float = 0.0
     slope_h: float = 0.01
+    clean: float = 0.0
+    anchor_rank: float = 0.0
+    anchor_margin: float = 0.0
+    anchor_margin_rel: float = 0.5
+    scaled_consistency: float = 0.0
+
+    def needs_clean_predictions(self) -> bool:
+        """Whether the loss compares attacked with clean predictions (it then needs an attack)."""
+        return bool(self.consistency or self.clean or self.anchor_rank or self.scaled_consistency)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +110,9 @@ class AttackSpec:
     ``eps`` in [0, 1] units, and ``settings`` of that attack (``{"steps": 3, "step_size":
     2 / 255}`` for PGD, ``{"queries": 100}`` for Square; checked here, not at trace time).
     ``anchored`` keeps the batch's anchors clean (AAT), else every item is attacked (plain
-    adversarial training). The objective pushes each prediction away from its MOS.
+    adversarial training). ``objective``: "away" pushes each prediction away from its MOS
+    (``attacks.away_objective``); "rank" pushes it across the clean scores of the batch's
+    other items (``attacks.ranking_objective``, softness ``temperature``), what SROCC punishes.
 
     ``num_attacked``: attack only the first that many candidates of the global batch (the
     non-anchors in AAT, every item otherwise; batches come in random order), leaving the rest
@@ -107,6 +126,8 @@ class AttackSpec:
     anchored: bool = True
     num_attacked: int = -1
     eps_ramp_steps: int = 0
+    objective: str = "away"
+    temperature: float = 0.02
 
     def __post_init__(self):
         items = tuple(sorted(dict(self.settings).items()))
@@ -116,6 +137,10 @@ class AttackSpec:
             raise ValueError(f"num_attacked must be an int >= 0, or -1 for all, got {self.num_attacked!r}")
         if not isinstance(self.eps_ramp_steps, int) or self.eps_ramp_steps < 0:
             raise ValueError(f"eps_ramp_steps must be an int >= 0, got {self.eps_ramp_steps!r}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"attack objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if not self.temperature > 0:
+            raise ValueError(f"attack temperature must be > 0, got {self.temperature!r}")
 
     def eps_at(self, step: jax.Array) -> Any:
         """The budget at (0-based) ``step``: ``eps``, or its curriculum value."""
@@ -134,10 +159,12 @@ def attacked_items(anchor: jax.Array | None, batch: int, num_attacked: int = -1)
 
 
 def attack_batch(model: BiRQA, params, spec: AttackSpec, item_keys: jax.Array, ref: jax.Array, dist: jax.Array,
-                 mos: jax.Array, anchor: jax.Array | None, eps: Any = None) -> jax.Array:
-    """The training attack: every item pushed away from its MOS within ``spec.eps`` (items
-    flagged in ``anchor``, the anchors or any other item to keep clean, left clean);
-    ``stop_gradient``-ed, so the update sees a fixed input.
+                 mos: jax.Array, anchor: jax.Array | None, eps: Any = None, anchor_scores: jax.Array | None = None,
+                 anchor_mos: jax.Array | None = None) -> jax.Array:
+    """The training attack on ``spec.objective`` within ``spec.eps`` (items flagged in
+    ``anchor``, the anchors or any other item to keep clean, left clean); ``stop_gradient``-ed,
+    so the update sees a fixed input. ``anchor_scores``, ``anchor_mos`` [A]: the clean scores
+    and labels the "rank" objective orders each item against (the global batch's).
 
     ``item_keys``: [B] keys, one per item (``item_keys`` below: from each item's global index),
     so that the result does not depend on how the batch is split over devices. ``eps``: a budget
@@ -149,7 +176,11 @@ def attack_batch(model: BiRQA, params, spec: AttackSpec, item_keys: jax.Array, r
         eps = spec.eps
     elif "step_size" in settings:
         settings["step_size"] = settings["step_size"] * eps / spec.eps
-    objective = attacks.away_objective(lambda r, d: model.apply(params, r, d), ref, mos)
+    score = lambda r, d: model.apply(params, r, d)  # noqa: E731
+    if spec.objective == "rank":
+        objective = attacks.ranking_objective(score, ref, mos, anchor_scores, anchor_mos, spec.temperature)
+    else:
+        objective = attacks.away_objective(score, ref, mos)
     adv = attacks.ATTACKS[spec.name](objective, dist, eps=eps, rng=item_keys, **settings)
     if anchor is not None:
         adv = jnp.where(anchor[:, None, None, None], dist, adv)
@@ -188,12 +219,16 @@ def create_train_state(params, tx: optax.GradientTransformation, seed: int) -> T
     )
 
 
-def combined_loss(pred, mos, anchor, w: LossWeights, attacked=None, pred_clean=None, slopes=None):
+def combined_loss(pred, mos, anchor, w: LossWeights, attacked=None, pred_clean=None, slopes=None,
+                  anchor_pred=None):
     """PLCC + MSE + ranking over the batch; with anchors the ranking is the anchored one.
 
     Optional terms, each given with its input: ``pred_clean`` [B] (the predictions on the clean
-    images) adds ``w.consistency`` times the consistency loss over the ``attacked`` items;
-    ``slopes`` [B] (``losses.score_slopes``) adds ``w.slope`` times their mean absolute value.
+    images) adds ``w.consistency`` times the consistency loss and ``w.scaled_consistency``
+    times the scale-invariant one over the ``attacked`` items, and ``w.clean`` times PLCC + MSE
+    of the clean predictions; ``anchor_pred`` [B] (clean predictions, constants) adds
+    ``w.anchor_rank`` times the ranking of ``pred`` against them; ``slopes`` [B]
+    (``losses.score_slopes``) adds ``w.slope`` times their mean absolute value.
     """
     parts = {"plcc": losses.plcc_loss(pred, mos), "mse": losses.mse_loss(pred, mos)}
     margins = dict(margin=w.rank_margin, kind=w.rank_kind, margin_rel=w.rank_margin_rel)
@@ -203,9 +238,19 @@ def combined_loss(pred, mos, anchor, w: LossWeights, attacked=None, pred_clean=N
         parts["rank"] = losses.anchored_ranking_loss(pred, mos, anchor, stop_anchor_gradient=w.rank_anchor_stop_grad,
                                                      **margins)
     total = w.plcc * parts["plcc"] + w.mse * parts["mse"] + w.rank * parts["rank"]
-    if pred_clean is not None:
+    if pred_clean is not None and w.consistency:
         parts["consistency"] = losses.consistency_loss(pred, pred_clean, attacked)
         total = total + w.consistency * parts["consistency"]
+    if pred_clean is not None and w.scaled_consistency:
+        parts["scaled_consistency"] = losses.scaled_consistency_loss(pred, pred_clean, attacked)
+        total = total + w.scaled_consistency * parts["scaled_consistency"]
+    if pred_clean is not None and w.clean:
+        parts["clean"] = losses.plcc_loss(pred_clean, mos) + losses.mse_loss(pred_clean, mos)
+        total = total + w.clean * parts["clean"]
+    if anchor_pred is not None and w.anchor_rank:
+        parts["anchor_rank"] = losses.clean_anchored_ranking_loss(
+            pred, anchor_pred, mos, margin=w.anchor_margin, margin_rel=w.anchor_margin_rel, kind=w.rank_kind)
+        total = total + w.anchor_rank * parts["anchor_rank"]
     if slopes is not None:
         parts["slope"] = jnp.mean(jnp.abs(slopes))
         total = total + w.slope * parts["slope"]
@@ -248,8 +293,12 @@ def make_train_step(
     (normalised, higher = better) and, for AAT, ``anchor`` [B] bool. B must be a multiple of the number of devices. Metrics are scalars (replicated).
     A non-finite loss or gradient leaves params and optimiser state unchanged and counts it.
     """
-    if weights.consistency and attack is None:
-        raise ValueError("loss.consistency compares attacked and clean predictions: it needs an attack")
+    if weights.needs_clean_predictions() and attack is None:
+        raise ValueError("loss.consistency, clean, anchor_rank and scaled_consistency compare attacked and clean "
+                         "predictions: each needs an attack")
+    # Clean scores of the whole batch before the attack: the "rank" objective's anchors and the
+    # anchored ranking's (constants, so one forward pass without a gradient serves both).
+    needs_anchor_scores = attack is not None and (attack.objective == "rank" or bool(weights.anchor_rank))
 
     def per_device(state: TrainState, batch: dict):
         ref, dist, mos = as_float(batch["ref"]), as_float(batch["dist"]), batch["mos"]
@@ -262,7 +311,9 @@ def make_train_step(
         mos_all = gather(mos)
         anchor_local = batch.get("anchor") if (attack is None or attack.anchored) else None
         anchor_all = None if anchor_local is None else gather(anchor_local)
-        attacked_all = None
+        attacked_all = anchor_scores = None
+        if needs_anchor_scores:
+            anchor_scores = jax.lax.stop_gradient(gather(model.apply(state.params, ref, clean_dist)))
         if attack is not None:
             first = jax.lax.axis_index(AXIS) * b
             attacked_all = attacked_items(anchor_all, mos_all.shape[0], attack.num_attacked)
@@ -270,7 +321,8 @@ def make_train_step(
             eps = attack.eps_at(state.step)
             keys = item_keys(key, first, b)
             adv = attack_batch(model, state.params, attack, keys, ref, dist, mos, ~attacked_local,
-                               eps=None if attack.eps_ramp_steps == 0 else eps)
+                               eps=None if attack.eps_ramp_steps == 0 else eps, anchor_scores=anchor_scores,
+                               anchor_mos=mos_all)
             metrics["attack_linf"] = jax.lax.pmax(jnp.max(jnp.abs(adv - dist)), AXIS)
             if attack.eps_ramp_steps:
                 metrics["attack_eps"] = eps
@@ -281,14 +333,16 @@ def make_train_step(
             local = score(ref, dist)
             pred = gather(local)
             extra = {}
-            if weights.consistency:
+            if weights.consistency or weights.clean or weights.scaled_consistency:
                 extra["pred_clean"] = gather(score(ref, clean_dist))
+            if weights.anchor_rank:
+                extra["anchor_pred"] = anchor_scores
             if weights.slope:
                 extra["slopes"] = gather(losses.score_slopes(score, ref, dist, weights.slope_h, pred=local))
             total, parts = combined_loss(pred, mos_all, anchor_all, weights, attacked=attacked_all, **extra)
-            return total, (total, parts, pred)
+            return total, (total, parts, pred, extra.get("pred_clean"))
 
-        grads, (total, parts, pred) = jax.grad(loss_fn, has_aux=True)(state.params)
+        grads, (total, parts, pred, pred_clean) = jax.grad(loss_fn, has_aux=True)(state.params)
         grads = jax.lax.pmean(grads, AXIS)
         updates, new_opt = tx.update(grads, state.opt_state, state.params)
         new_params = optax.apply_updates(state.params, updates)
@@ -310,7 +364,13 @@ def make_train_step(
             grad_norm=optax.tree.norm(grads),
             finite=finite,
             **{f"loss_{k}": v for k, v in parts.items()},
+            # The score scale in label units (README, "Robustness"): a recipe that shrinks every
+            # score to lower its attack damage shows a falling slope here.
+            pred_slope=losses.score_slope(pred, mos_all),
+            pred_std=jnp.std(pred),
         )
+        if pred_clean is not None:
+            metrics["clean_slope"] = losses.score_slope(pred_clean, mos_all)
         if anchor_all is not None:
             metrics.update(aat_diagnostics(pred, mos_all, anchor_all, weights.rank_margin, weights.rank_margin_rel))
         # Every value is already identical on all devices; pmean guards against rounding drift.
