@@ -178,6 +178,8 @@ class Preset:
     sweep: tuple[str, ...] = ()
     suite_eps: int = 4
     restart_eps: tuple[int, ...] = ()  # budgets of the APGD restarts (empty: every eps)
+    # Settings of sweep attacks at the budgets other than suite_eps (default: as at suite_eps).
+    sweep_settings: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     square_p_init: float = 0.3  # Square's initial square: 30% of the image area
     transfer: bool = False  # APGD crafted on the starting (clean) model at suite_eps, scored by each model
 
@@ -206,7 +208,8 @@ PRESETS = {
     "cpu": Preset(
         arms=CORE_ARMS, seeds=4, steps=100, pairs=240, blocks=4, eps=(2, 4, 8), attacks=CPU_ATTACKS,
         apgd_restarts=1, square_queries=1000, square_eps=4, square_pairs=32, square_seeds=1, eval_batch=12,
-        bootstrap=2000, sweep=("fgsm", "apgd"), restart_eps=(4,), transfer=True),
+        bootstrap=2000, sweep=("fgsm", "apgd"), restart_eps=(4,), transfer=True,
+        sweep_settings={"apgd": {"steps": 10}}),
     "gpu": Preset(
         arms=CORE_ARMS, seeds=4, steps=300, pairs=512, blocks=4, eps=(2, 4, 8), attacks=PROTOCOL_ATTACKS, apgd_restarts=1,
         square_queries=1000, square_eps=4, square_pairs=64, square_seeds=1, eval_batch=128, bootstrap=2000,
@@ -469,19 +472,23 @@ def suite(preset: Preset, eps: int | None = None) -> list[str]:
     return [name for name in names if name in preset.sweep]
 
 
-def plan_entries(preset: Preset, seed: int) -> list[Entry]:
-    """Every evaluation entry of one model of seed ``seed``."""
+def plan_entries(preset: Preset, seed: int, finetuned: bool = True) -> list[Entry]:
+    """Every evaluation entry of one model of seed ``seed`` (Square only on fine-tuned models:
+    it checks the robust arms for gradient masking)."""
     entries = []
     for eps in preset.eps:
         for name in suite(preset, eps):
-            entries.append(Entry(name, eps, tuple(sorted(preset.attacks[name].items()))))
+            settings = preset.attacks[name]
+            if eps != preset.suite_eps:
+                settings = preset.sweep_settings.get(name, settings)
+            entries.append(Entry(name, eps, tuple(sorted(settings.items()))))
         if "apgd" in suite(preset, eps) and (not preset.restart_eps or eps in preset.restart_eps):
             apgd = dict(preset.attacks["apgd"], random_start=True)
             entries += [Entry("apgd", eps, tuple(sorted(apgd.items())), restart=r)
                         for r in range(1, preset.apgd_restarts + 1)]
     if preset.transfer and "apgd" in preset.attacks:
         entries.append(Entry("transfer", preset.suite_eps, tuple(sorted(preset.attacks["apgd"].items()))))
-    if seed < preset.square_seeds and preset.square_pairs > 0:
+    if finetuned and seed < preset.square_seeds and preset.square_pairs > 0:
         entries.append(Entry("square", preset.square_eps, (("p_init", preset.square_p_init),
                                                            ("queries", preset.square_queries)),
                              limit=preset.square_pairs))
@@ -846,7 +853,9 @@ def markdown(preset_name: str, preset: Preset, test: StudyPairs, analysis: dict,
         f"(`*_long` arms: {LONG_STEPS}; configs/aat_study.py + the arm's overrides).",
         f"- Attacks (scrambling direction, eps {', '.join(f'{e}/255' for e in preset.eps)}): "
         + "; ".join(f"{n} {dict(preset.attacks[n]) or 'one step'}" for n in suite(preset))
-        + (f" (the whole suite at {preset.suite_eps}/255; at the other budgets {', '.join(preset.sweep)} only)"
+        + (f" (the whole suite at {preset.suite_eps}/255; at the other budgets only "
+           + ", ".join(f"{n} {dict(preset.sweep_settings.get(n, preset.attacks[n])) or 'one step'}"
+                       for n in preset.sweep if n in preset.attacks) + ")"
            if preset.sweep else "")
         + f"; worst case per image over the attacks run at that eps + {preset.apgd_restarts} APGD random restart(s) "
         "+ the clean image; "
@@ -955,7 +964,7 @@ def _work_of(preset: Preset) -> dict:
     models = [(arm, s) for arm in preset.arms for s in range(preset.seeds)]
     rows = {s: len(np.flatnonzero(np.arange(preset.pairs) % preset.blocks == s % preset.blocks))
             for s in range(preset.seeds)}
-    entries = {(arm, s): [(e, rows[s] if e.limit is None else min(e.limit, rows[s])) for e in plan_entries(preset, s)]
+    entries = {(arm, s): [(e, rows[s] if e.limit is None else min(e.limit, rows[s])) for e in plan_entries(preset, s, ARMS[arm].finetune)]
                for arm, s in models}
     return {"models": models, "rows": rows, "entries": entries}
 
@@ -1103,7 +1112,7 @@ def run_study(preset_name: str, preset: Preset, out: str, data_dir: str, init_fr
             t1 = time.perf_counter()
             rows = test.rows(seed % preset.blocks)
             print(f"evaluating {arm} seed {seed} on {len(rows)} pairs", flush=True)
-            records[arm].append(evaluate_model(model_path, test, rows, direction, plan_entries(preset, seed),
+            records[arm].append(evaluate_model(model_path, test, rows, direction, plan_entries(preset, seed, ARMS[arm].finetune),
                                                os.path.join(out, "eval", arm, f"seed{seed}.json"),
                                                preset.eval_batch, work, transfer))
             t_train += t1 - t0
