@@ -36,9 +36,9 @@ Design (README, "Robustness"):
 - Statistics: SROCC per (arm, seed); an arm's value is the mean over its seeds. 95% CIs by a
   paired percentile bootstrap: images are resampled within each block, with the same indices
   for every arm and every seed of that block. Seed-level deltas are listed beside each
-  comparison. Verdict of "A vs B" on a metric from the CI of A - B: "better" (lower bound >
-  0), "non-inferior" (lower bound > -0.05, i.e. the upper bound of the loss B - A is below
-  0.05), "worse" (upper bound < 0), else "inconclusive".
+  comparison (``birqa_jax.evaluation.paired``). Verdict of "A vs B" on a metric from the CI of
+  A - B: "better" (lower bound > 0), "non-inferior" (lower bound > -0.02, i.e. the upper bound
+  of the loss B - A is below 0.02), "worse" (upper bound < 0), else "inconclusive".
 
 Imports: the statistics, reports and attack drivers need only jax, numpy and scipy (and
 matplotlib for the figure); building the data set and fine-tuning import the ``data`` extras
@@ -62,17 +62,28 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.stats
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from birqa_jax.adversarial import attacks  # noqa: E402
-from birqa_jax.adversarial.scores import robustness_score, scrambling_direction  # noqa: E402
+from birqa_jax.adversarial.scores import scrambling_direction  # noqa: E402
+from birqa_jax.evaluation import paired  # noqa: E402
+from birqa_jax.evaluation.paired import (  # noqa: E402
+    PairedEstimate,
+    bootstrap_indices,
+    combine,
+    compare,
+    masking_check,
+    paired_srocc,
+    scale_diagnostics,
+    trapezoid_weights,
+    worst_case,
+)
 from birqa_jax.evaluation.report import jsonable  # noqa: E402  (matplotlib only for figures)
 from birqa_jax.inputs import as_float  # noqa: E402
-from birqa_jax.model import ModelConfig, apply_fn, load_model, save_model  # noqa: E402
+from birqa_jax.model import apply_fn, load_model, save_model  # noqa: E402
 from birqa_jax.model.pyramid import gem_floor_fraction  # noqa: E402
 
 SUITE = ("fgsm", "ifgsm", "pgd", "mifgsm", "apgd", "korhonen")  # the unseen white-box suite
@@ -80,7 +91,7 @@ SUITE = ("fgsm", "ifgsm", "pgd", "mifgsm", "apgd", "korhonen")  # the unseen whi
 ATTACK_IDS = {name: i for i, name in enumerate((*SUITE, "square", "apgd_rs"))}
 # Checks, not attacks of the worst case: the black-box Square and the transfer from the clean model.
 CHECKS = ("square", "transfer")
-NON_INFERIORITY_MARGIN = 0.02
+NON_INFERIORITY_MARGIN = paired.NON_INFERIORITY_MARGIN  # pre-registered (DECISION_RULE)
 LONG_STEPS = 400  # the training-length factor: the recipe's arm at 4x the preset's 100 steps
 # The decision rule of the cpu preset, written into results.md before any number of it existed
 # (commit history): the new AAT against plain adversarial training on worst@4.
@@ -327,37 +338,6 @@ def load_study_data(config, pairs: int, blocks: int):
 # ----------------------------------------------------------------------------- fine-tuning
 
 
-def finetune(config, source, splits) -> tuple[Any, ModelConfig, list[dict]]:
-    """Fine-tune as ``python train.py --config <config>`` would, without validation, checkpoints
-    or the final test evaluation: the same data stream, attack, loss and compiled step
-    (``train.loop``'s), the final step kept. Returns (params on the host, model config, the
-    logged metrics)."""
-    from birqa_jax.data import iterate
-    from birqa_jax.data.runs import model_config, plain
-    from birqa_jax.train import loop
-    from birqa_jax.train import step as training
-
-    model_cfg = model_config(config)
-    optimizer_args = loop._optimizer_args(config)
-    tx = training.make_optimizer(*optimizer_args)
-    mesh = training.make_mesh()
-    state = training.create_train_state(loop._initial_params(config, model_cfg), tx, config.seed)
-    state = training.replicate(state, mesh)
-    train_step = loop._train_step(model_cfg, optimizer_args, mesh, training.LossWeights(**plain(config.loss)),
-                                  loop._attack_spec(config))
-    stream = iterate(loop._train_stream(source, splits["train"], config), prefetch=config.prefetch)
-    log = []
-    for step in range(1, config.num_steps + 1):
-        batch = next(stream)
-        state, metrics = train_step(state, training.global_batch({k: batch[k] for k in _BATCH_KEYS if k in batch},
-                                                                 mesh))
-        if step % config.log_every == 0 or step == config.num_steps:
-            log.append({"step": step, **{k: float(v) for k, v in jax.device_get(metrics).items()}})
-    if int(state.nonfinite):
-        print(f"  note: {int(state.nonfinite)} steps had a non-finite loss and were skipped", flush=True)
-    return jax.device_get(state.params), model_cfg, log
-
-
 def _config_json(config) -> dict:
     return json.loads(config.to_json_best_effort())
 
@@ -391,6 +371,8 @@ def ensure_run(out: str, arm: str, seed: int, config, data, work: dict) -> str:
         return model_path
     print(f"fine-tuning {arm} seed {seed} ({config.num_steps} steps)", flush=True)
     t0 = time.perf_counter()
+    from birqa_jax.train.loop import finetune
+
     params, model_cfg, log = finetune(config, *data)
     seconds = time.perf_counter() - t0
     save_model(model_path, params, model_cfg, meta={"arm": arm, "seed": seed, "steps": config.num_steps})
@@ -577,110 +559,6 @@ def evaluate_model(model_path: str, test: StudyPairs, rows: np.ndarray, directio
     return record
 
 
-# ----------------------------------------------------------------------------- statistics
-
-
-def srocc_rows(pred: np.ndarray, mos: np.ndarray) -> np.ndarray:
-    """Spearman correlation of each row: pred, mos [R, n] -> [R] (average ranks for ties, as
-    ``scipy.stats.spearmanr``); NaN where a row is constant."""
-    rp = scipy.stats.rankdata(pred, axis=-1)
-    rm = scipy.stats.rankdata(mos, axis=-1)
-    rp -= rp.mean(axis=-1, keepdims=True)
-    rm -= rm.mean(axis=-1, keepdims=True)
-    den = np.sqrt((rp * rp).sum(-1) * (rm * rm).sum(-1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, (rp * rm).sum(-1) / den, np.nan)
-
-
-def bootstrap_indices(n: int, replicates: int, seed: int) -> np.ndarray:
-    """[replicates, n] indices drawn with replacement from range(n)."""
-    return np.random.default_rng([seed, 11]).integers(0, n, (replicates, n))
-
-
-@dataclasses.dataclass
-class Metric:
-    """A metric of one arm: the point value (mean over seeds of the full-sample SROCC), the
-    bootstrap replicates of that mean [R], and the per-seed full-sample values."""
-
-    value: float
-    replicates: np.ndarray
-    per_seed: list[float]
-
-    def ci(self) -> tuple[float, float]:
-        lo, hi = np.nanpercentile(self.replicates, [2.5, 97.5])
-        return float(lo), float(hi)
-
-
-def arm_metric(scores_per_seed: Sequence[np.ndarray], mos_per_seed: Sequence[np.ndarray],
-               idx_per_seed: Sequence[np.ndarray]) -> Metric:
-    """SROCC of an arm: per seed, the scores [n_s] of its block against MOS [n_s], resampled
-    with that block's bootstrap indices [R, n_s] (the same for every arm)."""
-    full = [float(srocc_rows(s[None], m[None])[0]) for s, m in zip(scores_per_seed, mos_per_seed)]
-    reps = np.stack([srocc_rows(s[i], m[i]) for s, m, i in zip(scores_per_seed, mos_per_seed, idx_per_seed)])
-    return Metric(float(np.mean(full)), reps.mean(axis=0), full)
-
-
-def combine(metrics: Sequence[Metric], weights: Sequence[float]) -> Metric:
-    """A weighted sum of metrics of one arm (e.g. the area under SROCC vs eps), replicate by
-    replicate and seed by seed."""
-    w = np.asarray(weights, np.float64)
-    return Metric(float(sum(wi * m.value for wi, m in zip(w, metrics))),
-                  sum(wi * m.replicates for wi, m in zip(w, metrics)),
-                  [float(sum(wi * m.per_seed[s] for wi, m in zip(w, metrics))) for s in range(len(metrics[0].per_seed))])
-
-
-def trapezoid_weights(x: Sequence[float]) -> np.ndarray:
-    """w such that w @ y is the trapezoidal area under y(x) divided by the range of x."""
-    x = np.asarray(x, np.float64)
-    w = np.zeros_like(x)
-    dx = np.diff(x)
-    w[:-1] += dx / 2
-    w[1:] += dx / 2
-    return w / (x[-1] - x[0])
-
-
-def verdict(lo: float, hi: float, margin: float = NON_INFERIORITY_MARGIN) -> str:
-    """The verdict of "A vs B" from the 95% CI [lo, hi] of A - B (higher = better)."""
-    if lo > 0:
-        return "better"
-    if lo > -margin:
-        return "non-inferior"
-    if hi < 0:
-        return "worse"
-    return "inconclusive"
-
-
-def compare(a: Metric, b: Metric) -> dict:
-    """A - B: the point delta, its paired bootstrap CI, the seed-level deltas, the verdict."""
-    delta = a.replicates - b.replicates
-    lo, hi = np.nanpercentile(delta, [2.5, 97.5])
-    seeds = [x - y for x, y in zip(a.per_seed, b.per_seed)]
-    return {"delta": a.value - b.value, "lo": float(lo), "hi": float(hi), "seed_deltas": seeds,
-            "seeds_positive": int(sum(d > 0 for d in seeds)), "verdict": verdict(float(lo), float(hi))}
-
-
-def worst_case(clean: np.ndarray, attacked: Mapping[str, np.ndarray], direction: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Per image, the score that moved furthest in its scrambling ``direction`` among the clean
-    score and every attacked one: the AutoAttack-style ensemble. Returns the scores [n] and the
-    name of the attack that won each image ("clean" where none moved it the right way)."""
-    names = ["clean", *attacked]
-    stack = np.stack([clean, *attacked.values()])  # [A + 1, n]
-    best = np.argmax(direction[None] * stack, axis=0)
-    return stack[best, np.arange(stack.shape[1])], [names[i] for i in best]
-
-
-def masking_check(clean: np.ndarray, whitebox: np.ndarray, square: np.ndarray, direction: np.ndarray,
-                  scale: float) -> dict:
-    """Gradient-masking check on the pairs Square ran on: damage = the move of a score in its
-    scrambling direction, in units of ``scale`` (the spread of the clean scores). A model that
-    masks its gradients lets the black-box Square do more damage than the white-box worst case."""
-    d_white = direction * (whitebox - clean) / scale
-    d_square = direction * (square - clean) / scale
-    return {"n": len(clean), "whitebox_damage": float(d_white.mean()), "square_damage": float(d_square.mean()),
-            "square_beats_whitebox": float((d_square > d_white + 1e-9).mean()),
-            "flag": bool(d_square.mean() > d_white.mean())}
-
-
 # ----------------------------------------------------------------------------- analysis
 
 
@@ -709,17 +587,6 @@ def comparison_pairs(arms: Sequence[str]) -> list[tuple[str, str]]:
     return out
 
 
-def scale_diagnostics(clean: np.ndarray, worst: np.ndarray, mos: np.ndarray, direction: np.ndarray) -> dict:
-    """How a model's robustness relates to its score scale, on one seed's pairs (all [n]):
-    ``slope`` of clean score against MOS (least squares), ``damage`` = mean move of the worst-case
-    score in its scrambling direction (score units), ``damage_mos`` = damage / slope (MOS units:
-    a model cannot lower it by shrinking its scale), and Zhang et al.'s robustness ``R``."""
-    slope = float(np.polyfit(mos, clean, 1)[0])
-    damage = float(np.mean(direction * (worst - clean)))
-    return {"slope": slope, "damage": damage, "damage_mos": damage / slope if slope > 0 else float("nan"),
-            "R": robustness_score(clean, worst)}
-
-
 def analyse(preset: Preset, test: StudyPairs, records: Mapping[str, list[dict]], train_logs: Mapping[str, list],
             direction: np.ndarray) -> dict:
     """Every table of the study from the evaluation records: records[arm][seed]."""
@@ -736,13 +603,13 @@ def analyse(preset: Preset, test: StudyPairs, records: Mapping[str, list[dict]],
         rec = records[arm][s]
         return np.asarray(rec["clean"] if name == "clean" else rec["entries"][name]["scores"])
 
-    metrics: dict[str, dict[str, Metric]] = {arm: {} for arm in arms}
+    metrics: dict[str, dict[str, PairedEstimate]] = {arm: {} for arm in arms}
     winners: dict[str, dict[str, dict[str, int]]] = {arm: {} for arm in arms}
     scale: dict[str, dict[str, dict[str, float]]] = {arm: {} for arm in arms}
     worst_suite: dict[str, list[np.ndarray]] = {}
     for arm in arms:
         m = metrics[arm]
-        m["clean"] = arm_metric([scores(arm, s, "clean") for s in seeds], mos, boot)
+        m["clean"] = paired_srocc([scores(arm, s, "clean") for s in seeds], mos, boot)
         for e in eps_list:
             worst_per_seed = []
             counts: dict[str, int] = {}
@@ -754,7 +621,7 @@ def analyse(preset: Preset, test: StudyPairs, records: Mapping[str, list[dict]],
                 worst_per_seed.append(w)
                 for name in won:
                     counts[name] = counts.get(name, 0) + 1
-            m[f"worst@{e:g}"] = arm_metric(worst_per_seed, mos, boot)
+            m[f"worst@{e:g}"] = paired_srocc(worst_per_seed, mos, boot)
             winners[arm][f"{e:g}"] = counts
             per_seed = [scale_diagnostics(scores(arm, s, "clean"), worst_per_seed[s], mos[s],
                                           direction[test.rows(block_of[s])]) for s in seeds]
@@ -762,10 +629,10 @@ def analyse(preset: Preset, test: StudyPairs, records: Mapping[str, list[dict]],
             if e == preset.suite_eps:
                 worst_suite[arm] = worst_per_seed
             for name in suite(preset, e):
-                m[f"{name}@{e:g}"] = arm_metric([scores(arm, s, f"{name}@{e:g}") for s in seeds], mos, boot)
+                m[f"{name}@{e:g}"] = paired_srocc([scores(arm, s, f"{name}@{e:g}") for s in seeds], mos, boot)
         transfer_name = f"transfer@{preset.suite_eps:g}"
         if all(transfer_name in records[arm][s]["entries"] for s in seeds):
-            m[transfer_name] = arm_metric([scores(arm, s, transfer_name) for s in seeds], mos, boot)
+            m[transfer_name] = paired_srocc([scores(arm, s, transfer_name) for s in seeds], mos, boot)
         weights = trapezoid_weights([0.0, *eps_list])
         m["worst_auc"] = combine([m["clean"], *(m[f"worst@{e:g}"] for e in eps_list)], weights)
         if "apgd" in preset.attacks:
@@ -783,7 +650,7 @@ def analyse(preset: Preset, test: StudyPairs, records: Mapping[str, list[dict]],
                          "flag": bool(t.value < w.value), "gem_floor": float(np.mean([g.mean() for g in gem]))}
     if "apgd" in preset.attacks:
         headline.append(f"apgd@{4 if 4 in eps_list else eps_list[0]:g}")
-    comparisons = [{"a": a, "b": b, "metric": k, **compare(metrics[a][k], metrics[b][k])}
+    comparisons = [{"a": a, "b": b, "metric": k, **compare(metrics[a][k], metrics[b][k], NON_INFERIORITY_MARGIN)}
                    for a, b in comparison_pairs(arms) for k in headline]
 
     masking = {}
@@ -975,7 +842,7 @@ def print_plan(preset: Preset, init_from: str, data_dir: str = "data_cache", rep
     batch of the training size), each distinct attack program (compilation, then one batch of
     the evaluation size; Square with 1/20 of its queries, scaled), the clean forward pass.
     Takes a few minutes (it compiles what the study compiles). Excludes building the data set."""
-    from birqa_jax.data.runs import model_config, plain
+    from birqa_jax.data.runs import plain
     from birqa_jax.train import loop
     from birqa_jax.train import step as training
 
@@ -1001,13 +868,11 @@ def print_plan(preset: Preset, init_from: str, data_dir: str = "data_cache", rep
             np.uint8)
         if config.aat.enabled and config.aat.anchored:
             batch["anchor"] = np.arange(b) < config.aat.num_anchors
-        key = (json.dumps(plain(config.loss), sort_keys=True), repr(loop._attack_spec(config)), config.num_steps)
+        key = (json.dumps(plain(config.loss), sort_keys=True), repr(loop.attack_spec(config)), config.num_steps)
         if key not in seen_programs:
-            optimizer_args = loop._optimizer_args(config)
-            step_fn = loop._train_step(model_config(config), optimizer_args, mesh,
-                                       training.LossWeights(**plain(config.loss)), loop._attack_spec(config))
-            state = training.replicate(training.create_train_state(params, training.make_optimizer(*optimizer_args),
-                                                                   0), mesh)
+            step_fn = loop.train_step_for(config, mesh)
+            tx = training.make_optimizer(*loop.optimizer_args(config))
+            state = training.replicate(training.create_train_state(params, tx, 0), mesh)
             gb = training.global_batch(batch, mesh)
             holder = {"state": state}
 

@@ -60,3 +60,21 @@ def test_model_with_the_fix_uses_the_same_parameters():
     a, b = init_params(clamp, 0), init_params(fixed, 0)
     assert jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
     assert json.loads(json.dumps(fixed.to_dict()))["gem_input"] == "softplus"
+
+
+def test_gem_floor_fraction_counts_the_clamped_inputs(two_level_config, two_level_params):
+    """The fraction reported per pair is the share of head inputs below the clamp, by hand."""
+    from birqa_jax.model import BiRQA
+    from birqa_jax.model.pyramid import gem_floor_fraction
+
+    rng = np.random.default_rng(0)
+    ref = jnp.asarray(rng.random((2, 32, 32, 3)), jnp.float32)
+    dist = jnp.clip(ref + 0.1, 0, 1)
+    got = np.asarray(gem_floor_fraction(two_level_config, two_level_params, ref, dist))
+    # The head's inputs, captured: the levels after the top-down pass.
+    _, state = BiRQA(two_level_config).apply(two_level_params, ref, dist, capture_intermediates=True,
+                                             mutable=["intermediates"])
+    levels = [state["intermediates"][f"scgb_0"]["__call__"][0][i] for i in range(2)]
+    want = np.mean([np.mean(np.asarray(f) < 1e-6, axis=(1, 2, 3)) for f in levels], axis=0)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert got.shape == (2,) and 0 < got.min() and got.max() < 1

@@ -210,3 +210,74 @@ def test_consistency_needs_an_attack(tiny_config):
     weights = training.LossWeights(consistency=1.0)
     with pytest.raises(ValueError, match="needs an attack"):
         training.make_train_step(BiRQA(tiny_config), optax.sgd(1e-3), training.make_mesh(), weights, None)
+
+
+# ----------------------------------------------------------------------------- AAT containing plain AT
+
+
+def test_clean_anchored_ranking_loss_by_hand():
+    from birqa_jax.train.losses import clean_anchored_ranking_loss
+
+    mos = jnp.array([0.2, 0.5, 0.5])
+    clean = jnp.array([0.3, 0.6, 0.55])
+    attacked = jnp.array([0.58, 0.4, 0.6])
+    # Pairs (anchor i, item j) with distinct labels: (0,1), (0,2), (1,0), (2,0); margin 0.5 * 0.3.
+    # (0,1): item 1 above anchor 0 by 0.4 - 0.3 = 0.1 < 0.15 -> 0.05; (0,2): 0.6 - 0.3 = 0.3 -> 0;
+    # (1,0): item 0 below anchor 1 by 0.6 - 0.58 = 0.02 -> 0.13; (2,0): 0.55 - 0.58 < 0 -> 0.18.
+    got = clean_anchored_ranking_loss(attacked, clean, mos, margin_rel=0.5)
+    assert float(got) == pytest.approx((0.05 + 0 + 0.13 + 0.18) / 4, abs=1e-6)
+    # The anchors are constants: no gradient reaches the clean scores.
+    g = jax.grad(lambda c: clean_anchored_ranking_loss(attacked, c, mos, margin_rel=0.5))(clean)
+    np.testing.assert_array_equal(np.asarray(g), 0.0)
+    # Shrinking every score (about a mean) cannot satisfy a margin in label units.
+    shrunk = clean_anchored_ranking_loss(0.1 * clean, 0.1 * clean, mos, margin_rel=0.5)
+    assert float(shrunk) > float(clean_anchored_ranking_loss(clean, clean, mos, margin_rel=0.5))
+
+
+def test_scaled_consistency_is_scale_invariant_and_by_hand():
+    from birqa_jax.train.losses import consistency_loss, scaled_consistency_loss
+
+    clean = jnp.array([0.1, 0.5, 0.9, 0.3])
+    attacked = jnp.array([0.2, 0.4, 0.7, 0.3])
+    var = float(np.var(np.asarray(clean)))
+    want = float(np.mean((np.asarray(attacked) - np.asarray(clean)) ** 2)) / var
+    assert float(scaled_consistency_loss(attacked, clean, eps=0.0)) == pytest.approx(want, rel=1e-5)
+    # A model that shrinks its scores by 10 keeps this term and cuts the plain one 100-fold.
+    assert float(scaled_consistency_loss(0.1 * attacked, 0.1 * clean, eps=0.0)) == pytest.approx(want, rel=1e-4)
+    assert float(consistency_loss(0.1 * attacked, 0.1 * clean)) == pytest.approx(
+        0.01 * float(consistency_loss(attacked, clean)), rel=1e-4)
+    # The variance is a constant: the gradient in the clean scores is that of the numerator alone.
+    g = jax.grad(lambda c: scaled_consistency_loss(attacked, c, eps=0.0))(clean)
+    np.testing.assert_allclose(np.asarray(g), 2 * (np.asarray(clean) - np.asarray(attacked)) / 4 / var, rtol=1e-5)
+
+
+def test_score_slope_is_least_squares():
+    from birqa_jax.train.losses import score_slope
+
+    rng = np.random.default_rng(3)
+    mos = rng.random(16)
+    pred = 0.4 * mos + 0.1 + rng.normal(0, 0.05, 16)
+    assert float(score_slope(jnp.asarray(pred, jnp.float32), jnp.asarray(mos, jnp.float32))) == pytest.approx(
+        np.polyfit(mos, pred, 1)[0], rel=1e-4)
+
+
+def test_ranking_objective_by_hand_and_its_direction():
+    from birqa_jax.adversarial import ranking_objective
+
+    mos = jnp.array([0.9, 0.1])
+    anchor_mos = jnp.array([0.9, 0.5, 0.1])
+    anchor_scores = jnp.array([0.8, 0.5, 0.2])
+    ref = jnp.zeros((2, 4, 4, 3))
+    scores = jnp.array([0.6, 0.3])
+    objective = ranking_objective(lambda r, x: x.mean(axis=(1, 2, 3)), ref, mos, anchor_scores, anchor_mos,
+                                  temperature=0.1)
+    x = jnp.broadcast_to(scores[:, None, None, None], ref.shape)
+    sp = lambda z: 0.1 * np.log1p(np.exp(z / 0.1))  # noqa: E731  t softplus(z / t)
+    # Item 0 (MOS 0.9) against the anchors of MOS 0.5 and 0.1 (s = +1): t sp(-(0.6 - a) / t).
+    want0 = (sp(-(0.6 - 0.5)) + sp(-(0.6 - 0.2))) / 2
+    # Item 1 (MOS 0.1) against the anchors of MOS 0.9 and 0.5 (s = -1): t sp((0.3 - a) / t).
+    want1 = (sp(0.3 - 0.8) + sp(0.3 - 0.5)) / 2
+    np.testing.assert_allclose(np.asarray(objective(x)), [want0, want1], rtol=1e-5)
+    # Maximising it pushes the best-rated item down and the worst-rated one up.
+    g = jax.grad(lambda x: objective(x).sum())(x)
+    assert float(g[0].sum()) < 0 < float(g[1].sum())

@@ -11,6 +11,7 @@ import scipy.stats
 
 from birqa_jax.data import held_out_split, reference_crops, source_ids, split_indices
 from birqa_jax.data.synthetic import SOURCES, UNSEEN_BY_DEFAULT
+from birqa_jax.evaluation import paired
 from experiments import robustness_study as study
 
 # ----------------------------------------------------------------------------- statistics
@@ -20,21 +21,21 @@ def test_srocc_rows_equals_scipy_with_ties():
     rng = np.random.default_rng(0)
     pred = rng.integers(0, 5, (4, 30)).astype(float)  # many ties
     mos = rng.integers(0, 7, (4, 30)).astype(float)
-    got = study.srocc_rows(pred, mos)
+    got = paired.srocc_rows(pred, mos)
     want = [scipy.stats.spearmanr(p, m).statistic for p, m in zip(pred, mos)]
     np.testing.assert_allclose(got, want, rtol=1e-12)
-    assert np.isnan(study.srocc_rows(np.ones((1, 5)), mos[:1, :5]))[0]
+    assert np.isnan(paired.srocc_rows(np.ones((1, 5)), mos[:1, :5]))[0]
 
 
 def _metric(scores, mos, idx):
-    return study.arm_metric(scores, mos, idx)
+    return paired.paired_srocc(scores, mos, idx)
 
 
 def test_paired_bootstrap_known_answers():
     rng = np.random.default_rng(1)
     n, seeds = 60, 3
     mos = [rng.random(n) for _ in range(seeds)]
-    idx = [study.bootstrap_indices(n, 500, seed=s) for s in range(seeds)]
+    idx = [paired.bootstrap_indices(n, 500, seed=s) for s in range(seeds)]
     good = [m + rng.normal(0, 0.05, n) for m in mos]  # SROCC near 1
     noise = [rng.random(n) for _ in range(seeds)]  # SROCC near 0
     a, b = _metric(good, mos, idx), _metric(noise, mos, idx)
@@ -42,36 +43,36 @@ def test_paired_bootstrap_known_answers():
     assert a.per_seed == pytest.approx([scipy.stats.spearmanr(g, m).statistic for g, m in zip(good, mos)])
     lo, hi = a.ci()
     assert lo < a.value < hi and hi - lo < 0.1
-    assert study.compare(a, b)["verdict"] == "better"
-    assert study.compare(b, a)["verdict"] == "worse"
+    assert paired.compare(a, b)["verdict"] == "better"
+    assert paired.compare(b, a)["verdict"] == "worse"
     # Paired: the same arm, or a monotone transform of it (same ranks), differs by exactly 0 in
     # every replicate; unpaired resampling could not give a zero-width interval.
-    same = study.compare(a, _metric([np.exp(3 * g) for g in good], mos, idx))
+    same = paired.compare(a, _metric([np.exp(3 * g) for g in good], mos, idx))
     assert same["delta"] == 0 and same["lo"] == 0 and same["hi"] == 0 and same["verdict"] == "non-inferior"
     assert same["seed_deltas"] == [0.0, 0.0, 0.0] and same["seeds_positive"] == 0
     # Two arms both near 0 on 60 images: the interval is wider than the margin either way.
     other = _metric([rng.random(n) for _ in range(seeds)], mos, idx)
-    assert study.compare(b, other)["verdict"] == "inconclusive"
+    assert paired.compare(b, other)["verdict"] == "inconclusive"
 
 
 def test_verdict_rule():
-    assert study.NON_INFERIORITY_MARGIN == 0.02  # the pre-registered margin (DECISION_RULE)
-    assert study.verdict(0.01, 0.2) == "better"
-    assert study.verdict(-0.015, 0.1) == "non-inferior"  # the loss B - A is below 0.02 at its upper bound
-    assert study.verdict(-0.015, -0.01) == "non-inferior"  # within the margin, though worse
-    assert study.verdict(-0.2, -0.01) == "worse"
-    assert study.verdict(-0.03, 0.1) == "inconclusive"
-    assert study.verdict(-0.02, 0.1) == "inconclusive"  # the bound must be strictly inside the margin
+    assert study.NON_INFERIORITY_MARGIN == paired.NON_INFERIORITY_MARGIN == 0.02  # pre-registered
+    assert paired.verdict(0.01, 0.2) == "better"
+    assert paired.verdict(-0.015, 0.1) == "non-inferior"  # the loss B - A is below 0.02 at its upper bound
+    assert paired.verdict(-0.015, -0.01) == "non-inferior"  # within the margin, though worse
+    assert paired.verdict(-0.2, -0.01) == "worse"
+    assert paired.verdict(-0.03, 0.1) == "inconclusive"
+    assert paired.verdict(-0.02, 0.1) == "inconclusive"  # the bound must be strictly inside the margin
 
 
 def test_area_weights_and_combined_metrics():
-    w = study.trapezoid_weights([0, 2, 4, 8])
+    w = paired.trapezoid_weights([0, 2, 4, 8])
     np.testing.assert_allclose(w, [1 / 8, 2 / 8, 3 / 8, 2 / 8])
     y = np.array([0.9, 0.7, 0.5, 0.1])
     assert w @ y == pytest.approx(np.trapezoid(y, [0, 2, 4, 8]) / 8)
-    m1 = study.Metric(0.8, np.array([0.7, 0.9]), [0.8, 0.8])
-    m2 = study.Metric(0.4, np.array([0.3, 0.5]), [0.2, 0.6])
-    c = study.combine([m1, m2], [0.5, 0.5])
+    m1 = paired.PairedEstimate(0.8, np.array([0.7, 0.9]), [0.8, 0.8])
+    m2 = paired.PairedEstimate(0.4, np.array([0.3, 0.5]), [0.2, 0.6])
+    c = paired.combine([m1, m2], [0.5, 0.5])
     assert c.value == pytest.approx(0.6) and c.per_seed == pytest.approx([0.5, 0.7])
     np.testing.assert_allclose(c.replicates, [0.5, 0.7])
 
@@ -80,10 +81,10 @@ def test_worst_case_and_masking_check_by_hand():
     clean = np.array([0.5, 0.5, 0.5])
     direction = np.array([-1.0, 1.0, -1.0])  # push down, up, down
     attacked = {"fgsm": np.array([0.4, 0.6, 0.6]), "apgd": np.array([0.3, 0.55, 0.7])}
-    worst, won = study.worst_case(clean, attacked, direction)
+    worst, won = paired.worst_case(clean, attacked, direction)
     np.testing.assert_allclose(worst, [0.3, 0.6, 0.5])  # item 2: no attack moved it down
     assert won == ["apgd", "fgsm", "clean"]
-    m = study.masking_check(clean, worst, np.array([0.45, 0.5, 0.4]), direction, scale=0.1)
+    m = paired.masking_check(clean, worst, np.array([0.45, 0.5, 0.4]), direction, scale=0.1)
     assert m["whitebox_damage"] == pytest.approx((2 + 1 + 0) / 3)
     assert m["square_damage"] == pytest.approx((0.5 + 0 + 1) / 3)
     assert m["square_beats_whitebox"] == pytest.approx(1 / 3) and not m["flag"]
@@ -94,6 +95,43 @@ def test_comparison_pairs():
     assert pairs == [("plain_at", "clean"), ("aat", "clean"), ("aat_sg", "clean"), ("aat", "plain_at"),
                      ("aat_sg", "plain_at"), ("aat_sg", "aat")]
     assert study.comparison_pairs(["packaged", "aat"]) == [("aat", "packaged")]
+
+
+def test_new_arms_comparisons_and_the_decision_rule():
+    arms = ["packaged", "plain_at", "aat_full", "aat_full_nocons", "aat_full_long"]
+    pairs = study.comparison_pairs(arms)
+    for pair in (("aat_full", "plain_at"), ("aat_full_nocons", "plain_at"), ("aat_full", "aat_full_nocons"),
+                 ("aat_full_long", "aat_full"), ("plain_at", "packaged")):
+        assert pair in pairs, pair
+    preset = study.PRESETS["cpu"]
+
+    def comparisons(worst_lo, clean_lo):
+        return [{"a": "aat_full", "b": "plain_at", "metric": "worst@4", "lo": worst_lo},
+                {"a": "aat_full", "b": "plain_at", "metric": "clean", "lo": clean_lo}]
+
+    assert study.decide(comparisons(0.001, -0.5), preset) == "AAT better"
+    assert study.decide(comparisons(-0.019, -0.019), preset) == "AAT at least as good"
+    assert study.decide(comparisons(-0.019, -0.021), preset) == "plain AT stays"
+    assert study.decide(comparisons(-0.021, 0.1), preset) == "plain AT stays"
+    assert study.decide([], preset) is None
+    # The arms differ from plain AT only where their description says.
+    assert study.ARMS["aat_full_nocons"].overrides == {**study.ARMS["aat_full"].overrides, "loss.scaled_consistency": 0.0}
+    assert {k: v for k, v in study.ARMS["aat_full"].overrides.items() if k in study.ARMS["plain_at"].overrides} == \
+        study.ARMS["plain_at"].overrides
+    assert study.ARMS["aat_full_long"].overrides["num_steps"] == study.LONG_STEPS
+
+
+def test_scale_diagnostics_by_hand():
+    mos = np.array([0.0, 0.5, 1.0, 0.25])
+    clean = 0.5 * mos + 0.2  # slope 0.5
+    direction = np.array([1.0, -1.0, -1.0, 1.0])
+    worst = clean + direction * np.array([0.1, 0.2, 0.0, 0.1])
+    d = paired.scale_diagnostics(clean, worst, mos, direction)
+    assert d["slope"] == pytest.approx(0.5)
+    assert d["damage"] == pytest.approx(0.1) and d["damage_mos"] == pytest.approx(0.2)
+    # Shrinking the scale by 4 shrinks the raw damage, not the damage in MOS units.
+    s = paired.scale_diagnostics(clean / 4, worst / 4, mos, direction)
+    assert s["damage"] == pytest.approx(0.025) and s["damage_mos"] == pytest.approx(0.2)
 
 
 def test_attack_keys_depend_on_attack_eps_and_pair_only():

@@ -62,13 +62,21 @@ AAT_ATTACK = training.AttackSpec(name="pgd", eps=4 / 255, settings={"steps": 2, 
                                  num_attacked=3, eps_ramp_steps=2)
 
 
-@pytest.mark.parametrize("weights, attack", [(training.LossWeights(), None), (AAT_WEIGHTS, AAT_ATTACK)],
-                         ids=["clean", "aat"])
+# The AAT that contains plain AT: every item attacked on the ranking objective against the global
+# batch's clean scores, the clean term, the anchored ranking and the scale-invariant consistency.
+FULL_WEIGHTS = training.LossWeights(plcc=1.0, rank=1.0, clean=0.5, anchor_rank=1.0, anchor_margin_rel=0.5,
+                                    scaled_consistency=1.0)
+FULL_ATTACK = training.AttackSpec(name="pgd", eps=4 / 255, settings={"steps": 2, "step_size": 2 / 255},
+                                  anchored=False, objective="rank")
+
+
+@pytest.mark.parametrize("weights, attack", [(training.LossWeights(), None), (AAT_WEIGHTS, AAT_ATTACK),
+                                             (FULL_WEIGHTS, FULL_ATTACK)], ids=["clean", "aat", "aat_full"])
 def test_sharded_step_matches_one_device(two_level_config, two_level_params, weights, attack):
     """8 devices give the same two updates as 1 (the gathered predictions and batch losses, the
     pmean of the gradients, and with the attack its per-item keys and the global attacked mask)."""
     assert jax.device_count() == 8, "conftest should provide 8 CPU devices"
-    batches = _batches(2, anchors=attack is not None)
+    batches = _batches(2, anchors=attack is not None and attack.anchored)
     s8, m8 = _run(two_level_config, two_level_params, jax.devices(), batches, weights, attack)
     s1, m1 = _run(two_level_config, two_level_params, jax.devices()[:1], batches, weights, attack)
     np.testing.assert_allclose(_flat(s8.params), _flat(s1.params), rtol=1e-4, atol=1e-5)
@@ -81,6 +89,11 @@ def test_sharded_step_matches_one_device(two_level_config, two_level_params, wei
     for i, (a, b) in enumerate(zip(m8, m1)):
         assert a["finite"] == 1.0 and abs(a["loss"] - b["loss"]) < 1e-5
         if attack is None:
+            continue
+        if attack is FULL_ATTACK:
+            for key in ("loss_clean", "loss_anchor_rank", "loss_scaled_consistency", "clean_slope", "pred_slope"):
+                assert np.isfinite(a[key]) and a[key] == pytest.approx(b[key], abs=1e-5), key
+            assert a["loss_anchor_rank"] > 0 and 0 < a["attack_linf"] <= 4 / 255 + 1e-6
             continue
         eps = 4 / 255 * (i + 1) / 2  # the curriculum: half the budget at the first step
         assert a["attack_eps"] == pytest.approx(eps) and 0 < a["attack_linf"] <= eps + 1e-6
@@ -201,8 +214,8 @@ def _metrics(workdir):
 def _final_params(workdir, config):
     from birqa_jax.train import loop as trainer
 
-    tx = training.make_optimizer(*trainer._optimizer_args(config))
-    template = training.create_train_state(trainer._initial_params(config, trainer.model_config(config)), tx, 0)
+    tx = training.make_optimizer(*trainer.optimizer_args(config))
+    template = training.create_train_state(trainer.initial_params(config, trainer.model_config(config)), tx, 0)
     ckpts = Checkpoints(workdir)
     state = ckpts.restore_latest(template)
     ckpts.close()

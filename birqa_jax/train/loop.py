@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+from typing import Any, Callable
 
 import jax
 import ml_collections
@@ -33,7 +34,7 @@ from birqa_jax.train import step as training
 from birqa_jax.train.checkpoints import Checkpoints
 
 
-def _initial_params(config, model_cfg: ModelConfig):
+def initial_params(config, model_cfg: ModelConfig):
     """Fresh parameters, or those of ``config.init_from`` (a model file or a run's workdir)."""
     if not config.init_from:
         return init_params(model_cfg, config.seed)
@@ -57,17 +58,32 @@ def _train_stream(source, indices, config):
     return train_dataset(source, indices, **common)  # clean or plain adversarial training
 
 
-def _optimizer_args(config) -> tuple:
+def optimizer_args(config) -> tuple:
+    """``(learning_rate, num_steps, warmup_steps, weight_decay, grad_clip)`` of a training config:
+    the arguments of ``train.step.make_optimizer``."""
     return (config.learning_rate, config.num_steps, config.warmup_steps, config.weight_decay, config.grad_clip)
 
 
 @functools.lru_cache(maxsize=8)
-def _train_step(model_cfg: ModelConfig, optimizer_args: tuple, mesh, weights, attack):
+def _compiled_step(model_cfg: ModelConfig, optimizer_args: tuple, mesh, weights, attack):
     """One compiled step per distinct setting in this process (runs in one process share it)."""
     return training.make_train_step(BiRQA(model_cfg), training.make_optimizer(*optimizer_args), mesh, weights, attack)
 
 
-def _attack_spec(config) -> training.AttackSpec | None:
+def train_step_for(config, mesh) -> Callable:
+    """The jitted, data-parallel ``train_step(state, batch)`` a training config runs (its model,
+    optimiser, loss terms and attack), compiled once per distinct setting in this process."""
+    return _compiled_step(model_config(config), optimizer_args(config), mesh, loss_weights(config),
+                          attack_spec(config))
+
+
+def loss_weights(config) -> training.LossWeights:
+    """The loss terms of a training config's ``loss`` block."""
+    return training.LossWeights(**plain(config.loss))
+
+
+def attack_spec(config) -> training.AttackSpec | None:
+    """The attack inside the train step that a config's ``aat`` block asks for (None: clean)."""
     a = config.aat
     if not a.enabled:
         return None
@@ -144,13 +160,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at:
 
     source, splits = load_data(config.data)
     model_cfg = model_config(config)
-    tx = training.make_optimizer(*_optimizer_args(config))
-    schedule = training.make_schedule(*_optimizer_args(config)[:3])
+    tx = training.make_optimizer(*optimizer_args(config))
+    schedule = training.make_schedule(*optimizer_args(config)[:3])
     mesh = training.make_mesh()
     if config.batch_size % mesh.devices.size:
         raise ValueError(f"batch_size {config.batch_size} is not a multiple of the {mesh.devices.size} devices")
 
-    template = training.create_train_state(_initial_params(config, model_cfg), tx, config.seed)
+    template = training.create_train_state(initial_params(config, model_cfg), tx, config.seed)
     ckpts = Checkpoints(workdir, config.keep_checkpoints)
     restored = ckpts.restore_latest(template)
     state = restored if restored is not None else template
@@ -159,8 +175,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at:
         print(f"Resuming from step {start} in {workdir}")
     state = training.replicate(state, mesh)
 
-    weights = training.LossWeights(**plain(config.loss))
-    train_step = _train_step(model_cfg, _optimizer_args(config), mesh, weights, _attack_spec(config))
+    train_step = train_step_for(config, mesh)
     stream = iterate(_train_stream(source, splits["train"], config), start_step=start, prefetch=config.prefetch,
                      workers=config.data.workers or None)
     predict = apply_fn(model_cfg)
@@ -188,8 +203,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at:
                          data_wait_s=waited, data_wait_frac=waited / (now - t_last))
                 t_last, n_last, waited = now, step, 0.0
                 log.write(m)
-                bar.set_postfix(loss=f"{m['loss']:.4f}", lr=f"{m['lr']:.2e}", pairs_s=f"{m['pairs_per_s']:.1f}",
-                                data_wait=f"{m['data_wait_frac']:.0%}")
+                # slope: the scores' scale in label units (a shrinking scale is visible at a glance).
+                bar.set_postfix(loss=f"{m['loss']:.4f}", slope=f"{m['pred_slope']:.2f}", lr=f"{m['lr']:.2e}",
+                                pairs_s=f"{m['pairs_per_s']:.1f}", data_wait=f"{m['data_wait_frac']:.0%}")
                 if int(state.consecutive_nonfinite) >= config.max_consecutive_nonfinite:
                     raise FloatingPointError(
                         f"{int(state.consecutive_nonfinite)} consecutive steps had a non-finite loss or gradient "
@@ -221,6 +237,40 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at:
             print(f"stopped at step {step}; {how}")
         return {"stopped_at": step, "interrupted": True} if interrupted else {"stopped_at": step}
     return _finish(config, workdir, source, splits, model_cfg, predict, ckpts, state, template)
+
+
+def finetune(config: ml_collections.ConfigDict, source=None, splits=None) -> tuple[Any, ModelConfig, list[dict]]:
+    """Train as ``train_and_evaluate`` does, in memory: no workdir, validation, checkpoints or
+    test evaluation; the same data stream, attack, loss and compiled step, the final step kept.
+    The entry point of studies that fine-tune many short runs (experiments/robustness_study.py).
+
+    Args:
+      config: a training config (``configs/*.py``), typically with ``init_from`` set.
+      source, splits: the data set and its split indices (``data.runs.load_data(config.data)``,
+        loaded here when None); pass them to reuse one decoded source across runs.
+
+    Returns:
+      ``(params, model_config, log)``: the final parameters on the host, the model config, and
+      one dict of scalar metrics per ``config.log_every`` steps (``step`` included).
+    """
+    if source is None or splits is None:
+        source, splits = load_data(config.data)
+    model_cfg = model_config(config)
+    mesh = training.make_mesh()
+    tx = training.make_optimizer(*optimizer_args(config))
+    state = training.replicate(training.create_train_state(initial_params(config, model_cfg), tx, config.seed), mesh)
+    train_step = train_step_for(config, mesh)
+    stream = iterate(_train_stream(source, splits["train"], config), prefetch=config.prefetch)
+    keys = ("ref", "dist", "mos", "anchor")
+    log = []
+    for step in range(1, config.num_steps + 1):
+        batch = next(stream)
+        state, metrics = train_step(state, training.global_batch({k: batch[k] for k in keys if k in batch}, mesh))
+        if step % config.log_every == 0 or step == config.num_steps:
+            log.append({"step": step, **{k: float(v) for k, v in jax.device_get(metrics).items()}})
+    if int(state.nonfinite):
+        print(f"  note: {int(state.nonfinite)} steps had a non-finite loss and were skipped", flush=True)
+    return jax.device_get(state.params), model_cfg, log
 
 
 def _evaluate(config, source, splits, part: str, score_fns: dict, progress: bool = False) -> dict:
