@@ -1009,6 +1009,35 @@ def run_study(preset_name: str, preset: Preset, out: str, data_dir: str, init_fr
     return result
 
 
+def ship(arm: str, preset: Preset, out: str, data_dir: str, init_from: str, dest: str) -> dict:
+    """Copy the seed-0 model of ``arm`` (trained with exactly ``configs/robust.py``'s config
+    when that config names the arm) to ``dest`` and score the clean test pairs with it and with
+    the starting weights: the packaged robust weights' admission check (README, "Robustness":
+    the default ``birqa`` while its clean SROCC is within 0.01 of the clean weights')."""
+    import shutil
+
+    from birqa_jax.evaluation.stats import srocc
+
+    source = os.path.join(out, "runs", arm, "seed0", MODEL_FILE)
+    if not os.path.isfile(source):
+        raise FileNotFoundError(f"{source} does not exist: run the study with arm {arm} first")
+    _, _, test = load_study_data(arm_config(arm, 0, preset, init_from, data_dir), preset.pairs, preset.blocks)
+    result = {"arm": arm, "pairs": len(test.mos)}
+    for label, path in (("shipped", source), ("start", init_from)):
+        params, config, _ = load_model(path)
+        params = jax.device_put(params)
+        rows = np.arange(len(test.mos))
+        scores = np.concatenate([np.asarray(_clean_scores(params, test.ref[rows[b]], test.dist[rows[b]],
+                                                          config=config)[0])[:k]
+                                 for b, k in _batches(len(rows), preset.eval_batch)])
+        result[f"{label}_clean_srocc"] = srocc(scores, test.mos)
+    result["delta"] = result["shipped_clean_srocc"] - result["start_clean_srocc"]
+    shutil.copyfile(source, dest)
+    print(json.dumps(result, indent=2))
+    print(f"copied {source} to {dest}")
+    return result
+
+
 def _with_overrides(preset: Preset, args) -> Preset:
     changes = {}
     if args.arms:
@@ -1038,6 +1067,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--eps", help="budgets in 1/255, comma-separated (e.g. 2,4,8)")
     p.add_argument("--attacks", help="white-box attacks to run (default the whole suite)")
     p.add_argument("--plan", action="store_true", help="print the work and a time estimate for this machine, then stop")
+    p.add_argument("--ship", metavar="ARM", help="copy ARM's seed-0 model to the packaged robust weights file (or "
+                   "--ship_to) and print its clean SROCC on every test pair beside the starting weights', then stop")
+    p.add_argument("--ship_to", help="where --ship copies the model (default birqa_jax/assets/birqa_robust.msgpack)")
     args = p.parse_args(argv)
     preset = _with_overrides(PRESETS[args.preset], args)
     out = args.out or os.path.join(ROOT, "experiments", "results", "robustness_study", args.preset)
@@ -1047,6 +1079,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
         args.init_from = PACKAGED_WEIGHTS
     if args.plan:
         return print_plan(preset, args.init_from, args.data_dir)
+    if args.ship:
+        import birqa_jax.metric
+
+        dest = args.ship_to or birqa_jax.metric.weights_path("birqa_robust")
+        return ship(args.ship, preset, out, args.data_dir, args.init_from, dest)
     return run_study(args.preset, preset, out, args.data_dir, args.init_from)
 
 
