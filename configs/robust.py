@@ -10,7 +10,7 @@ copied to ``birqa_jax/assets/birqa_robust.msgpack`` it is the packaged set. Why 
 README's "Robustness" section and ``experiments/results/robustness_study/cpu/results.md``.
 """
 
-from configs import aat_study
+from configs import aat_study, override
 
 RECIPE_ARM = "plain_at"
 # The arm's overrides of configs/aat_study.py (experiments/robustness_study.py, ARMS).
@@ -23,10 +23,4 @@ def get_config():
     c.num_steps = 100
     c.warmup_steps = 20
     c.eval_every = c.checkpoint_every = 100
-    for key, value in RECIPE.items():
-        *path, last = key.split(".")
-        node = c
-        for part in path:
-            node = node[part]
-        node[last] = value
-    return c
+    return override(c, RECIPE)

@@ -230,19 +230,12 @@ PRESETS = {
 # ----------------------------------------------------------------------------- configs
 
 
-def _set(config, key: str, value) -> None:
-    *path, last = key.split(".")
-    for part in path:
-        config = config[part]
-    config[last] = value(config) if callable(value) else value
-
-
 def arm_config(arm: str, seed: int, preset: Preset, init_from: str, data_dir: str):
     """The training config of (arm, seed): ``configs/aat_study.py`` + the preset's shared
     overrides + the arm's, starting from ``init_from`` (its model config is used)."""
     import ml_collections
 
-    from configs import aat_study
+    from configs import aat_study, override
 
     c = aat_study.get_config()
     c.init_from = os.path.abspath(init_from)
@@ -253,11 +246,8 @@ def arm_config(arm: str, seed: int, preset: Preset, init_from: str, data_dir: st
     c.num_steps = preset.steps
     c.warmup_steps = min(c.warmup_steps, max(preset.steps // 5, 1))
     c.eval_every = c.checkpoint_every = preset.steps
-    for key, value in preset.train.items():
-        _set(c, key, value)
-    for key, value in ARMS[arm].overrides.items():
-        _set(c, key, value)
-    return c
+    override(c, preset.train)
+    return override(c, ARMS[arm].overrides)
 
 
 # ----------------------------------------------------------------------------- data
