@@ -51,7 +51,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.loss = ml_collections.ConfigDict(
         dict(plcc=1.0, mse=1.0, rank=0.5, rank_margin=0.0, rank_kind="hinge", rank_margin_rel=0.0,
              rank_anchor_stop_grad=False, consistency=0.0, slope=0.0, slope_h=0.01, clean=0.0,
-             anchor_rank=0.0, anchor_margin=0.0, anchor_margin_rel=0.5, scaled_consistency=0.0)
+             anchor_rank=0.0, anchor_margin=0.0, anchor_margin_rel=0.5, scaled_consistency=0.0,
+             scaled_consistency_stop_var=True)
     )
 
     # Adversarial fine-tuning (see configs/aat_default.py); off for clean training.

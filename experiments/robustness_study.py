@@ -102,6 +102,13 @@ DECISION_RULE = (
     "otherwise plain AT stays the recipe. The shipped recipe is the winner, at the length (100 or "
     f"{LONG_STEPS} steps) whose worst@4 is higher (paired, same rule), unless its clean SROCC falls more "
     "than 0.01 below the packaged clean weights'.")
+# Registered at 07:10 UTC 2026-12-07, after aat_full's training logs showed its score scale
+# collapsing (slope 0.66 -> 0.31 in 100 steps) and before any evaluation of the fix.
+DECISION_RULE_V2 = (
+    "Second hypothesis, registered after aat_full's training logs showed the scale collapse and before any "
+    "evaluation of the fix: `aat_full_v2` (the consistency term's variance differentiated) against `plain_at`, "
+    "by the same rule and margin. Two AAT variants are tested against plain AT: a lower bound above 0 for one "
+    "of them is weaker evidence than for a single pre-registered arm.")
 MODEL_FILE = "birqa.msgpack"
 _BATCH_KEYS = ("ref", "dist", "mos", "anchor")
 
@@ -156,6 +163,9 @@ ARMS: dict[str, Arm] = {
                     "scale-invariant consistency (attacked - clean)^2 / Var(clean), weight 1", _FULL),
     "aat_full_nocons": Arm("aat_full without its scale-invariant consistency term",
                            {**_FULL, "loss.scaled_consistency": 0.0}),
+    "aat_full_v2": Arm("aat_full with the consistency term's variance differentiated (not under stop_gradient): "
+                       "its gradient along a pure rescaling of the scores is zero (aat_full's shrank the scale)",
+                       {**_FULL, "loss.scaled_consistency_stop_var": False}),
     "plain_at_long": Arm(f"plain_at for {LONG_STEPS} steps", {**_PLAIN, "num_steps": LONG_STEPS}),
     "aat_full_long": Arm(f"aat_full for {LONG_STEPS} steps", {**_FULL, "num_steps": LONG_STEPS}),
 }
@@ -348,6 +358,27 @@ def _write_json(path: str, obj) -> None:
     os.replace(tmp, path)
 
 
+def same_config(recorded: Mapping, wanted: Mapping, defaults: Mapping | None = None) -> bool:
+    """Whether a run recorded with config ``recorded`` is a run of ``wanted`` (both as JSON
+    dicts). A field missing from the record was added to the configs after the run: it matches
+    when ``wanted`` holds that field's value in ``configs/default.py`` (the behaviour the run had)."""
+    if defaults is None:
+        from configs import default
+
+        defaults = _config_json(default.get_config())
+    for key, value in wanted.items():
+        base = defaults.get(key) if isinstance(defaults, Mapping) else None
+        if key not in recorded:
+            if base is None or value != base:
+                return False
+        elif isinstance(value, Mapping) and isinstance(recorded[key], Mapping):
+            if not same_config(recorded[key], value, base if isinstance(base, Mapping) else {}):
+                return False
+        elif recorded[key] != value:
+            return False
+    return set(recorded) <= set(wanted)
+
+
 def ensure_run(out: str, arm: str, seed: int, config, data, work: dict) -> str:
     """The model file of (arm, seed), fine-tuned now unless a finished run with the same config
     is on disk. A finished run with another config raises (delete it, or use another --out)."""
@@ -356,7 +387,7 @@ def ensure_run(out: str, arm: str, seed: int, config, data, work: dict) -> str:
     wanted = _config_json(config)
     record = _read_json(record_path)
     if record is not None and os.path.isfile(model_path):
-        if record["config"] != wanted:
+        if not same_config(record["config"], wanted):
             raise ValueError(f"{folder} was fine-tuned with another config; delete it or choose another --out")
         return model_path
     print(f"fine-tuning {arm} seed {seed} ({config.num_steps} steps)", flush=True)
@@ -571,8 +602,9 @@ def comparison_pairs(arms: Sequence[str]) -> list[tuple[str, str]]:
             later = a not in BASELINES or BASELINES.index(a) > BASELINES.index(b)
             if later and (b in ("packaged", "clean") or a.startswith("aat")):
                 out.append((a, b))
-    if "aat_full" in arms and "aat_full_nocons" in arms:
-        out.append(("aat_full", "aat_full_nocons"))
+    for variant in ("aat_full_nocons", "aat_full_v2"):
+        if "aat_full" in arms and variant in arms:
+            out.append((variant, "aat_full"))
     out += [(a, a[: -len("_long")]) for a in arms if a.endswith("_long") and a[: -len("_long")] in arms]
     return out
 
@@ -677,17 +709,18 @@ def analyse(preset: Preset, test: StudyPairs, records: Mapping[str, list[dict]],
                    for k, m in metrics[arm].items()} for arm in arms}
     return {"metrics": table, "comparisons": comparisons, "masking": masking, "winners": winners,
             "scale": scale, "transfer": transfer, "decision": decide(comparisons, preset),
+            "decision_v2": decide(comparisons, preset, "aat_full_v2"),
             "train_diagnostics": diagnostics, "curves": curves, "headline": headline}
 
 
-def decide(comparisons: Sequence[Mapping], preset: Preset) -> str | None:
-    """The pre-registered verdict (``DECISION_RULE``) of aat_full against plain_at, or None when
+def decide(comparisons: Sequence[Mapping], preset: Preset, arm: str = "aat_full") -> str | None:
+    """The pre-registered verdict (``DECISION_RULE``) of ``arm`` against plain_at, or None when
     either arm is missing."""
     got = {(c["a"], c["b"], c["metric"]): c for c in comparisons}
     key = f"worst@{preset.suite_eps:g}"
-    if ("aat_full", "plain_at", key) not in got:
+    if (arm, "plain_at", key) not in got:
         return None
-    worst, clean = got["aat_full", "plain_at", key], got["aat_full", "plain_at", "clean"]
+    worst, clean = got[arm, "plain_at", key], got[arm, "plain_at", "clean"]
     if worst["lo"] > 0:
         return "AAT better"
     if worst["lo"] > -NON_INFERIORITY_MARGIN and clean["lo"] > -NON_INFERIORITY_MARGIN:
@@ -773,6 +806,8 @@ def markdown(preset_name: str, preset: Preset, test: StudyPairs, analysis: dict,
             lines.append(f"| {arm} | " + " | ".join(_f(d[c]) if c in d else "—" for c in cols) + " |")
     if analysis.get("decision"):
         lines += ["", "## Decision", "", DECISION_RULE, "", f"Outcome: **{analysis['decision']}**."]
+    if analysis.get("decision_v2"):
+        lines += ["", DECISION_RULE_V2, "", f"Outcome for `aat_full_v2`: **{analysis['decision_v2']}**."]
     lines += ["", "## Score scale and damage (mean over seeds)", "",
               "| arm | eps | slope of clean score vs MOS | damage (score units) | damage / slope (MOS units) | R |",
               "|---|---|---|---|---|---|"]

@@ -100,7 +100,7 @@ def test_comparison_pairs():
 def test_new_arms_comparisons_and_the_decision_rule():
     arms = ["packaged", "plain_at", "aat_full", "aat_full_nocons", "aat_full_long"]
     pairs = study.comparison_pairs(arms)
-    for pair in (("aat_full", "plain_at"), ("aat_full_nocons", "plain_at"), ("aat_full", "aat_full_nocons"),
+    for pair in (("aat_full", "plain_at"), ("aat_full_nocons", "plain_at"), ("aat_full_nocons", "aat_full"),
                  ("aat_full_long", "aat_full"), ("plain_at", "packaged")):
         assert pair in pairs, pair
     preset = study.PRESETS["cpu"]
@@ -114,11 +114,21 @@ def test_new_arms_comparisons_and_the_decision_rule():
     assert study.decide(comparisons(-0.019, -0.021), preset) == "plain AT stays"
     assert study.decide(comparisons(-0.021, 0.1), preset) == "plain AT stays"
     assert study.decide([], preset) is None
+    assert study.decide(comparisons(0.001, -0.5), preset, "aat_full_v2") is None  # only aat_full's rows given
     # The arms differ from plain AT only where their description says.
     assert study.ARMS["aat_full_nocons"].overrides == {**study.ARMS["aat_full"].overrides, "loss.scaled_consistency": 0.0}
     assert {k: v for k, v in study.ARMS["aat_full"].overrides.items() if k in study.ARMS["plain_at"].overrides} == \
         study.ARMS["plain_at"].overrides
     assert study.ARMS["aat_full_long"].overrides["num_steps"] == study.LONG_STEPS
+
+
+def test_same_config_accepts_fields_added_later_at_their_default():
+    defaults = {"loss": {"plcc": 1.0, "new": True}, "seed": 0}
+    recorded = {"loss": {"plcc": 1.0}, "seed": 3}
+    assert study.same_config(recorded, {"loss": {"plcc": 1.0, "new": True}, "seed": 3}, defaults)
+    assert not study.same_config(recorded, {"loss": {"plcc": 1.0, "new": False}, "seed": 3}, defaults)
+    assert not study.same_config(recorded, {"loss": {"plcc": 0.5, "new": True}, "seed": 3}, defaults)
+    assert not study.same_config({**recorded, "gone": 1}, {"loss": {"plcc": 1.0, "new": True}, "seed": 3}, defaults)
 
 
 def test_scale_diagnostics_by_hand():

@@ -80,7 +80,8 @@ class LossWeights:
       attacked prediction against every item's clean prediction under stop_gradient
       (``losses.clean_anchored_ranking_loss``), margin ``anchor_margin + anchor_margin_rel * gap``.
     scaled_consistency: weight of ``losses.scaled_consistency_loss``, the attacked-vs-clean gap
-      over the clean scores' batch variance (a scale the model cannot escape by shrinking).
+      over the clean scores' batch variance (a scale the model cannot escape by shrinking);
+      scaled_consistency_stop_var: that variance held constant in the gradient.
     """
 
     plcc: float = 1.0
@@ -98,6 +99,7 @@ class LossWeights:
     anchor_margin: float = 0.0
     anchor_margin_rel: float = 0.5
     scaled_consistency: float = 0.0
+    scaled_consistency_stop_var: bool = True
 
     def needs_clean_predictions(self) -> bool:
         """Whether the loss compares attacked with clean predictions (it then needs an attack)."""
@@ -242,7 +244,8 @@ def combined_loss(pred, mos, anchor, w: LossWeights, attacked=None, pred_clean=N
         parts["consistency"] = losses.consistency_loss(pred, pred_clean, attacked)
         total = total + w.consistency * parts["consistency"]
     if pred_clean is not None and w.scaled_consistency:
-        parts["scaled_consistency"] = losses.scaled_consistency_loss(pred, pred_clean, attacked)
+        parts["scaled_consistency"] = losses.scaled_consistency_loss(
+            pred, pred_clean, attacked, stop_variance=w.scaled_consistency_stop_var)
         total = total + w.scaled_consistency * parts["scaled_consistency"]
     if pred_clean is not None and w.clean:
         parts["clean"] = losses.plcc_loss(pred_clean, mos) + losses.mse_loss(pred_clean, mos)
