@@ -102,7 +102,7 @@ DECISION_RULE = (
     "otherwise plain AT stays the recipe. The shipped recipe is the winner, at the length (100 or "
     f"{LONG_STEPS} steps) whose worst@4 is higher (paired, same rule), unless its clean SROCC falls more "
     "than 0.01 below the packaged clean weights'.")
-# Registered at 07:10 UTC 2026-12-07, after aat_full's training logs showed its score scale
+# Registered at 07:04 UTC 2026-12-07 (commit de324f1), after aat_full's training logs showed its score scale
 # collapsing (slope 0.66 -> 0.31 in 100 steps) and before any evaluation of the fix.
 DECISION_RULE_V2 = (
     "Second hypothesis, registered after aat_full's training logs showed the scale collapse and before any "
