@@ -212,7 +212,8 @@ PROTOCOL_ATTACKS = {  # robustness.md: the evaluation protocol's settings
 CPU_ATTACKS = {  # what two CPU cores afford on 4 arms x 4 seeds: FGSM, PGD-10 and APGD-20 (+ a restart)
     "fgsm": {}, "pgd": {"steps": 10}, "apgd": {"steps": 20},
 }
-CORE_ARMS = ("packaged", "plain_at", "aat_full", "aat_full_nocons")
+# aat_full_v2 joined after the registration of the first four (DECISION_RULE_V2).
+CORE_ARMS = ("packaged", "plain_at", "aat_full", "aat_full_nocons", "aat_full_v2")
 TINY_DATA = {  # conftest.py's tiny kadid_synthetic: 7 photographs x 5 types x 5 levels, 48x64
     "data.synthetic.name": "test_tiny", "data.synthetic.num_refs": 7, "data.synthetic.crop_size": (48, 64),
     "data.synthetic.dist_types": (1, 10, 11, 16, 21),
