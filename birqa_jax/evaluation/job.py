@@ -109,7 +109,8 @@ def full_set(label: str, name: str, data_dir: str, manual_dir: str = "") -> Eval
 
 
 def _size_text(heights: np.ndarray, widths: np.ndarray) -> str:
-    sizes = sorted({(int(h), int(w)) for h, w in zip(heights, widths)})
+    """Image sizes as width x height, the way image tools print them."""
+    sizes = sorted({(int(w), int(h)) for h, w in zip(heights, widths)})
     if len(sizes) == 1:
         return f"{sizes[0][0]}x{sizes[0][1]}"
     return f"{len(sizes)} sizes, {sizes[0][0]}x{sizes[0][1]} to {sizes[-1][0]}x{sizes[-1][1]}"
@@ -152,7 +153,7 @@ def evaluate_set(
     for name, fn in score_fns.items():
         if short < MIN_SIDE[name]:
             skipped[name] = (f"needs at least {MIN_SIDE[name]} px on the short side; the smallest image of "
-                             f"{eval_set.label} is {heights[smallest]}x{widths[smallest]}")
+                             f"{eval_set.label} is {widths[smallest]}x{heights[smallest]} (width x height)")
             note(f"Note: {name} skipped on {eval_set.label}: {skipped[name]}")
         else:
             runnable[name] = fn
@@ -276,7 +277,7 @@ def robustness_examples(eval_set: EvalSet, max_examples: int, crop: Sequence[int
     if small.any():
         i = int(np.flatnonzero(small)[0])
         raise EvalError(f"robustness crop {h}x{w} exceeds image {int(indices[i])} of {eval_set.label} "
-                        f"({columns['height'][indices[i]]}x{columns['width'][indices[i]]})")
+                        f"({columns['height'][indices[i]]}x{columns['width'][indices[i]]}, height x width like the crop)")
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(indices, min(max_examples, len(indices)), replace=False))
     out = []
