@@ -43,6 +43,7 @@ from birqa_jax.data.distortions import DISTORTION_NAMES
 from birqa_jax.data import runs
 from birqa_jax.data.runs import MODEL_FILE, Run, RunError, load_data
 from birqa_jax.evaluation import report, robustness, runner, stats
+from birqa_jax.inputs import positive_int
 from birqa_jax.model import MIN_SIZE, apply_fn
 
 MODEL_METRIC = "birqa"
@@ -101,7 +102,7 @@ def held_out_split(data_config: ml_collections.ConfigDict) -> EvalSet:
 def full_set(label: str, name: str, data_dir: str, manual_dir: str = "") -> EvalSet:
     """Every example of dataset ``name`` (cross-dataset evaluation), built first if needed."""
     try:
-        source = data.load_source(name, data_dir, manual_dir or None)
+        source = data.load_source(name, runs.data_dir_path(data_dir), manual_dir or None)
     except FileNotFoundError as e:
         raise EvalError(f"{label} ({name}): {e}") from e
     _columns(source, name)
@@ -363,6 +364,12 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None, out: str 
     workdir). Returns the content of eval.json (before NaN/inf become null)."""
     metrics = _check_metrics(config.metrics, workdir is not None)
     r = config.robustness
+    for field, value in (("batch_size", config.batch_size), ("robustness.batch_size", r.batch_size),
+                         ("robustness.max_examples", r.max_examples)):
+        try:
+            positive_int(f"config.{field}", value)
+        except ValueError as e:
+            raise EvalError(str(e)) from None
     if r.enabled and workdir is None:
         raise EvalError("the robustness evaluation attacks BiRQA and needs --workdir (a trained run)")
     trained = load_run(workdir) if workdir is not None else None
