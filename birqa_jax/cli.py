@@ -17,7 +17,7 @@ after every row and an interrupted run keeps all finished rows; ``--resume`` sco
 pairs not yet in the file. ``--out`` is checked before any scoring: it must be writable, and
 never an input, an image, a folder or a device. A run that scores nothing leaves an earlier
 file as it was. Ctrl-C or SIGTERM ends with one line saying how many pairs were scored (exit
-status 130); usage errors exit with 2.
+status 130 or 143, as the signal itself would give); usage errors exit with 2.
 
 Also the shared command-line behaviour of ``train.py`` and ``eval.py`` (``run_absl``): ``--help``
 lists every config field and exits 0, Ctrl-C ends without a traceback.
@@ -227,7 +227,8 @@ class Output:
         try:
             self._put(text)
         except OSError as e:
-            raise CliError(f"cannot write to {self.out}: {e.strerror or e}; {self.scored} pairs scored before") from e
+            where = "stdout" if self.stream is not None else self.out
+            raise CliError(f"cannot write to {where}: {e.strerror or e}; {self.scored} pairs were scored before") from e
         self.written += 1
         if count and not row["error"]:
             self.scored += 1
@@ -363,11 +364,12 @@ def cmd_score(args) -> int:
                 failed.append(row)
             if output:
                 output.write(row)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         bar.close()
         _interrupted(output, out, sum(not r["error"] for r in todo))
-        return 130
-    bar.close()
+        return _stop_status(stop)
+    finally:
+        bar.close()
     for r in failed:
         named = any(f and f in r["error"] for f in (r["ref"], r["dist"]))
         print(f"error: {r['error']}" if named else f"error: {r['dist'] or r['ref']}: {r['error']}", file=sys.stderr)
@@ -447,8 +449,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is."""
+
+
 def _stop(signum, frame):
-    raise KeyboardInterrupt
+    raise _Terminated
+
+
+def _stop_status(stop: KeyboardInterrupt) -> int:
+    """The shell's status of a process ended by the signal: 128 + SIGINT or SIGTERM."""
+    return 128 + (signal.SIGTERM if isinstance(stop, _Terminated) else signal.SIGINT)
 
 
 def main(argv=None) -> int:
@@ -460,9 +471,9 @@ def main(argv=None) -> int:
     except CliError as e:
         print(f"birqa: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # outside the scoring loop, which says more
+    except KeyboardInterrupt as stop:  # outside the scoring loop, which says more
         print("\nbirqa: interrupted", file=sys.stderr)
-        return 130
+        return _stop_status(stop)
     except BrokenPipeError:  # stdout closed early (`birqa score ... | head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         print("birqa: error: the output was closed before all rows were written", file=sys.stderr)
