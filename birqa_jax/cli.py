@@ -200,14 +200,13 @@ class Output:
         self.published = True
 
     def _put(self, text: str) -> None:
-        data = (text + self.tail).encode()
         if self.stream is not None:
             self.stream.write(text)
             self.stream.flush()
             return
         # One write per row, over the old tail: a stop between two writes leaves whole rows and
         # a whole tail.
-        os.pwrite(self.fd, data, self.offset)
+        os.pwrite(self.fd, (text + self.tail).encode(), self.offset)
         self.offset += len(text.encode())
 
     def _csv_line(self, values: list) -> str:

@@ -291,8 +291,9 @@ def to_float_pair(ref, dist, *, min_size: int = 1) -> tuple[np.ndarray, np.ndarr
     arrays = not (_is_file_or_pil(ref) or _is_file_or_pil(dist))
     ref, dist = _as_array(ref, "ref"), _as_array(dist, "dist")
     if ref.shape != dist.shape:
-        sizes = (f" (ref {size_text(ref.shape)}, dist {size_text(dist.shape)}, width x height)"
-                 if min(ref.ndim, dist.ndim) >= 2 else "")
+        sizes = ""
+        if min(ref.ndim, dist.ndim) >= 2 and size_text(ref.shape) != size_text(dist.shape):
+            sizes = f" (ref {size_text(ref.shape)}, dist {size_text(dist.shape)}, width x height)"
         raise ValueError(f"ref and dist must have the same shape, got {ref.shape} and {dist.shape}{sizes}")
     if arrays and ref.dtype != dist.dtype:
         raise ValueError(f"ref and dist must have the same dtype, got {ref.dtype} and {dist.dtype}")
