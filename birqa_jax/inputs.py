@@ -164,7 +164,8 @@ def _pil_reading(limit: int | None) -> Iterator[None]:
 
 
 class _Refused(ValueError):
-    """A file refused by a check of this module (its message is complete)."""
+    """A file refused by a check of this module, told apart from PIL's own ValueErrors inside
+    ``read_image`` (users get a plain ValueError with its message)."""
 
 
 def _reason(e: BaseException) -> str:
@@ -193,8 +194,8 @@ def read_image(source) -> np.ndarray:
     if isinstance(source, Image.Image):
         try:
             return _decode(source, "the PIL image")
-        except _Refused:
-            raise
+        except _Refused as e:
+            raise ValueError(str(e)) from None
         except Exception as e:  # a lazily opened PIL image decodes here
             raise ValueError(f"cannot read the PIL image: {_reason(e)}") from e
     path = os.fspath(source)
@@ -216,8 +217,8 @@ def read_image(source) -> np.ndarray:
                                "frames); BiRQA scores still images: save the frame to score as its own file")
             Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # for parts of the file decoded below (tiles, frames)
             return _decode(im, path)
-    except _Refused:
-        raise
+    except _Refused as e:
+        raise ValueError(str(e)) from None
     except Exception as e:  # PIL raises OSError, ValueError, SyntaxError, struct.error... for bad data
         raise ValueError(f"cannot read image {path}: {_reason(e)}") from e
 
