@@ -14,13 +14,24 @@ HW1 (grayscale, replicated to RGB), HWC or NHWC with 3 channels; uint8 (0..255),
 (0..65535) or float (float16, bfloat16, float32, float64) in [0, 1]. Float values at most
 ``FLOAT_TOLERANCE`` outside [0, 1] (rounding in a user's own pipeline) are clipped; values
 further out, NaN and Inf are rejected. Files and PIL images: EXIF orientation applied, 8- and
-16-bit, grayscale, palette, RGBA/LA (alpha dropped), CMYK and YCbCr all become RGB in [0, 1].
+16-bit, grayscale, palette, CMYK and YCbCr become RGB in [0, 1]; transparent images (RGBA, LA,
+palette or colour-key transparency) are composited over white, as a viewer on a white page
+shows them, so pixels hidden by transparency never count.
+
+Image files that cannot be scored are a ValueError naming the file and the reason, never an
+error or warning of the image library: unreadable or corrupt data, a folder or device in place
+of a file, a header declaring more than ``MAX_PIXELS`` pixels (checked before any pixel is
+decoded; raise the limit to read larger images), an animated or multi-page image (refused:
+save the frame to score as a still image). A missing file is a FileNotFoundError.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+import threading
+import warnings
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import chex
@@ -30,6 +41,10 @@ import numpy as np
 
 # Float inputs up to this far outside [0, 1] are clipped; further out they are rejected.
 FLOAT_TOLERANCE = 1e-3
+# Largest image file read, in pixels (width * height, 8192 x 8192), checked on the header before
+# decoding: a small file can declare a huge size. Set it higher to read larger images (the CLI's
+# --max-pixels); the image library's own limit follows it while birqa reads a file.
+MAX_PIXELS = 8192 * 8192
 # Integer dtypes accepted as images, with the value that means white.
 INT_WHITE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
@@ -76,7 +91,8 @@ def check_pair(ref, dist, *, who: str = "", min_size: int = 1) -> None:
         exception_type=ValueError)
     h, w = ref.shape[1:3]
     if min(h, w) < min_size:
-        raise ValueError(f"{prefix}images of {h}x{w} are too small, need at least {min_size} px on the short side")
+        raise ValueError(f"{prefix}images of {w}x{h} (width x height) are too small, need at least {min_size} px "
+                         "on the short side")
 
 
 def to_float_traced(ref, dist, *, who: str, min_size: int = 1) -> tuple[jax.Array, jax.Array]:
@@ -113,26 +129,104 @@ def check_values(name: str, x, *, tolerance: float = 0.0) -> None:
         )
 
 
+def positive_int(name: str, value) -> int:
+    """``value`` as an int when it is a whole number >= 1 (a Python or numpy integer, not a bool,
+    float or string), else a ValueError naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def size_text(shape: Sequence[int]) -> str:
+    """``"W x H"`` of an HW, HWC or NHWC shape: sizes are printed width first, as image tools do."""
+    h, w = shape[-3:-1] if len(shape) >= 3 else shape[:2]
+    return f"{w}x{h}"
+
+
+_PIL_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _pil_reading(limit: int | None) -> Iterator[None]:
+    """PIL's decompression-bomb check at ``limit`` pixels (None: off) with its warning raised as
+    an error, for one read; the user's own PIL settings and warning filters are restored after.
+    PIL keeps both process-wide, hence the lock."""
+    from PIL import Image
+
+    with _PIL_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = limit
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+class _Refused(ValueError):
+    """A file refused by a check of this module, told apart from PIL's own ValueErrors inside
+    ``read_image`` (users get a plain ValueError with its message)."""
+
+
+def _reason(e: BaseException) -> str:
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(e, UnidentifiedImageError):
+        return "not an image file in a format PIL reads (or its header is corrupt)"
+    if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return f"a part of it declares more than MAX_PIXELS ({MAX_PIXELS}) pixels"
+    if isinstance(e, MemoryError):
+        return "out of memory while decoding it"
+    return str(e) or type(e).__name__
+
+
 def read_image(source) -> np.ndarray:
     """An image file (path) or a PIL image as float32 RGB ``[H, W, 3]`` in [0, 1].
 
     The EXIF orientation is applied; 8-bit modes are divided by 255, 16-bit (``I;16``, ``I``) by
-    65535, 32-bit float (``F``) kept as is (and validated later); palette, grayscale, RGBA/LA
-    (alpha dropped), CMYK, YCbCr become RGB. FileNotFoundError for a missing file, ValueError
-    naming the file for an unreadable one.
+    65535, 32-bit float (``F``) kept as is (and validated later); palette, grayscale, CMYK, YCbCr
+    become RGB; transparency is composited over white. FileNotFoundError for a missing file;
+    ValueError naming the file and the reason for anything else that cannot be read (the module
+    docstring lists them).
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image
 
     if isinstance(source, Image.Image):
-        return _pil_to_array(ImageOps.exif_transpose(source), "the PIL image")
+        try:
+            return _decode(source, "the PIL image")
+        except _Refused as e:
+            raise ValueError(str(e)) from None
+        except Exception as e:  # a lazily opened PIL image decodes here
+            raise ValueError(f"cannot read the PIL image: {_reason(e)}") from e
     path = os.fspath(source)
-    if not os.path.isfile(path):
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a folder, not an image file")
+    if not os.path.exists(path):
         raise FileNotFoundError(f"no such image file: {path}")
+    if not os.path.isfile(path):
+        raise ValueError(f"{path} is not a regular file (a device, pipe or socket), not an image file")
     try:
-        with Image.open(path) as im:
-            return _pil_to_array(ImageOps.exif_transpose(im), path)
-    except (UnidentifiedImageError, OSError) as e:
-        raise ValueError(f"cannot read image {path}: {e}") from e
+        with _pil_reading(None), Image.open(path) as im:  # the header only: nothing decoded yet
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise _Refused(f"{path}: its header declares {w}x{h} = {w * h} pixels, more than the limit of "
+                               f"{MAX_PIXELS} (birqa_jax.inputs.MAX_PIXELS, the CLI's --max-pixels); raise it to "
+                               "read larger images")
+            if getattr(im, "is_animated", False):
+                raise _Refused(f"{path}: an animated or multi-page image ({getattr(im, 'n_frames', 'several')} "
+                               "frames); BiRQA scores still images: save the frame to score as its own file")
+            Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # for parts of the file decoded below (tiles, frames)
+            return _decode(im, path)
+    except _Refused as e:
+        raise ValueError(str(e)) from None
+    except Exception as e:  # PIL raises OSError, ValueError, SyntaxError, struct.error... for bad data
+        raise ValueError(f"cannot read image {path}: {_reason(e)}") from e
+
+
+def _decode(im, what: str) -> np.ndarray:
+    from PIL import ImageOps
+
+    return _pil_to_array(ImageOps.exif_transpose(im), what)
 
 
 def _pil_to_array(im, what: str) -> np.ndarray:
@@ -141,14 +235,17 @@ def _pil_to_array(im, what: str) -> np.ndarray:
     if im.mode.startswith("I"):  # 16-bit (I;16*), or 32-bit integer holding 16-bit values (I)
         x = np.asarray(im, np.float32)
         if x.min() < 0 or x.max() > 65535:
-            raise ValueError(f"{what}: 32-bit integer image with values outside 0..65535")
+            raise _Refused(f"{what}: 32-bit integer image with values outside 0..65535")
         return np.repeat(x[..., None] / 65535.0, 3, -1)
-    if im.mode in ("P", "PA") and "transparency" in im.info:
-        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in im.info:
+        from PIL import Image
+
+        rgba = im.convert("RGBA")
+        im = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
     try:
         rgb = im.convert("RGB")
     except ValueError as e:
-        raise ValueError(f"{what}: cannot convert image mode {im.mode} to RGB: {e}") from e
+        raise _Refused(f"{what}: cannot convert image mode {im.mode} to RGB: {e}") from e
     return np.asarray(rgb, np.float32) / 255.0
 
 
@@ -195,7 +292,10 @@ def to_float_pair(ref, dist, *, min_size: int = 1) -> tuple[np.ndarray, np.ndarr
     arrays = not (_is_file_or_pil(ref) or _is_file_or_pil(dist))
     ref, dist = _as_array(ref, "ref"), _as_array(dist, "dist")
     if ref.shape != dist.shape:
-        raise ValueError(f"ref and dist must have the same shape, got {ref.shape} and {dist.shape}")
+        sizes = ""
+        if min(ref.ndim, dist.ndim) >= 2 and size_text(ref.shape) != size_text(dist.shape):
+            sizes = f" (ref {size_text(ref.shape)}, dist {size_text(dist.shape)}, width x height)"
+        raise ValueError(f"ref and dist must have the same shape, got {ref.shape} and {dist.shape}{sizes}")
     if arrays and ref.dtype != dist.dtype:
         raise ValueError(f"ref and dist must have the same dtype, got {ref.dtype} and {dist.dtype}")
     if ref.ndim == 2:
@@ -211,7 +311,7 @@ def to_float_pair(ref, dist, *, min_size: int = 1) -> tuple[np.ndarray, np.ndarr
         raise ValueError(f"images must have 3 (RGB) or 1 (grayscale) channels, got shape {ref.shape}")
     h, w = ref.shape[1:3]
     if h < min_size or w < min_size:
-        raise ValueError(f"images must be at least {min_size}x{min_size} pixels, got {h}x{w}")
+        raise ValueError(f"images must be at least {min_size}x{min_size} pixels, got {w}x{h} (width x height)")
     return _to_unit("ref", ref), _to_unit("dist", dist), single
 
 

@@ -10,8 +10,8 @@ written by ``save_model`` (its own config travels inside it).
 BiRQA scores: higher = better quality (closer to the reference); unbounded, trained to predict
 MOS normalised to [0, 1], so in practice about [0, 1]. The packaged weights were trained on
 the synthetic ``kadid_synthetic`` set (see the README): an identical pair scores about 0.8
-(0.79 with the default robust weights, 0.84 with ``birqa_clean``), near the best-rated level
-of the training labels, not 1.
+(``IDENTICAL_PAIR`` has each set's measured range), near the best-rated level of the training
+labels, not 1.
 """
 
 from __future__ import annotations
@@ -30,20 +30,37 @@ import numpy as np
 
 from birqa_jax import classical
 from birqa_jax.evaluation.runner import WithParams, score_examples
-from birqa_jax.inputs import to_float_pair, to_float_pairs, to_float_traced
+from birqa_jax.inputs import positive_int, to_float_pair, to_float_pairs, to_float_traced
 from birqa_jax.model import MIN_SIZE, ModelConfig, apply_fn, load_model
 
 __version__ = "0.1.0"
 
 ASSETS = os.path.join(os.path.dirname(__file__), "assets")
+# Identical-pair score of each packaged weight set: (lowest, median, highest), the range rounded
+# outwards, over six scikit-image photographs (astronaut, coffee, chelsea, rocket,
+# immunohistochemistry, hubble_deep_field) at full size and as 32x32, 96x96, 256x192 centre crops,
+# as `python tools/identical_pair_scores.py` prints them: re-measure there when a weight file
+# changes, and update the README's "The score's scale", which quotes them. Images with little
+# texture score lower (a uniform grey: about 0.6).
+IDENTICAL_PAIR = {
+    "birqa_robust": (0.75, 0.79, 0.81),
+    "birqa_clean": (0.78, 0.83, 0.86),
+}
+
+
+def _identical(name: str) -> str:
+    lo, mid, hi = IDENTICAL_PAIR[name]
+    return f"an identical photograph pair scores about {mid:.2f} ({lo:.2f}-{hi:.2f})"
+
+
 # Packaged BiRQA weight sets: metric name -> (model file in ASSETS, what they are). A new set is
 # one line here. "birqa" is the recommended set (today the robust one); "birqa_clean" and
 # "birqa_robust" name each set for results that must not change when the default does.
 _CLEAN = ("birqa_default.msgpack", "clean-trained: the embedded default training run on the synthetic "
-          "kadid_synthetic set (a demo); an identical pair scores about 0.84")
+          f"kadid_synthetic set (a demo); {_identical('birqa_clean')}")
 _ROBUST = ("birqa_robust.msgpack", "birqa_clean adversarially fine-tuned (configs/robust.py, the robustness "
-           "study's best recipe): steadier under attack at the same clean SROCC within 0.01; an identical pair "
-           "scores about 0.79")
+           "study's best recipe): steadier under attack at the same clean SROCC within 0.01; "
+           f"{_identical('birqa_robust')}")
 WEIGHTS = {
     "birqa": (_ROBUST[0], "the default weights, today birqa_robust: " + _ROBUST[1]),
     "birqa_robust": _ROBUST,
@@ -215,11 +232,14 @@ class Metric:
           ref, dist: one pair or a batch, in any form ``birqa_jax.inputs`` accepts: arrays (HW,
             HWC or NHWC; uint8, uint16, or float in [0, 1]), PIL images, file paths, or two
             lists of those (sizes may differ between pairs).
-          batch_size: at most this many pairs per device call (bounds memory); None: all.
+          batch_size: at most this many pairs per device call (bounds memory), a positive int;
+            None: all.
 
         Returns:
           a Python float for one pair, else float32 numpy [N] (N = 0 for an empty batch).
         """
+        if batch_size is not None:
+            batch_size = positive_int("batch_size", batch_size)
         pairs, single = to_float_pairs(ref, dist, min_size=self.min_size)
         n = sum(len(r) for r, _ in pairs)
         if n == 0:
@@ -238,7 +258,12 @@ class Metric:
     def as_loss(self, reduction: str = "mean") -> Callable[[Any, jax.Array, jax.Array], jax.Array]:
         """A differentiable ``loss(params, ref, dist)`` for jitted training: the score, negated
         when higher is better, so LOWER loss = BETTER quality. ``reduction``: "mean" or "sum"
-        over the batch (a scalar), or "none" ([B])."""
+        over the batch (a scalar), or "none" ([B]).
+
+        NaN or Inf in ``ref`` or ``dist``: called on concrete arrays, a ValueError; inside
+        ``jax.jit``/``grad`` values cannot be checked, so the pair's loss is NaN (and so is a
+        "mean" or "sum"), at every image size; without this the network would give NaN at some
+        sizes and a finite, meaningless number at others."""
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
         sign = 1.0 if self.lower_better else -1.0
@@ -247,7 +272,14 @@ class Metric:
         apply = self.loss_apply or self.apply
 
         def loss(params, ref: jax.Array, dist: jax.Array) -> jax.Array:
-            return reduce(sign * apply(params, ref, dist))
+            finite = []
+            for name, x in (("ref", ref), ("dist", dist)):
+                ok = jnp.all(jnp.isfinite(x), axis=tuple(range(1, jnp.ndim(x))))
+                if not isinstance(ok, jax.core.Tracer) and not bool(jnp.all(ok)):
+                    raise ValueError(f"{self.name} loss: {name} contains NaN or Inf")
+                finite.append(ok)
+            scores = apply(params, ref, dist)
+            return reduce(sign * jnp.where(finite[0] & finite[1], scores, jnp.nan))
 
         return loss
 

@@ -16,7 +16,8 @@ def get_config() -> ml_collections.ConfigDict:
 
     c.data = ml_collections.ConfigDict()
     c.data.name = "kadid_synthetic"
-    c.data.data_dir = "data_cache"   # built datasets (ArrayRecord) live here
+    c.data.data_dir = "data_cache"   # built datasets (ArrayRecord) live here; a relative folder is in
+                                     # ~/.cache/birqa_jax/ unless the current folder holds it
     c.data.manual_dir = ""           # official files of a real dataset ("" = not needed)
     c.data.split = "random"          # "random" (reference-disjoint, seeded), "official" (PIPAL) or
                                      # "photos" (kadid_synthetic: hold out the photographs named below)

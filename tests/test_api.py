@@ -67,7 +67,7 @@ def test_score_input_forms_agree(tiny_config, tiny_params):
         (np.zeros((40, 48, 3)), np.zeros((40, 40, 3)), "same shape"),
         (np.zeros((40, 48, 4)), np.zeros((40, 48, 4)), "channels"),
         (np.zeros((2, 2, 40, 48, 3)), np.zeros((2, 2, 40, 48, 3)), "HWC or NHWC"),
-        (np.zeros((16, 48, 3)), np.zeros((16, 48, 3)), "at least"),
+        (np.zeros((16, 48, 3)), np.zeros((16, 48, 3)), r"at least 32x32 pixels, got 48x16 \(width x height\)"),
         (np.full((40, 48, 3), 1.5), np.zeros((40, 48, 3)), r"in \[0, 1\]"),
         (np.full((40, 48, 3), np.nan), np.zeros((40, 48, 3)), "NaN"),
         (np.zeros((40, 48, 3), np.int32), np.zeros((40, 48, 3), np.int32), "dtype"),

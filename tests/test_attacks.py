@@ -327,6 +327,11 @@ def test_run_attack_stats(results):
         (dict(direction=jnp.ones(3)), ValueError, "direction must have shape"),
         (dict(dist=DIST[..., :1]), ValueError, r"dist must be \[B, H, W, 3\]"),
         (dict(eps=8.0), ValueError, "eps must be in"),
+        (dict(eps="4/255"), ValueError, "eps must be a number"),
+        (dict(eps=True), ValueError, "eps must be a number"),
+        (dict(steps=0), ValueError, "steps must be a positive Python int"),
+        (dict(steps=2.5), ValueError, "steps must be a positive Python int"),
+        (dict(steps=True), ValueError, "steps must be a positive Python int"),
     ],
 )
 def test_run_attack_rejects_bad_input(kwargs, error, match):

@@ -159,6 +159,20 @@ def test_workdir_without_model_is_a_clear_error(tiny_run, tmp_path):
         eval_lib.load_run(str(tmp_path / "nowhere"))
 
 
+def test_relative_data_dir_is_in_the_user_cache_unless_the_current_folder_has_it(tmp_path, monkeypatch):
+    from birqa_jax.data.runs import data_dir_path
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    assert data_dir_path("data_cache") == str(tmp_path / "cache" / "birqa_jax" / "data_cache")
+    assert not (tmp_path / "data_cache").exists()
+    (tmp_path / "data_cache").mkdir()  # a build made in this folder before
+    assert data_dir_path("data_cache") == str(tmp_path / "data_cache")
+    assert data_dir_path(str(tmp_path / "x")) == str(tmp_path / "x")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert data_dir_path("~/tfds") == str(tmp_path / "home" / "tfds")
+
+
 def test_option_errors():
     from configs import eval_default
 
@@ -168,6 +182,13 @@ def test_option_errors():
     c.metrics = ("ssim", "lpips")
     with pytest.raises(eval_lib.EvalError, match="unknown metric"):
         eval_lib.run(c)
+    for block, field, bad in (("", "batch_size", 0), ("robustness.", "batch_size", -1),
+                              ("robustness.", "max_examples", 0)):
+        c = eval_default.get_config()  # ml_collections itself refuses 2.5 or "4" for these int fields
+        c.metrics = ("ssim",)
+        (c.robustness if block else c)[field] = bad
+        with pytest.raises(eval_lib.EvalError, match=rf"config.{block}{field} must be a positive integer, got {bad}"):
+            eval_lib.run(c)
     assert eval_lib.parse_eps(["1/255", "0.5"]) == (1 / 255, 0.5)
     with pytest.raises(eval_lib.EvalError, match="8/255, not 8"):
         eval_lib.parse_eps(["8"])

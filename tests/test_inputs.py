@@ -1,5 +1,12 @@
 """The one input path (``birqa_jax.inputs``): files and PIL images in every common mode, float
-tolerance, half-precision floats, lists, empty batches, tracers, trace-time conversion."""
+tolerance, half-precision floats, lists, empty batches, tracers, trace-time conversion; files
+that cannot be scored (oversized headers, animations, folders, devices, truncated data) as a
+ValueError naming the file and the reason, with nothing of PIL's leaking."""
+
+import os
+import struct
+import warnings
+import zlib
 
 import jax
 import jax.numpy as jnp
@@ -96,7 +103,8 @@ def test_lists_of_images_of_different_sizes():
     assert inputs.to_float_pairs([], []) == ([], False)
     with pytest.raises(ValueError, match="same length"):
         inputs.to_float_pairs(refs, dists[:1])
-    with pytest.raises(ValueError, match="pair 1: ref and dist must have the same shape"):
+    with pytest.raises(ValueError, match=r"pair 1: ref and dist must have the same shape.*"
+                                         r"\(ref 64x64, dist 48x40, width x height\)"):
         inputs.to_float_pairs(refs, [dists[0], dists[0]])
 
 
@@ -130,3 +138,88 @@ def test_traced_conversion_and_checks():
     with pytest.raises(ValueError, match=r"must be \[B, H, W, 3\]"):
         inputs.to_float_traced(u8[0], u8[0], who="t")
     inputs.check_batch("x", jnp.zeros((1, 8, 8, 3), jnp.bfloat16))  # a float, not "not a float"
+
+
+def png_claiming(path, width, height):
+    """A 4x4 PNG whose header declares ``width`` x ``height`` (its checksum fixed, as a crafted
+    file would have it)."""
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(path)
+    data = bytearray(path.read_bytes())
+    chunk = data[12:29]  # "IHDR" + its 13 bytes
+    chunk[4:12] = struct.pack(">II", width, height)
+    data[12:29] = chunk
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(chunk)))
+    path.write_bytes(bytes(data))
+
+
+def test_oversized_header_is_refused_before_decoding_and_the_limit_can_be_raised(tmp_path, monkeypatch):
+    from PIL import Image as PILImage
+
+    png_claiming(tmp_path / "bomb.png", 100_000, 100_000)  # PIL alone: DecompressionBombError
+    png_claiming(tmp_path / "big.png", 10_000, 10_000)  # PIL alone: DecompressionBombWarning
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")  # 48x40 = 1920 pixels
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 1000)  # the user's own PIL limit, left alone
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning of PIL's would fail the test
+        for name, size in (("bomb.png", "100000x100000 = 10000000000"), ("big.png", "10000x10000 = 100000000")):
+            with pytest.raises(ValueError, match=rf"{name}: its header declares {size} pixels, more than the limit "
+                                                 rf"of {inputs.MAX_PIXELS} \(birqa_jax.inputs.MAX_PIXELS"):
+                inputs.read_image(tmp_path / name)
+        assert inputs.read_image(tmp_path / "a.png").shape == (40, 48, 3)
+        monkeypatch.setattr(inputs, "MAX_PIXELS", 1919)
+        with pytest.raises(ValueError, match="48x40 = 1920 pixels, more than the limit of 1919"):
+            inputs.read_image(tmp_path / "a.png")
+    assert PILImage.MAX_IMAGE_PIXELS == 1000
+
+
+def test_animated_and_multipage_images_are_refused_still_gif_read(tmp_path):
+    frames = [Image.fromarray(_rgb(seed=i)) for i in range(3)]
+    for name in ("a.gif", "a.tif", "a.png"):
+        frames[0].save(tmp_path / name, save_all=True, append_images=frames[1:])
+        with pytest.raises(ValueError, match=rf"{name}: an animated or multi-page image \(3 frames\)"):
+            inputs.read_image(tmp_path / name)
+    frames[0].save(tmp_path / "still.gif")
+    got = inputs.read_image(tmp_path / "still.gif")
+    assert got.shape == (40, 48, 3) and np.abs(got - _rgb() / 255).mean() < 0.1  # palette-quantised
+
+
+def test_transparent_pixels_are_composited_over_white(tmp_path):
+    rgb = _rgb()
+    alpha = np.zeros((40, 48), np.uint8)
+    alpha[:, 16:32], alpha[:, 32:] = 128, 255
+    Image.fromarray(np.dstack([rgb, alpha])).save(tmp_path / "rgba.png")
+    got = inputs.read_image(tmp_path / "rgba.png") * 255
+    np.testing.assert_allclose(got[:, :16], 255, atol=1e-3)  # hidden pixels: white, whatever their colour
+    np.testing.assert_allclose(got[:, 16:32], rgb[:, 16:32] / 255 * 128 + 255 * 127 / 255, atol=1)
+    np.testing.assert_allclose(got[:, 32:], rgb[:, 32:], atol=1e-3)
+    keyed = Image.fromarray(rgb).quantize(4)  # palette with one colour marked transparent (PNG tRNS)
+    index = keyed.getpixel((0, 0))
+    keyed.save(tmp_path / "keyed.png", transparency=index)
+    got = inputs.read_image(tmp_path / "keyed.png")
+    hidden = np.asarray(keyed) == index
+    assert hidden.any() and (~hidden).any()
+    np.testing.assert_array_equal(got[hidden], 1.0)
+    np.testing.assert_allclose(got[~hidden], np.asarray(keyed.convert("RGB"))[~hidden] / 255, atol=1e-6)
+
+
+def test_folders_devices_and_broken_files_get_their_reason(tmp_path):
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(ValueError, match="folder.png is a folder, not an image file"):
+        inputs.read_image(tmp_path / "folder.png")
+    os.mkfifo(tmp_path / "pipe.png")
+    with pytest.raises(ValueError, match="pipe.png is not a regular file"):
+        inputs.read_image(tmp_path / "pipe.png")
+    Image.fromarray(_rgb()).save(tmp_path / "whole.png")
+    (tmp_path / "cut.png").write_bytes((tmp_path / "whole.png").read_bytes()[:300])
+    with pytest.raises(ValueError, match=r"cannot read image .*cut.png: image file is truncated"):
+        inputs.read_image(tmp_path / "cut.png")
+    (tmp_path / "text.png").write_text("not an image")
+    with pytest.raises(ValueError, match=r"cannot read image .*text.png: not an image file in a format PIL reads"):
+        inputs.read_image(tmp_path / "text.png")
+
+
+def test_positive_int_takes_whole_numbers_only():
+    assert inputs.positive_int("n", 3) == 3 and inputs.positive_int("n", np.int64(2)) == 2
+    for bad in (0, -1, 2.5, "4", True, None):
+        with pytest.raises(ValueError, match=f"n must be a positive integer, got {bad!r}"):
+            inputs.positive_int("n", bad)

@@ -48,8 +48,36 @@ def test_packaged_metric_holds_its_weights_and_config():
     assert m.score_range == (-np.inf, np.inf)
     ref = _img(0)
     identical = m(ref, ref)
-    assert 0.7 < identical < 1.0  # the documented scale: an identical pair scores about 0.83
+    assert 0.7 < identical < 1.0  # the documented scale: about 0.8
     assert birqa_jax.score(ref, ref) == pytest.approx(identical, abs=1e-6)
+
+
+def test_every_packaged_weight_set_scores_an_identical_photograph_as_documented(photo_pair):
+    ref = photo_pair[0][0]
+    for name, (lo, _, hi) in api.IDENTICAL_PAIR.items():
+        assert lo <= birqa_jax.create_metric(name)(ref, ref) <= hi, name
+        assert f"({lo:.2f}-{hi:.2f})" in api.describe(name)
+    assert set(api.IDENTICAL_PAIR) == {n for n in api.WEIGHTS if n != api.DEFAULT_METRIC}
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, "4", True])
+def test_batch_size_must_be_a_positive_int(tiny, tiny_config, tiny_params, batch_size):
+    with pytest.raises(ValueError, match=f"batch_size must be a positive integer, got {batch_size!r}"):
+        tiny(_img(0), _img(1), batch_size=batch_size)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        birqa_jax.score(_img(0), _img(1), params=tiny_params, config=tiny_config, batch_size=batch_size)
+
+
+@pytest.mark.parametrize("shape", [(32, 32, 3), (40, 48, 3)])
+def test_as_loss_rejects_nan_on_the_host_and_gives_nan_under_jit_at_every_size(tiny, shape):
+    ref = _img(0, shape)[None] / 255.0
+    bad = ref.copy()
+    bad[0, 3, 5, 1] = np.nan
+    with pytest.raises(ValueError, match="dist contains NaN or Inf"):
+        tiny.as_loss()(tiny.params, ref, bad)
+    per_pair = jax.jit(tiny.as_loss("none"))(tiny.params, np.concatenate([ref, ref]), np.concatenate([ref, bad]))
+    assert np.isfinite(per_pair[0]) and np.isnan(per_pair[1])
+    assert np.isnan(jax.jit(tiny.as_loss("mean"))(tiny.params, bad, ref))
 
 
 def test_params_without_their_config_get_a_clear_error():

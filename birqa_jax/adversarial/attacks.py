@@ -71,12 +71,14 @@ def _check_per_item(name: str, v: jax.Array, batch: int) -> None:
 def _check_eps(eps: Scalar) -> None:
     if jnp.ndim(eps) != 0:
         raise ValueError(f"eps must be a scalar, got shape {jnp.shape(eps)}")
-    if isinstance(eps, (int, float)) and not 0.0 < eps <= 1.0:
+    if isinstance(eps, (bool, str)):
+        raise ValueError(f"eps must be a number in (0, 1] ([0, 1] pixel units, e.g. 4/255), got {eps!r}")
+    if not isinstance(eps, jax.core.Tracer) and not 0.0 < float(eps) <= 1.0:
         raise ValueError(f"eps must be in (0, 1] ([0, 1] pixel units, e.g. 4/255), got {eps}")
 
 
 def _check_count(name: str, n: int) -> None:
-    if not isinstance(n, int) or n < 1:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"{name} must be a positive Python int (a static loop bound), got {n!r}")
 
 
@@ -676,7 +678,7 @@ def run_attack(
     _check_images(ref, dist)
     direction = jnp.asarray(direction, jnp.float32)
     _check_per_item("direction", direction, dist.shape[0])
-    _check_eps(float(eps))
+    _check_eps(eps)
     if validate:
         for label, x in (("ref", ref), ("dist", dist)):
             if x.dtype != np.uint8:

@@ -166,7 +166,7 @@ def ssim(ref: jax.Array, dist: jax.Array, downsample: bool = False) -> jax.Array
         if f > 1:
             x, y = _box_downsample(x, f, "symmetric"), _box_downsample(y, f, "symmetric")
     if min(x.shape[1:3]) < SSIM_WINDOW:
-        raise ValueError(f"ssim: {x.shape[1]}x{x.shape[2]} grey image is smaller than the 11-px window")
+        raise ValueError(f"ssim: {x.shape[2]}x{x.shape[1]} (width x height) grey image is smaller than the 11-px window")
     return _mean_hw(_ssim_maps(x, y)[0])
 
 

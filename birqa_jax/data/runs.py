@@ -42,6 +42,20 @@ def model_config(config: ml_collections.ConfigDict) -> ModelConfig:
     return ModelConfig.from_dict(plain(config.model))
 
 
+def data_dir_path(data_dir: str) -> str:
+    """The folder a config's ``data_dir`` names. ``~`` is expanded and an absolute path kept; a
+    relative one (the default ``data_cache``) is a folder of the user's cache,
+    ``$XDG_CACHE_HOME/birqa_jax/`` (by default ``~/.cache/birqa_jax/``), so that ``train.py`` and
+    ``eval.py`` run from any folder share one build and never build one in the current folder,
+    unless the current folder holds that folder already (a build made there before is used,
+    not built again)."""
+    path = os.path.expanduser(data_dir)
+    if os.path.isabs(path) or os.path.isdir(path):
+        return os.path.abspath(path)
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "birqa_jax", path)
+
+
 def load_data(data_config: ml_collections.ConfigDict) -> tuple[Any, dict[str, np.ndarray]]:
     """The source of a config's ``data`` block (built first if needed) and its split indices."""
     kwargs: dict[str, Any] = {}
@@ -59,7 +73,7 @@ def load_data(data_config: ml_collections.ConfigDict) -> tuple[Any, dict[str, np
     manual_dir = os.path.expanduser(data_config.manual_dir) if data_config.manual_dir else None
     # Run folders written before the storage option existed hold configs without it.
     kwargs["storage"] = data_config.get("storage", "png")
-    source = load_source(data_config.name, os.path.expanduser(data_config.data_dir), manual_dir, **kwargs)
+    source = load_source(data_config.name, data_dir_path(data_config.data_dir), manual_dir, **kwargs)
     if data_config.split == "official":
         splits = official_split(data_config.name, len(source))
     elif data_config.split == "photos":  # kadid_synthetic: leave named photographs out

@@ -43,6 +43,7 @@ from birqa_jax.data.distortions import DISTORTION_NAMES
 from birqa_jax.data import runs
 from birqa_jax.data.runs import MODEL_FILE, Run, RunError, load_data
 from birqa_jax.evaluation import report, robustness, runner, stats
+from birqa_jax.inputs import positive_int
 from birqa_jax.model import MIN_SIZE, apply_fn
 
 MODEL_METRIC = "birqa"
@@ -101,7 +102,7 @@ def held_out_split(data_config: ml_collections.ConfigDict) -> EvalSet:
 def full_set(label: str, name: str, data_dir: str, manual_dir: str = "") -> EvalSet:
     """Every example of dataset ``name`` (cross-dataset evaluation), built first if needed."""
     try:
-        source = data.load_source(name, data_dir, manual_dir or None)
+        source = data.load_source(name, runs.data_dir_path(data_dir), manual_dir or None)
     except FileNotFoundError as e:
         raise EvalError(f"{label} ({name}): {e}") from e
     _columns(source, name)
@@ -109,7 +110,8 @@ def full_set(label: str, name: str, data_dir: str, manual_dir: str = "") -> Eval
 
 
 def _size_text(heights: np.ndarray, widths: np.ndarray) -> str:
-    sizes = sorted({(int(h), int(w)) for h, w in zip(heights, widths)})
+    """Image sizes as width x height, the way image tools print them."""
+    sizes = sorted({(int(w), int(h)) for h, w in zip(heights, widths)})
     if len(sizes) == 1:
         return f"{sizes[0][0]}x{sizes[0][1]}"
     return f"{len(sizes)} sizes, {sizes[0][0]}x{sizes[0][1]} to {sizes[-1][0]}x{sizes[-1][1]}"
@@ -152,7 +154,7 @@ def evaluate_set(
     for name, fn in score_fns.items():
         if short < MIN_SIDE[name]:
             skipped[name] = (f"needs at least {MIN_SIDE[name]} px on the short side; the smallest image of "
-                             f"{eval_set.label} is {heights[smallest]}x{widths[smallest]}")
+                             f"{eval_set.label} is {widths[smallest]}x{heights[smallest]} (width x height)")
             note(f"Note: {name} skipped on {eval_set.label}: {skipped[name]}")
         else:
             runnable[name] = fn
@@ -276,7 +278,7 @@ def robustness_examples(eval_set: EvalSet, max_examples: int, crop: Sequence[int
     if small.any():
         i = int(np.flatnonzero(small)[0])
         raise EvalError(f"robustness crop {h}x{w} exceeds image {int(indices[i])} of {eval_set.label} "
-                        f"({columns['height'][indices[i]]}x{columns['width'][indices[i]]})")
+                        f"({columns['height'][indices[i]]}x{columns['width'][indices[i]]}, height x width like the crop)")
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(indices, min(max_examples, len(indices)), replace=False))
     out = []
@@ -362,6 +364,12 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None, out: str 
     workdir). Returns the content of eval.json (before NaN/inf become null)."""
     metrics = _check_metrics(config.metrics, workdir is not None)
     r = config.robustness
+    for field, value in (("batch_size", config.batch_size), ("robustness.batch_size", r.batch_size),
+                         ("robustness.max_examples", r.max_examples)):
+        try:
+            positive_int(f"config.{field}", value)
+        except ValueError as e:
+            raise EvalError(str(e)) from None
     if r.enabled and workdir is None:
         raise EvalError("the robustness evaluation attacks BiRQA and needs --workdir (a trained run)")
     trained = load_run(workdir) if workdir is not None else None

@@ -68,7 +68,7 @@ def _stack_examples(examples: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, 
         moss.append(mos)
     h, w = shape[1:3]
     if min(h, w) < MIN_SIZE:
-        raise ValueError(f"images of {h}x{w} are smaller than BiRQA's minimum {MIN_SIZE}x{MIN_SIZE}")
+        raise ValueError(f"images of {w}x{h} (width x height) are smaller than BiRQA's minimum {MIN_SIZE}x{MIN_SIZE}")
     if all(x.dtype == np.uint8 for x in refs + dists):
         ref, dist = np.concatenate(refs), np.concatenate(dists)
     else:
