@@ -20,8 +20,9 @@ constants built once per shape, and the level-4 spectrum is one crop of the full
 their product.
 
 ``reference`` runs on MATLAB ``rgb2gray`` of the 8-bit images; ``float`` on unrounded BT.601
-luma x 255, differentiable (the modulus and the ratio are guarded at 0, where MATLAB divides 0 by
-0 for a flat image: here the band then scores 1 if both are flat, else 0). Inputs ``[B, H, W,
+luma x 255, differentiable (the modulus and the ratio are guarded near 0, where MATLAB divides 0
+by 0 for a flat image: a window without band energy in either image scores 1, one with energy in
+one image only 0). Inputs ``[B, H, W,
 3]`` float RGB in [0, 1] with at least ``CW_SSIM_MIN_SIZE`` px on the short side; ``[B]``
 float32 in [0, 1], higher = better, 1 for identical images.
 """
@@ -43,6 +44,10 @@ LEVELS, ORIENTS, WINDOW = 4, 8, 7
 # buildSCFpyr allows floor(log2(min(H, W))) - 2 levels: 4 needs 64 px.
 CW_SSIM_MIN_SIZE = 64
 _LUT = 1024  # steps per pi of the angular table
+# Band energy (grey levels 0..255, squared) below which a window counts as empty: the bands of a
+# flat image are not exactly 0 (the lookup tables leave ~1e-30 at DC), and dividing by such
+# values overflows the gradient. Bands of 8-bit images are many orders above it.
+_TINY = 1e-6
 
 
 def _rcos() -> tuple[np.ndarray, np.ndarray]:
@@ -135,10 +140,10 @@ def cw_ssim_from_grey(ref: jax.Array, dist: jax.Array) -> jax.Array:
     var = _box_valid(jnp.real(b1) ** 2 + jnp.imag(b1) ** 2 + jnp.real(b2) ** 2 + jnp.imag(b2) ** 2)
     cr, ci = _box_valid(jnp.real(corr)), _box_valid(jnp.imag(corr))
     mag2 = cr * cr + ci * ci
-    has = mag2 > 0
+    has = mag2 > _TINY * _TINY
     mag = jnp.where(has, jnp.sqrt(jnp.where(has, mag2, 1.0)), 0.0)
-    nonzero = var > 0
-    cssim = jnp.where(nonzero, 2.0 * mag / jnp.where(nonzero, var, 1.0), 1.0)
+    busy = var > _TINY
+    cssim = jnp.where(busy, 2.0 * mag / jnp.where(busy, var, 1.0), 1.0)
     hs, ws = cssim.shape[-2:]
     weights = _fspecial_gaussian(hs, ws, (hs + WINDOW - 1) / 4)
     return jnp.mean(jnp.sum(cssim * jnp.asarray(weights, jnp.float32), axis=(-2, -1)), axis=1)

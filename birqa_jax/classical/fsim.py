@@ -20,8 +20,8 @@ As the authors' ``FeatureSIM.m``:
 One code path serves both modes; they differ only in the input: ``reference`` rounds to the
 8-bit levels (``round(255 x)``, as the files hold them), ``float`` uses ``255 x`` unrounded and
 is differentiable. The guards that keep gradients finite (square roots and the PC ratio at
-exactly 0, the 0.03 power near 0) change no value except where MATLAB divides 0 by 0 (a flat
-image: here PC = 0 there).
+exactly 0, the 0.03 power near 0) change no value except where MATLAB divides 0 by 0: a flat
+image has PC = 0, and two flat images score the plain mean of the similarity map.
 
 All functions take ``ref, dist: [B, H, W, 3]`` float RGB in [0, 1] (at least 8 px on the short
 side after the downsampling) and return ``[B]`` float32 in [0, 1] (FSIMc: up to about 1),
@@ -160,13 +160,17 @@ def fsim_from_rgb255(ref: jax.Array, dist: jax.Array) -> jax.Array:
     y = planes[:, 0]
     pc, grad = phase_congruency(y), _gradient_magnitude(y)
     pc_max = jnp.maximum(pc[:b], pc[b:])
-    sim = _similarity(pc[:b], pc[b:], T1) * _similarity(grad[:b], grad[b:], T2) * pc_max
+    sim = _similarity(pc[:b], pc[b:], T1) * _similarity(grad[:b], grad[b:], T2)
     iq = _similarity(planes[:b, 1], planes[b:, 1], T3) * _similarity(planes[:b, 2], planes[b:, 2], T4)
     # MATLAB's real((S_I S_Q)^0.03): a negative product (opposite hues) is weighted by
     # |.|^0.03 cos(0.03 pi). The floor keeps the power's derivative finite at 0.
     mag = jnp.maximum(jnp.abs(iq), 1e-30)
     sim = sim * mag**LAMBDA * jnp.where(iq < 0, math.cos(LAMBDA * math.pi), 1.0)
-    return jnp.sum(sim, axis=(1, 2)) / jnp.sum(pc_max, axis=(1, 2))
+    # Weighted by PCm; where no pixel has phase congruency (two flat images, 0 / 0 in MATLAB) the
+    # plain mean of the similarity map instead (1 for identical images).
+    weight = jnp.sum(pc_max, axis=(1, 2))
+    weighted = jnp.sum(sim * pc_max, axis=(1, 2)) / jnp.where(weight > 0, weight, 1.0)
+    return jnp.where(weight > 0, weighted, jnp.mean(sim, axis=(1, 2)))
 
 
 def fsim_reference(ref: jax.Array, dist: jax.Array) -> jax.Array:
