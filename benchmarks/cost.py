@@ -12,7 +12,8 @@ CSRAM and SCGB block, the reliability head, then the whole forward (``BiRQA.appl
 program, where XLA may fuse across stage boundaries. The configs are ``ModelConfig()`` and the
 packaged weights' config (read from ``birqa_jax/assets/birqa_default.msgpack``), each with
 ``dtype`` float32 and bfloat16; parameters are random (costs do not depend on their values).
-The train step is the fused anchored-AAT step (``train.step.make_train_step`` with
+The classical metrics (``classical.NAMES``, both modes, batch 1) are costed as whole programs
+at the same size. The train step is the fused anchored-AAT step (``train.step.make_train_step`` with
 ``AttackSpec("pgd")``, the ``benchmarks.aat_speed`` settings) on smaller crops, per pair of its
 batch.
 
@@ -39,6 +40,7 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks import common
+from birqa_jax import classical
 from birqa_jax.model import CSRAM, MIN_SIZE, SCGB, BiRQA, ModelConfig, PyramidLevel, ReliabilityHead, features
 from birqa_jax.model import init_params, load_model
 
@@ -184,6 +186,14 @@ def train_step_cost(config: ModelConfig, height: int, width: int, per_device_bat
             "per_pair": {k: (v / per_device_batch if v is not None else None) for k, v in cost.items()}}
 
 
+def classical_costs(height: int, width: int, names: Sequence[str] = classical.NAMES) -> list[dict[str, Any]]:
+    """XLA cost of each classical metric's whole program (``classical.get(name, mode)``) on one
+    ``height`` x ``width`` float32 pair, in both modes: rows ``{"metric", "mode", "per_pair"}``."""
+    pair = [jax.ShapeDtypeStruct((1, height, width, 3), jnp.float32)] * 2
+    return [{"metric": name, "mode": mode, "per_pair": program_cost(classical.get(name, mode), *pair)}
+            for name in names if min(height, width) >= classical.MIN_SIZE[name] for mode in classical.MODES]
+
+
 def packaged_config() -> ModelConfig:
     """The config of the packaged default weights (``birqa_jax/assets/birqa_default.msgpack``)."""
     return load_model(PACKAGED)[1]
@@ -200,6 +210,7 @@ def run(
     train_steps: int = 3,
     seed: int = 0,
     params: dict[str, Any] | None = None,
+    classical_names: Sequence[str] = (),
 ) -> dict:
     """Cost rows of every stage, for each config x dtype, at batch 1, and of the fused AAT
     step (float32, per config) on ``train_size`` crops (None skips it).
@@ -209,7 +220,7 @@ def run(
     with ``params[name]`` if given, else random parameters.
     Returns ``{"benchmark": "cost", "env", "settings", "note", "rows", "train"}``: ``rows`` as
     ``stage_costs`` plus ``config``, ``widths`` and ``dtype``; ``train`` as ``train_step_cost``
-    plus ``config`` and ``widths``.
+    plus ``config`` and ``widths``; ``classical`` as ``classical_costs`` for ``classical_names``.
     """
     if min(height, width) < MIN_SIZE:
         raise ValueError(f"height and width must be >= {MIN_SIZE}, got {height}x{width}")
@@ -238,6 +249,7 @@ def run(
         "note": NOTE,
         "rows": rows,
         "train": train,
+        "classical": classical_costs(height, width, classical_names),
     }
 
 
@@ -265,6 +277,13 @@ def markdown(result: dict) -> str:
             pp = t["per_pair"]
             lines.append(f"| {t['config']} | {'-'.join(map(str, t['widths']))} | {_g(pp['flops'])} | "
                          f"{_g(pp['bytes_accessed'])} | {_g(pp['buffer_bytes'])} |")
+    if result.get("classical"):
+        lines += ["", f"Classical metrics, whole program per pair at {s['height']}x{s['width']} (float32):", "",
+                  "| metric | mode | GFLOP | GB accessed (XLA) | GB buffers |", "|" + " --- |" * 5]
+        for c in result["classical"]:
+            pp = c["per_pair"]
+            lines.append(f"| {c['metric']} | {c['mode']} | {_g(pp['flops'])} | {_g(pp['bytes_accessed'])} | "
+                         f"{_g(pp['buffer_bytes'])} |")
     return "\n".join(lines)
 
 
@@ -279,6 +298,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--train-batch", type=int, default=16)
     p.add_argument("--train-steps", type=int, default=3, help="PGD steps inside the train step")
     p.add_argument("--no-train", action="store_true", help="skip the train step")
+    p.add_argument("--classical", nargs="*", default=list(classical.NAMES), choices=list(classical.NAMES),
+                   help="classical metrics to cost (default all; none: --classical with no name)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write the results as JSON here")
     a = p.parse_args(argv)
@@ -286,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if a.widths:
         configs = {"-".join(map(str, w)): ModelConfig(widths=tuple(w)) for w in a.widths}
     result = run(*a.size, dtypes=a.dtypes, configs=configs, train_size=None if a.no_train else a.train_size,
-                 train_batch=a.train_batch, train_steps=a.train_steps, seed=a.seed)
+                 train_batch=a.train_batch, train_steps=a.train_steps, seed=a.seed, classical_names=a.classical)
     return common.report_result(result, markdown, a.out)
 
 

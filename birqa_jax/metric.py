@@ -76,6 +76,14 @@ CLASSICAL_DOCS = {
     "ssim": ((-1.0, 1.0), "SSIM on 8-bit grey as ssim_index.m (no downsampling)"),
     "ms_ssim": ((0.0, 1.0), "MS-SSIM on 8-bit grey as msssim.m; needs 161 px on the short side"),
     "gmsd": ((0.0, 0.5), "GMSD on 8-bit grey as GMSD.m: deviation of gradient similarity; 0 = identical"),
+    "vif": ((0.0, math.inf), "VIF on 8-bit grey as vifvec.m: share of the reference's wavelet-domain information "
+            "kept; 1 = identical, above 1 for contrast enhancement; needs 72 px on the short side"),
+    "fsim": ((0.0, 1.0), "FSIMc on 8-bit RGB as FeatureSIM.m: phase congruency, gradient and chroma similarity; "
+             "1 = identical"),
+    "cw_ssim": ((0.0, 1.0), "CW-SSIM on 8-bit grey as cwssim_index.m: structural similarity of complex steerable "
+                "pyramid coefficients (4th level, 8 orientations), insensitive to small shifts; 1 = identical"),
+    "nlpd": ((0.0, math.inf), "NLPD on 8-bit grey as NLP_dist.m: distance of divisively normalised Laplacian pyramid "
+             "coefficients (6 levels); 0 = identical"),
 }
 REDUCTIONS = ("mean", "sum", "none")
 

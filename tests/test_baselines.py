@@ -265,11 +265,12 @@ def test_registry_directions_and_ranking(small):
     mild = np.clip(ref + rng.normal(0, 0.02, ref.shape), 0, 1)
     strong = np.clip(ref + rng.normal(0, 0.1, ref.shape), 0, 1)
     assert classical.HIGHER_IS_BETTER == {
-        "psnr": True, "psnr_y": True, "ssim": True, "ms_ssim": True, "gmsd": False,
+        "psnr": True, "psnr_y": True, "ssim": True, "ms_ssim": True, "gmsd": False, "vif": True, "fsim": True,
+        "cw_ssim": True, "nlpd": False,
     }
     for name, higher_is_better in classical.HIGHER_IS_BETTER.items():
-        if name == "ms_ssim":
-            continue  # needs >= 161 px; covered above
+        if classical.MIN_SIZE[name] > min(ref.shape[1:3]):
+            continue  # MS-SSIM (161 px) and VIF (72 px): covered above and in test_classical_fr.py
         fn = classical.get(name, "float")
         a = np.asarray(fn(_f32(ref), _f32(mild)))
         b = np.asarray(fn(_f32(ref), _f32(strong)))

@@ -136,6 +136,7 @@ def test_imports_without_data_packages():
         "    sys.modules[m] = None\n"
         "import benchmarks.report, benchmarks.speed, benchmarks.train_speed, benchmarks.aat_speed\n"
         "import benchmarks.peers, benchmarks.common, benchmarks.cost, benchmarks.input_speed, benchmarks.interleaved\n"
+        "import benchmarks.classical_speed\n"
         "assert 'birqa_jax.data' not in sys.modules\n"
     )
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": ROOT}
@@ -252,6 +253,23 @@ def test_interleaved_rounds_ratios_and_the_earlier_model(tiny_config, tiny_param
     assert f"| tiny: today / model at {rev}" in interleaved.markdown(result)
     with pytest.raises(RuntimeError, match="cannot read"):
         interleaved.load_model_at("no-such-revision")
+
+
+def test_classical_speed_groups_rows_and_skips(tmp_path):
+    """Two cheap metrics, one size with a batch of 2: a row per contender, the load recorded,
+    a metric too small for the size skipped with its reason (pyiqa left out: no torch in CI)."""
+    from benchmarks import classical_speed
+
+    result = classical_speed.run(sizes=[(40, 48)], batches=[2], metrics=["psnr", "vif"], rounds=2,
+                                 with_pyiqa=False)
+    assert [r["what"] for r in result["rows"]] == ["psnr, birqa_jax"]
+    row = result["rows"][0]
+    assert row["batch"] == 2 and row["iters"] == 2 and len(row["round_medians_s"]) == 2
+    assert "needs 72 px" in result["skipped"]["40x48, batch 2: vif"]
+    assert len(result["rounds"]) == 2 and len(result["rounds"][0]["loadavg_start"]) == 3
+    text = classical_speed.markdown(result)
+    assert "| 40x48 | 2 | psnr |" in text and "load average" in text
+    common.write_json(str(tmp_path / "c.json"), result)
 
 
 def test_time_calls_excludes_warmup(monkeypatch):

@@ -23,10 +23,18 @@ ssim      ``ssim_index.m``: no downsampling, 'valid'    BT.601 Y, with ``ssim.m`
                                                         (f = round(min(H, W) / 256))
 ms_ssim   ``msssim.m`` on 8-bit grey                    the same algorithm on unrounded BT.601 Y
 gmsd      ``GMSD.m`` on 8-bit grey (0..255)             the same algorithm on 255 x unrounded Y
+vif       ``vifvec.m`` (wavelet VIF) on 8-bit grey      the same on 255 x unrounded Y, with a ridge
+                                                        on the GSM covariance (``classical.vif``)
+fsim      FSIMc of ``FeatureSIM.m`` on 8-bit RGB        the same on 255 x unrounded RGB
+                                                        (``classical.fsim``)
+cw_ssim   ``cwssim_index.m`` (4 levels, 8 orientations,  the same on 255 x unrounded Y
+          K = 0) on 8-bit grey                          (``classical.cw_ssim``)
+nlpd      ``NLP_dist.m`` on 8-bit grey / 255 (within    the same on unrounded Y in [0, 1]
+          1.1e-3 of the published values, not exact)    (``classical.nlpd``)
 ========  ===========================================  ============================================
 
 ``BASELINES`` maps each name to ``(reference-mode fn, higher_is_better)``: what existing
-callers (``evaluation.job``, ``train.loop``) score with. GMSD is the one lower-better.
+callers (``evaluation.job``, ``train.loop``) score with. GMSD and NLPD are lower-better.
 """
 
 from __future__ import annotations
@@ -36,11 +44,20 @@ from collections.abc import Callable
 
 import jax
 
-from birqa_jax.classical import metrics, reference
+from birqa_jax.classical import cw_ssim, fsim, metrics, nlpd, reference, vif
 
-NAMES = ("psnr", "psnr_y", "ssim", "ms_ssim", "gmsd")
+NAMES = ("psnr", "psnr_y", "ssim", "ms_ssim", "gmsd", "vif", "fsim", "cw_ssim", "nlpd")
 MODES = ("reference", "float")
-HIGHER_IS_BETTER = {"psnr": True, "psnr_y": True, "ssim": True, "ms_ssim": True, "gmsd": False}
+HIGHER_IS_BETTER = {
+    "psnr": True, "psnr_y": True, "ssim": True, "ms_ssim": True, "gmsd": False, "vif": True, "fsim": True,
+    "cw_ssim": True, "nlpd": False,
+}
+# Smallest short side each metric accepts (in both modes).
+MIN_SIZE = {
+    "psnr": 1, "psnr_y": 1, "ssim": 11, "ms_ssim": metrics.MS_SSIM_MIN_SIZE, "gmsd": 4, "vif": vif.VIF_MIN_SIZE,
+    "fsim": fsim.FSIM_MIN_SIZE, "cw_ssim": cw_ssim.CW_SSIM_MIN_SIZE,
+    "nlpd": nlpd.NLPD_MIN_SIZE,
+}
 
 _psnr_float = jax.jit(metrics.psnr, static_argnames="luma")
 
@@ -50,12 +67,20 @@ _FNS: dict[tuple[str, str], Callable[[jax.Array, jax.Array], jax.Array]] = {
     ("ssim", "reference"): jax.jit(reference.ssim),  # ssim_index.m: no downsampling
     ("ms_ssim", "reference"): jax.jit(reference.ms_ssim),
     ("gmsd", "reference"): jax.jit(reference.gmsd),
+    ("vif", "reference"): jax.jit(vif.vif_reference),
+    ("fsim", "reference"): jax.jit(fsim.fsim_reference),
+    ("cw_ssim", "reference"): jax.jit(cw_ssim.cw_ssim_reference),
+    ("nlpd", "reference"): jax.jit(nlpd.nlpd_reference),
     # The float mode exactly as the baselines registry held it before the reference mode.
     ("psnr", "float"): _psnr_float,
     ("psnr_y", "float"): functools.partial(_psnr_float, luma=True),
     ("ssim", "float"): jax.jit(metrics.ssim, static_argnames="downsample"),  # with the downsampling
     ("ms_ssim", "float"): jax.jit(metrics.ms_ssim),
     ("gmsd", "float"): jax.jit(metrics.gmsd),
+    ("vif", "float"): jax.jit(vif.vif),
+    ("fsim", "float"): jax.jit(fsim.fsim),
+    ("cw_ssim", "float"): jax.jit(cw_ssim.cw_ssim),
+    ("nlpd", "float"): jax.jit(nlpd.nlpd),
 }
 
 

@@ -38,7 +38,6 @@ import numpy as np
 
 from birqa_jax import classical, data
 from birqa_jax.adversarial import ATTACKS
-from birqa_jax.classical import MS_SSIM_MIN_SIZE
 from birqa_jax.data.distortions import DISTORTION_NAMES
 from birqa_jax.data import runs
 from birqa_jax.data.runs import MODEL_FILE, Run, RunError, load_data
@@ -48,9 +47,9 @@ from birqa_jax.model import MIN_SIZE, apply_fn
 
 MODEL_METRIC = "birqa"
 METRICS = (MODEL_METRIC, *classical.NAMES)
-# Smallest short side each metric accepts: BiRQA's pyramid, one 11-px SSIM window, MS-SSIM's
-# fifth scale, GMSD's 2x downsampling followed by a 3x3 filter.
-MIN_SIDE = {"birqa": MIN_SIZE, "psnr": 1, "psnr_y": 1, "ssim": 11, "ms_ssim": MS_SSIM_MIN_SIZE, "gmsd": 4}
+# Smallest short side each metric accepts: BiRQA's pyramid, and each classical metric's
+# (``classical.MIN_SIZE``: one 11-px SSIM window, MS-SSIM's fifth scale, ...).
+MIN_SIDE = {"birqa": MIN_SIZE, **classical.MIN_SIZE}
 # Datasets whose dist_type is the KADID-10k type id (names in distortions.DISTORTION_NAMES).
 KADID_STYLE = ("kadid10k", "kadid_synthetic")
 BASELINES_OUT = os.path.join("runs", "baselines", "eval")

@@ -1,0 +1,196 @@
+"""FSIM and FSIMc: feature similarity (Zhang, Zhang, Mou & Zhang 2011), both modes.
+
+As the authors' ``FeatureSIM.m``:
+
+1. YIQ of the RGB values 0..255 (``Y = 0.299 R + 0.587 G + 0.114 B``, ``I = 0.596 R - 0.274 G
+   - 0.322 B``, ``Q = 0.211 R - 0.523 G + 0.312 B``, unrounded);
+2. ``F = max(1, round(min(H, W) / 256))``; ``conv2(., ones(F) / F^2, 'same')`` (zero borders),
+   then every F-th pixel from the first;
+3. phase congruency of Y (Kovesi's ``phasecong2`` as the script ships it: log-Gabor filters
+   in the Fourier domain, 4 scales from wavelength 6 by factor 2, sigma_f 0.55, 4 orientations
+   with angular sigma ``pi / 4 / 1.2``, a Butterworth lowpass of radius 0.45 and order 15, the
+   noise threshold from the median of the finest scale's energy, k = 2, divided by 1.7);
+4. gradient magnitude of Y with the Scharr pair ``[3 0 -3; 10 0 -10; 3 0 -3] / 16`` (conv2
+   'same', zero borders);
+5. ``S_PC = (2 PC1 PC2 + 0.85) / (PC1^2 + PC2^2 + 0.85)``, ``S_G`` the same with T = 160,
+   ``PCm = max(PC1, PC2)``; FSIM = ``sum(S_PC S_G PCm) / sum(PCm)``; FSIMc, computed here (the value
+   published for colour images), multiplies each term by ``real((S_I S_Q)^0.03)`` with
+   ``S_I``, ``S_Q`` the same similarity on I and Q (T = 200).
+
+One code path serves both modes; they differ only in the input: ``reference`` rounds to the
+8-bit levels (``round(255 x)``, as the files hold them), ``float`` uses ``255 x`` unrounded and
+is differentiable. The guards that keep gradients finite (square roots and the PC ratio at
+exactly 0, the 0.03 power near 0) change no value except where MATLAB divides 0 by 0: a flat
+image has PC = 0, and two flat images score the plain mean of the similarity map.
+
+All functions take ``ref, dist: [B, H, W, 3]`` float RGB in [0, 1] (at least 8 px on the short
+side after the downsampling) and return ``[B]`` float32 in [0, 1] (FSIMc: up to about 1),
+higher = better, 1 for identical images.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from birqa_jax.classical.metrics import _box_downsample
+from birqa_jax.classical.reference import to_8bit
+from birqa_jax.inputs import check_pair
+
+SCALES, ORIENTS = 4, 4
+MIN_WAVELENGTH, MULT, SIGMA_ON_F, D_THETA_ON_SIGMA = 6.0, 2.0, 0.55, 1.2
+NOISE_K, PC_EPSILON = 2.0, 1e-4
+T1, T2, T3, T4, LAMBDA = 0.85, 160.0, 200.0, 200.0, 0.03
+FSIM_MIN_SIZE = 8  # short side after the downsampling (the 3x3 gradient and the median need a few pixels)
+_YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+_SCHARR = np.array([3.0, 10.0, 3.0]) / 16.0
+
+
+def downsample_factor(height: int, width: int) -> int:
+    """``max(1, round(min(H, W) / 256))`` with MATLAB's half-up rounding (2 at 384 px, 4 at 1080)."""
+    return max(1, math.floor(min(height, width) / 256 + 0.5))
+
+
+def _grid(n: int) -> np.ndarray:
+    """phasecong2's normalised frequency axis of length n (odd and even lengths differ)."""
+    if n % 2:
+        return np.arange(-(n - 1) / 2, (n - 1) / 2 + 1) / (n - 1)
+    return np.arange(-n / 2, n / 2) / n
+
+
+@functools.cache
+def _filters(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The log-Gabor filters of an h x w image, the finest scale's energy and the noise factor.
+
+    Returns ``(filters [SCALES, ORIENTS, h, w] float32`` in FFT order, ``em_n [ORIENTS]``: the
+    sum of squares of the finest filter, ``noise [ORIENTS]``: ``2 sum_s |f_s|^2 + 4 sum_{s<t}
+    f_s f_t`` summed over space, with ``f_s = real(ifft2(filter_s)) sqrt(h w)``), all float64
+    facts of the size alone, computed once per shape.
+    """
+    x, y = np.meshgrid(_grid(w), _grid(h))
+    radius = np.fft.ifftshift(np.sqrt(x * x + y * y))
+    theta = np.fft.ifftshift(np.arctan2(-y, x))
+    radius[0, 0] = 1.0
+    lowpass = np.fft.ifftshift(1.0 / (1.0 + (np.sqrt(x * x + y * y) / 0.45) ** 30))
+    log_gabor = []
+    for s in range(SCALES):
+        fo = 1.0 / (MIN_WAVELENGTH * MULT**s)
+        g = np.exp(-(np.log(radius / fo) ** 2) / (2 * math.log(SIGMA_ON_F) ** 2)) * lowpass
+        g[0, 0] = 0.0
+        log_gabor.append(g)
+    theta_sigma = math.pi / ORIENTS / D_THETA_ON_SIGMA
+    filters = np.empty((SCALES, ORIENTS, h, w))
+    for o in range(ORIENTS):
+        angle = o * math.pi / ORIENTS
+        ds = np.sin(theta) * math.cos(angle) - np.cos(theta) * math.sin(angle)
+        dc = np.cos(theta) * math.cos(angle) + np.sin(theta) * math.sin(angle)
+        spread = np.exp(-(np.arctan2(ds, dc) ** 2) / (2 * theta_sigma**2))
+        for s in range(SCALES):
+            filters[s, o] = log_gabor[s] * spread
+    em_n = np.sum(filters[0] ** 2, axis=(1, 2))
+    spatial = np.real(np.fft.ifft2(filters)) * math.sqrt(h * w)  # [S, O, h, w]
+    pair_sum = sum(spatial[i] * spatial[j] for i in range(SCALES) for j in range(i + 1, SCALES))
+    noise = 2.0 * np.sum(spatial**2, axis=(0, 2, 3)) + 4.0 * np.sum(pair_sum, axis=(1, 2))
+    return filters.astype(np.float32), em_n, noise
+
+
+def _safe_sqrt(v: jax.Array) -> jax.Array:
+    """sqrt with a zero (not infinite) derivative at 0."""
+    pos = v > 0
+    return jnp.where(pos, jnp.sqrt(jnp.where(pos, v, 1.0)), 0.0)
+
+
+def phase_congruency(y: jax.Array) -> jax.Array:
+    """``phasecong2`` of FeatureSIM.m on grey planes ``y`` [B, h, w] (0..255): [B, h, w] in [0, 1]."""
+    h, w = y.shape[1:]
+    filters, em_n, noise = _filters(h, w)
+    eo = jnp.fft.ifft2(jnp.fft.fft2(y)[:, None, None] * filters)  # [B, S, O, h, w]
+    even, odd = jnp.real(eo), jnp.imag(eo)
+    amp = _safe_sqrt(even * even + odd * odd)
+    sum_e, sum_o = jnp.sum(even, axis=1), jnp.sum(odd, axis=1)  # [B, O, h, w]
+    x_energy = _safe_sqrt(sum_e * sum_e + sum_o * sum_o) + PC_EPSILON
+    mean_e, mean_o = (sum_e / x_energy)[:, None], (sum_o / x_energy)[:, None]
+    energy = jnp.sum(even * mean_e + odd * mean_o - jnp.abs(even * mean_o - odd * mean_e), axis=1)
+    # Noise: the median of the finest scale's squared amplitude estimates a Rayleigh parameter.
+    finest = (even[:, 0] ** 2 + odd[:, 0] ** 2).reshape(y.shape[0], ORIENTS, -1)
+    noise_power = -jnp.median(finest, axis=-1) / math.log(0.5) / jnp.asarray(em_n, jnp.float32)
+    tau = _safe_sqrt(noise_power * jnp.asarray(noise / 2.0, jnp.float32))
+    threshold = (tau * math.sqrt(math.pi / 2) + NOISE_K * math.sqrt(2 - math.pi / 2) * tau) / 1.7
+    energy_all = jnp.sum(jnp.maximum(energy - threshold[..., None, None], 0.0), axis=1)
+    amp_all = jnp.sum(amp, axis=(1, 2))
+    has = amp_all > 0
+    return jnp.where(has, energy_all / jnp.where(has, amp_all, 1.0), 0.0)
+
+
+def _gradient_magnitude(y: jax.Array) -> jax.Array:
+    """|grad y| with the Scharr pair / 16, conv2 'same' (zero borders): [B, h, w] -> [B, h, w]."""
+    h, w = y.shape[1:]
+    p = jnp.pad(y, ((0, 0), (1, 1), (1, 1)))
+
+    def win(dr: int, dc: int) -> jax.Array:
+        return p[:, 1 + dr : 1 + dr + h, 1 + dc : 1 + dc + w]
+
+    gx = sum(t * (win(dr, 1) - win(dr, -1)) for dr, t in zip((-1, 0, 1), _SCHARR))
+    gy = sum(t * (win(1, dc) - win(-1, dc)) for dc, t in zip((-1, 0, 1), _SCHARR))
+    return _safe_sqrt(gx * gx + gy * gy)
+
+
+def _similarity(a: jax.Array, b: jax.Array, t: float) -> jax.Array:
+    return (2.0 * a * b + t) / (a * a + b * b + t)
+
+
+def _yiq(v: jax.Array) -> jax.Array:
+    """[B, H, W, 3] RGB 0..255 -> [B, 3, H, W] Y, I, Q planes (float32, unrounded)."""
+    return jnp.stack([sum(v[..., c] * jnp.float32(m[c]) for c in range(3)) for m in _YIQ], axis=1)
+
+
+def fsim_from_rgb255(ref: jax.Array, dist: jax.Array) -> jax.Array:
+    """FSIMc of FeatureSIM.m on RGB values 0..255 ``ref, dist`` [B, H, W, 3]: [B] float32."""
+    f = downsample_factor(*ref.shape[1:3])
+    planes = _yiq(jnp.concatenate([ref, dist], axis=0))
+    if f > 1:
+        planes = _box_downsample(planes.transpose(0, 2, 3, 1), f, "constant").transpose(0, 3, 1, 2)
+    if min(planes.shape[2:]) < FSIM_MIN_SIZE:
+        raise ValueError(f"fsim: {planes.shape[2]}x{planes.shape[3]} after downsampling is below {FSIM_MIN_SIZE} px")
+    b = ref.shape[0]
+    y = planes[:, 0]
+    pc, grad = phase_congruency(y), _gradient_magnitude(y)
+    pc_max = jnp.maximum(pc[:b], pc[b:])
+    sim = _similarity(pc[:b], pc[b:], T1) * _similarity(grad[:b], grad[b:], T2)
+    iq = _similarity(planes[:b, 1], planes[b:, 1], T3) * _similarity(planes[:b, 2], planes[b:, 2], T4)
+    # MATLAB's real((S_I S_Q)^0.03): a negative product (opposite hues) is weighted by
+    # |.|^0.03 cos(0.03 pi). The floor keeps the power's derivative finite at 0.
+    mag = jnp.maximum(jnp.abs(iq), 1e-30)
+    sim = sim * mag**LAMBDA * jnp.where(iq < 0, math.cos(LAMBDA * math.pi), 1.0)
+    # Weighted by PCm; where no pixel has phase congruency (two flat images, 0 / 0 in MATLAB) the
+    # plain mean of the similarity map instead (1 for identical images).
+    weight = jnp.sum(pc_max, axis=(1, 2))
+    weighted = jnp.sum(sim * pc_max, axis=(1, 2)) / jnp.where(weight > 0, weight, 1.0)
+    return jnp.where(weight > 0, weighted, jnp.mean(sim, axis=(1, 2)))
+
+
+def fsim_reference(ref: jax.Array, dist: jax.Array) -> jax.Array:
+    """FSIMc of FeatureSIM.m on the 8-bit RGB images (not differentiable).
+
+    Args:
+      ref, dist: [B, H, W, 3] float RGB in [0, 1]; at least 8 px on the short side after the
+        downsampling by ``downsample_factor(H, W)``.
+    Returns [B] float32, higher = better; 1 for identical images.
+    """
+    check_pair(ref, dist, who="fsim")
+    return fsim_from_rgb255(to_8bit(ref), to_8bit(dist))
+
+
+def fsim(ref: jax.Array, dist: jax.Array) -> jax.Array:
+    """Differentiable FSIMc: FeatureSIM.m on ``255 x`` unrounded RGB. [B] float32, higher = better.
+
+    Not bounded by 1 for float inputs outside the 8-bit grid; equal to :func:`fsim_reference`
+    up to float32 rounding on 8-bit inputs (the phase congruency's median is the one step
+    whose derivative is sparse: it flows through the one or two middle values).
+    """
+    check_pair(ref, dist, who="fsim")
+    return fsim_from_rgb255(255.0 * ref.astype(jnp.float32), 255.0 * dist.astype(jnp.float32))
