@@ -24,7 +24,8 @@ import os
 import statistics
 import sys
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -103,7 +104,7 @@ def run(
                     skipped[f"{group}: {name}"] = f"needs {classical.MIN_SIZE[name]} px on the short side"
                     continue
                 fn = classical.get(name)
-                ours = Contender(f"{name}, birqa_jax", group, height, width, lambda fn=fn: fn(jref, jdist))
+                ours = Contender(f"{name}, birqa_jax", group, height, width, lambda fn=fn, r=jref, d=jdist: fn(r, d))
                 theirs = None
                 if with_pyiqa and name in PYIQA_NAMES:
                     try:
@@ -152,8 +153,8 @@ def run(
 
 def markdown(result: dict) -> str:
     s = result["settings"]
-    lines = [f"{s['rounds']} rounds x {s['calls_per_round']} calls per contender, interleaved within each "
-             f"size x batch; {s['mode']}; pyiqa: {result['torch'] or 'not run'}.", "",
+    lines = [(f"{s['rounds']} rounds x {s['calls_per_round']} calls per contender, interleaved within each "
+              f"size x batch; {s['mode']}; pyiqa: {result['torch'] or 'not run'}."), "",
              "| size | batch | metric | birqa_jax ms | pyiqa ms | pyiqa / ours (median, range over rounds) |",
              "| --- | --- | --- | --- | --- | --- |"]
     by_name = {(r["group"], r["what"]): r for r in result["rows"]}

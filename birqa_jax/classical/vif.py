@@ -198,8 +198,8 @@ def vif_reference(ref: jax.Array, dist: jax.Array) -> jax.Array:
     return num / den
 
 
-# Added to C's diagonal in the float mode: far below the smallest eigenvalue of the block
-# covariance of a natural image's subband (grey levels 0..255), so scores move by < 1e-6.
+# Added to C's diagonal in the float mode (grey levels 0..255, squared): small against the
+# block covariance of a natural image's subband, and enough to keep C^-1 finite for a flat one.
 FLOAT_RIDGE = 1e-4
 # Floor of the denominator in the float mode (the information of a flat reference is 0).
 _FLOAT_DEN_FLOOR = 1e-6
