@@ -1,4 +1,4 @@
-"""The common ground of every arm of ``experiments/robustness_study.py``: ``aat_default`` with
+"""The common ground of every arm of ``experiments/robustness_study.py``: ``aat_band`` with
 a leave-photographs-out split and the packaged default weights as the starting point.
 
 Split ``photos``: kadid_synthetic's photographs astronaut, chelsea and immunohistochemistry
@@ -8,21 +8,21 @@ never saw a test photograph in training. Without validation the final step is ex
 
     python train.py --config configs/aat_study.py --workdir runs/aat_study
 
-runs today's AAT on this split; the study's arms override a few fields (``ARMS`` in
+runs the MOS-band AAT on this split; the study's arms override a few fields (``ARMS`` in
 ``experiments/robustness_study.py``), each runnable the same way with ``--config.<field>=``.
 """
 
 import os
 
 import birqa_jax.model
-from configs import aat_default
+from configs import aat_band
 
 PACKAGED_WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(birqa_jax.model.__file__)), "assets",
                                 "birqa_default.msgpack")
 
 
 def get_config():
-    c = aat_default.get_config()
+    c = aat_band.get_config()
     c.data.split = "photos"
     c.data.test_photos = ("astronaut", "chelsea", "immunohistochemistry")
     c.data.val_photos = ()

@@ -12,9 +12,10 @@ README's "Robustness" section and ``experiments/results/robustness_study/cpu/res
 
 from configs import aat_study, override
 
-RECIPE_ARM = "plain_at"
+RECIPE_ARM = "aat_full_v2"
 # The arm's overrides of configs/aat_study.py (experiments/robustness_study.py, ARMS).
-RECIPE = {"aat.anchored": False, "loss.plcc": 1.0}
+RECIPE = {"aat.anchored": False, "loss.plcc": 1.0, "aat.objective": "rank", "loss.clean": 0.5, "loss.anchor_rank": 1.0,
+          "loss.anchor_margin_rel": 0.5, "loss.scaled_consistency": 1.0, "loss.scaled_consistency_stop_var": False}
 
 
 def get_config():
