@@ -58,8 +58,8 @@ def _identical(name: str) -> str:
 # "birqa_robust" name each set for results that must not change when the default does.
 _CLEAN = ("birqa_default.msgpack", "clean-trained: the embedded default training run on the synthetic "
           f"kadid_synthetic set (a demo); {_identical('birqa_clean')}")
-_ROBUST = ("birqa_robust.msgpack", "birqa_clean adversarially fine-tuned (configs/robust.py, the robustness "
-           "study's best recipe): steadier under attack at the same clean SROCC within 0.01; "
+_ROBUST = ("birqa_robust.msgpack", "birqa_clean fine-tuned by Anchored Adversarial Training (configs/robust.py, "
+           "the robustness study's best recipe): steadier under attack at the same clean SROCC within 0.01; "
            f"{_identical('birqa_robust')}")
 WEIGHTS = {
     "birqa": (_ROBUST[0], "the default weights, today birqa_robust: " + _ROBUST[1]),
