@@ -16,10 +16,8 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import io
 import math
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -452,28 +450,6 @@ PUBLISHED = {
     ),
     "ms_ssim": (0.6733, 0.9996, 0.9998, 0.9566, 0.8462),
 }
-CALIBRATION_IMAGES = ("I03", "I04", "I06", "I08", "I19")
-
-
-def _calibration_dir() -> pathlib.Path | None:
-    """pyiqa's wheel ships the five pairs as site-packages/ResultsCalibra (found without
-    importing pyiqa, so no torch is needed)."""
-    spec = importlib.util.find_spec("pyiqa")
-    if spec is None or spec.origin is None:
-        return None
-    d = pathlib.Path(spec.origin).resolve().parents[1] / "ResultsCalibra"
-    return d if (d / "ref_dir" / "I03.bmp").is_file() else None
-
-
-@pytest.fixture(scope="module")
-def calibration_pairs():
-    d = _calibration_dir()
-    if d is None:
-        pytest.skip("pyiqa's ResultsCalibra images are not installed (pip install -e .[crosscheck])")
-    def load(sub: str) -> np.ndarray:
-        return np.stack([np.asarray(Image.open(d / sub / f"{n}.bmp").convert("RGB")) for n in CALIBRATION_IMAGES])
-
-    return load("ref_dir"), load("dist_dir")
 
 
 @pytest.mark.parametrize("name, decimals", [("psnr", 2), ("ssim", 4)])
