@@ -11,7 +11,8 @@ on a line that only an earlier test executed).
 Commands (``tools/mutation.sh`` runs them at the lowest CPU priority):
 
   list    [MODULE...]   the campaign's mutants (the sample) with their ids
-  run     [MODULE...]   run the mutants not run yet; ``--retest`` also reruns the survivors
+  run     [MODULE...]   run the mutants not run yet; ``--retest`` also reruns the survivors,
+                        ``--only ID...`` runs just those
   report                write tools/mutation/REPORT.md from the results
 
 The campaign is a fixed random sample (``--seed``, the per-module sizes in ``TARGETS``) of every
@@ -398,14 +399,14 @@ def latest() -> dict[str, dict]:
     return out
 
 
-def cmd_run(modules: list[str], seed: int, timeout: float, retest: bool, limit: int | None):
+def cmd_run(modules: list[str], seed: int, timeout: float, retest: bool, limit: int | None, only: list[str]):
     make_tree()
     done = latest()
     todo = []
     for module in modules:
         for m in sample(module, seed):
             r = done.get(m.id)
-            if r is None or (retest and r["status"] == "survived"):
+            if m.id in only if only else r is None or (retest and r["status"] == "survived"):
                 todo.append(m)
     todo = todo[:limit] if limit else todo
     print(f"{len(todo)} mutants to run", flush=True)
@@ -491,6 +492,7 @@ def main():
     p.add_argument("--timeout", type=float, default=1800, help="seconds per test run of a mutant")
     p.add_argument("--retest", action="store_true", help="rerun the mutants whose latest result is 'survived'")
     p.add_argument("--limit", type=int, help="run at most this many mutants")
+    p.add_argument("--only", nargs="+", default=[], metavar="ID", help="run these mutants (again), nothing else")
     a = p.parse_args()
     modules = a.modules or list(TARGETS)
     unknown = set(modules) - set(TARGETS)
@@ -508,7 +510,7 @@ def main():
     elif a.command == "run":
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         try:
-            cmd_run(modules, a.seed, a.timeout, a.retest, a.limit)
+            cmd_run(modules, a.seed, a.timeout, a.retest, a.limit, a.only)
         finally:
             shutil.rmtree(TREE, ignore_errors=True)
     else:
