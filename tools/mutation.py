@@ -12,7 +12,7 @@ Commands (``tools/mutation.sh`` runs them at the lowest CPU priority):
 
   list    [MODULE...]   the campaign's mutants (the sample) with their ids
   run     [MODULE...]   run the mutants not run yet; ``--retest`` also reruns the survivors,
-                        ``--only ID...`` runs just those
+                        ``--only ID...`` runs just those (``--tests NODEID...``: with these tests)
   report                write tools/mutation/REPORT.md from the results
 
 The campaign is a fixed random sample (``--seed``, the per-module sizes in ``TARGETS``) of every
@@ -21,7 +21,8 @@ mutant's id hashes its module, line, operator and text, so an edited module give
 its old results drop out of the report. Results are appended to tools/mutation/results.jsonl one
 line per run (the latest line of an id counts), so an interrupted run resumes where it stopped.
 Equivalent mutants (no input can tell them from the original) are listed with a one-line
-argument in tools/mutation/equivalent.json.
+argument in tools/mutation/equivalent.json, survivors left unanswered with the reason in
+tools/mutation/survivors.json.
 
 Test selection: each candidate test file of a module runs once under coverage (package
 ``coverage``, found on PYTHONPATH; tools/mutation.sh puts ``.mutdeps`` there) with the coverage
@@ -53,6 +54,7 @@ COVERAGE = os.path.join(WORK, "coverage")
 OUT = os.path.join(ROOT, "tools", "mutation")
 RESULTS = os.path.join(OUT, "results.jsonl")
 EQUIVALENT = os.path.join(OUT, "equivalent.json")
+SURVIVORS = os.path.join(OUT, "survivors.json")  # why a survivor is left unanswered
 REPORT = os.path.join(OUT, "REPORT.md")
 
 
@@ -357,11 +359,11 @@ def _deselect(maps: dict[str, dict]) -> list[str]:
     return [arg for cov in maps.values() for nodeid in cov["failed"] for arg in ("--deselect", nodeid)]
 
 
-def run_mutant(m: Mutant, maps: dict[str, dict], timeout: float) -> dict:
+def run_mutant(m: Mutant, maps: dict[str, dict], timeout: float, tests: list[str]) -> dict:
     path = os.path.join(TREE, m.module)
     with open(os.path.join(ROOT, m.module)) as f:
         original = f.read()
-    selected, files = _selection(m, maps)
+    selected, files = (tests, tests) if tests else _selection(m, maps)
     record = {"id": m.id, "module": m.module, "line": m.line, "op": m.op, "before": m.before, "after": m.after}
     if not selected:
         return record | {"status": "survived", "reason": "no candidate test executes the line", "tests": []}
@@ -388,18 +390,21 @@ def run_mutant(m: Mutant, maps: dict[str, dict], timeout: float) -> dict:
             f.write(original)
 
 
-def latest() -> dict[str, dict]:
+def latest(first: bool = False) -> dict[str, dict]:
+    """id -> the latest result of each mutant run (the first one with ``first``)."""
     out = {}
     if os.path.exists(RESULTS):
         with open(RESULTS) as f:
             for line in f:
                 if line.strip():
                     r = json.loads(line)
-                    out[r["id"]] = r
+                    if not (first and r["id"] in out):
+                        out[r["id"]] = r
     return out
 
 
-def cmd_run(modules: list[str], seed: int, timeout: float, retest: bool, limit: int | None, only: list[str]):
+def cmd_run(modules: list[str], seed: int, timeout: float, retest: bool, limit: int | None, only: list[str],
+            tests: list[str]):
     make_tree()
     done = latest()
     todo = []
@@ -407,6 +412,9 @@ def cmd_run(modules: list[str], seed: int, timeout: float, retest: bool, limit: 
         for m in sample(module, seed):
             r = done.get(m.id)
             if m.id in only if only else r is None or (retest and r["status"] == "survived"):
+                if tests and r is None:  # what the suite does to it comes first
+                    print(f"{m.id} skipped: --tests answers a mutant the suite has run", flush=True)
+                    continue
                 todo.append(m)
     todo = todo[:limit] if limit else todo
     print(f"{len(todo)} mutants to run", flush=True)
@@ -414,8 +422,8 @@ def cmd_run(modules: list[str], seed: int, timeout: float, retest: bool, limit: 
     os.makedirs(OUT, exist_ok=True)
     for n, m in enumerate(todo):
         if m.module not in maps_by_module:
-            maps_by_module[m.module] = {t: coverage_map(t, timeout * 10) for t in TARGETS[m.module].tests}
-        r = run_mutant(m, maps_by_module[m.module], timeout)
+            maps_by_module[m.module] = {} if tests else {t: coverage_map(t, timeout * 10) for t in TARGETS[m.module].tests}
+        r = run_mutant(m, maps_by_module[m.module], timeout, tests)
         r["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         with open(RESULTS, "a") as f:
             f.write(json.dumps(r) + "\n")
@@ -427,46 +435,65 @@ def cmd_run(modules: list[str], seed: int, timeout: float, retest: bool, limit: 
 # Report
 
 
+def _figures(counts) -> str:
+    real = counts[6]
+    return "".join(f" | {100 * k / real:.0f}%" if real else " | -" for k in (counts[2], counts[7])) + " |"
+
+
 def cmd_report(seed: int):
-    done = latest()
-    equivalent = {}
+    done, first = latest(), latest(first=True)
+    equivalent, reasons = {}, {}
     if os.path.exists(EQUIVALENT):
         with open(EQUIVALENT) as f:
             equivalent = json.load(f)
-    rows, survivors, equivalents = [], [], []
-    totals = [0] * 6
+    if os.path.exists(SURVIVORS):
+        with open(SURVIVORS) as f:
+            reasons = json.load(f)
+    rows, survivors, equivalents, answered = [], [], [], []
+    totals = [0] * 8
     for module in TARGETS:
         chosen = sample(module, seed)
         results = [done[m.id] for m in chosen if m.id in done]
         killed = sum(r["status"] in ("killed", "timeout", "error") for r in results)
         eq = [r for r in results if r["status"] == "survived" and r["id"] in equivalent]
         left = [r for r in results if r["status"] == "survived" and r["id"] not in equivalent]
+        late = [r for r in results if r["status"] != "survived" and first[r["id"]]["status"] == "survived"]
         real = len(results) - len(eq)
-        figure = f"{100 * killed / real:.0f}%" if real else "-"
-        counts = [len(chosen), len(results), killed, len(eq), len(left), real]
+        counts = [len(chosen), len(results), killed, len(late), len(eq), len(left), real, killed - len(late)]
         totals = [a + b for a, b in zip(totals, counts)]
-        rows.append(f"| `{module}` | {len(mutants(module))} | " + " | ".join(map(str, counts[:5])) + f" | {figure} |")
+        rows.append(f"| `{module}` | {len(mutants(module))} | " + " | ".join(map(str, counts[:6])) + _figures(counts))
         survivors += left
         equivalents += eq
-    figure = f"{100 * totals[2] / totals[5]:.0f}%" if totals[5] else "-"
-    rows.append("| all | | " + " | ".join(map(str, totals[:5])) + f" | {figure} |")
+        answered += late
+    rows.append("| all | | " + " | ".join(map(str, totals[:6])) + _figures(totals))
 
     def line(r, why):
         return f"- `{r['id']}` {r['module']}:{r['line']} {r['op']}: `{r['before']}` -> `{r['after']}`: {why}"
+
+    def killer(r):
+        failed = [w for w in r.get("output", "").split() if w.startswith("tests/") and "::" in w]
+        return f"`{failed[0]}`" if failed else "the tests of " + ", ".join(r.get("tests", []))
 
     text = [
         "# Mutation campaign",
         "",
         "Written by `tools/mutation.sh report` from `results.jsonl` (one line per mutant run; the latest",
         "counts) and `equivalent.json` (mutants argued equivalent). How the mutants are made and run:",
-        "the docstring of `tools/mutation.py`. Killed counts timeouts and errors too; the kill rate is",
-        "killed / (run - equivalent).",
+        "the docstring of `tools/mutation.py`. Killed counts timeouts and errors too; \"new tests\" are",
+        "the killed mutants that survived the suite as it was when they were first run. The kill",
+        "rates are killed / (run - equivalent): now, and by the suite before the new tests.",
         "",
         f"Sample seed {seed}.",
         "",
-        "| module | mutants generated | sampled | run | killed | equivalent | survived | killed of non-equivalent |",
-        "|---|---|---|---|---|---|---|---|",
+        "| module | mutants generated | sampled | run | killed | by new tests | equivalent | survived "
+        "| killed of non-equivalent | before the new tests |",
+        "|---|---|---|---|---|---|---|---|---|---|",
         *rows,
+        "",
+        "## Survivors killed by a test added afterwards",
+        "",
+        *(line(r, "killed by " + killer(r)) for r in answered),
+        *([] if answered else ["none"]),
         "",
         "## Equivalent mutants",
         "",
@@ -475,7 +502,8 @@ def cmd_report(seed: int):
         "",
         "## Survivors",
         "",
-        *(line(r, r.get("reason", "the tests of " + ", ".join(r.get("tests", [])) + " pass")) for r in survivors),
+        *(line(r, reasons.get(r["id"], r.get("reason", "the tests of " + ", ".join(r.get("tests", [])) + " pass")))
+          for r in survivors),
         *([] if survivors else ["none"]),
         "",
     ]
@@ -493,6 +521,8 @@ def main():
     p.add_argument("--retest", action="store_true", help="rerun the mutants whose latest result is 'survived'")
     p.add_argument("--limit", type=int, help="run at most this many mutants")
     p.add_argument("--only", nargs="+", default=[], metavar="ID", help="run these mutants (again), nothing else")
+    p.add_argument("--tests", nargs="+", default=[], metavar="NODEID",
+                   help="with --only: run these tests instead of the covering ones (a test written to kill them)")
     a = p.parse_args()
     modules = a.modules or list(TARGETS)
     unknown = set(modules) - set(TARGETS)
@@ -508,9 +538,11 @@ def main():
                 status = done.get(m.id, {}).get("status", "-")
                 print(f"{m.id} {status:8s} {m.line:4d} {m.op:18s} {m.before!r} -> {m.after!r}")
     elif a.command == "run":
+        if a.tests and not a.only:
+            p.error("--tests needs --only")
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         try:
-            cmd_run(modules, a.seed, a.timeout, a.retest, a.limit, a.only)
+            cmd_run(modules, a.seed, a.timeout, a.retest, a.limit, a.only, a.tests)
         finally:
             shutil.rmtree(TREE, ignore_errors=True)
     else:

@@ -3,7 +3,7 @@
 # priority. Not part of CI: a full run takes hours on 2 cores.
 #
 #   tools/mutation.sh run [MODULE...] [--retest] [--limit N]   run the mutants not run yet
-#   tools/mutation.sh run --only ID...                         rerun those mutants (after a new test)
+#   tools/mutation.sh run --only ID... [--tests NODEID...]     rerun those mutants (with the test that kills them)
 #   tools/mutation.sh list [MODULE...]                         the sample and each mutant's result
 #   tools/mutation.sh report                                   write tools/mutation/REPORT.md
 #
