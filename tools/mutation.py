@@ -225,9 +225,10 @@ def sample(module: str, seed: int) -> list[Mutant]:
 
 
 def _sha(*paths: str) -> str:
+    """Hash of files of the copy of the tree (what its tests run)."""
     h = hashlib.sha1()
     for p in paths:
-        with open(os.path.join(ROOT, p), "rb") as f:
+        with open(os.path.join(TREE, p), "rb") as f:
             h.update(f.read())
     return h.hexdigest()[:12]
 
@@ -361,7 +362,7 @@ def _deselect(maps: dict[str, dict]) -> list[str]:
 
 def run_mutant(m: Mutant, maps: dict[str, dict], timeout: float, tests: list[str]) -> dict:
     path = os.path.join(TREE, m.module)
-    with open(os.path.join(ROOT, m.module)) as f:
+    with open(path) as f:
         original = f.read()
     selected, files = (tests, tests) if tests else _selection(m, maps)
     record = {"id": m.id, "module": m.module, "line": m.line, "op": m.op, "before": m.before, "after": m.after}
