@@ -321,15 +321,9 @@ def coverage_map(test_file: str, timeout: float) -> dict:
 
     data = coverage.CoverageData(basename=data_file)
     data.read()
-    lines: dict = {}
-    for measured in data.measured_files():
-        module = os.path.relpath(measured, TREE)
-        by_line = lines.setdefault(module, {})
-        for ctx in data.measured_contexts():
-            data.set_query_contexts([ctx])
-            for line in data.lines(measured) or ():
-                by_line.setdefault(str(line), []).append(ctx)
-        data.set_query_contexts(None)
+    lines = {os.path.relpath(measured, TREE): {str(line): sorted(ctxs) for line, ctxs in
+                                                data.contexts_by_lineno(measured).items()}
+             for measured in data.measured_files()}
     with open(failed_file) as f:
         failed = json.load(f)
     result = {"lines": lines, "failed": failed, "seconds": round(seconds, 1)}
