@@ -233,8 +233,9 @@ def _sha(*paths: str) -> str:
     return h.hexdigest()[:12]
 
 
-def make_tree():
-    """Copy the working tree's files (tracked, and untracked but not ignored) to TREE."""
+def make_tree(tests_at: str | None = None):
+    """Copy the working tree's files (tracked, and untracked but not ignored) to TREE; with
+    ``tests_at``, the tests folder as of that git revision (to measure an earlier suite)."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
                            capture_output=True, text=True).stdout.split("\n")
     shutil.rmtree(TREE, ignore_errors=True)
@@ -243,6 +244,10 @@ def make_tree():
         if os.path.isfile(src):
             os.makedirs(os.path.dirname(os.path.join(TREE, f)), exist_ok=True)
             shutil.copy2(src, os.path.join(TREE, f))
+    if tests_at:
+        shutil.rmtree(os.path.join(TREE, "tests"))
+        archive = subprocess.run(["git", "archive", tests_at, "tests"], cwd=ROOT, check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", TREE], input=archive, check=True)
 
 
 def _env(extra_path: str = "") -> dict:
@@ -399,8 +404,8 @@ def latest(first: bool = False) -> dict[str, dict]:
 
 
 def cmd_run(modules: list[str], seed: int, timeout: float, retest: bool, limit: int | None, only: list[str],
-            tests: list[str]):
-    make_tree()
+            tests: list[str], tests_at: str | None):
+    make_tree(tests_at)
     done = latest()
     todo = []
     for module in modules:
@@ -516,6 +521,7 @@ def main():
     p.add_argument("--retest", action="store_true", help="rerun the mutants whose latest result is 'survived'")
     p.add_argument("--limit", type=int, help="run at most this many mutants")
     p.add_argument("--only", nargs="+", default=[], metavar="ID", help="run these mutants (again), nothing else")
+    p.add_argument("--tests-at", metavar="REV", help="run the tests folder as of this git revision (an earlier suite)")
     p.add_argument("--tests", nargs="+", default=[], metavar="NODEID",
                    help="with --only: run these tests instead of the covering ones (a test written to kill them)")
     a = p.parse_args()
@@ -537,7 +543,7 @@ def main():
             p.error("--tests needs --only")
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         try:
-            cmd_run(modules, a.seed, a.timeout, a.retest, a.limit, a.only, a.tests)
+            cmd_run(modules, a.seed, a.timeout, a.retest, a.limit, a.only, a.tests, a.tests_at)
         finally:
             shutil.rmtree(TREE, ignore_errors=True)
     else:
