@@ -1,5 +1,6 @@
 """Correlation statistics against scipy and hand-computed cases."""
 
+import dataclasses
 import math
 import warnings
 
@@ -95,6 +96,16 @@ def test_failed_fit_is_reported(monkeypatch, noisy_pair):
         ev.fit_logistic(x, mos).predict(x)
 
 
+def test_non_finite_fit_is_reported_with_its_direction(monkeypatch, noisy_pair):
+    monkeypatch.setattr(scipy.optimize, "curve_fit", lambda *a, **k: (np.array([np.inf, 0.0, 0.0, 1.0]), None))
+    x, mos = noisy_pair
+    fit = ev.fit_logistic(-x, mos)
+    assert not fit.ok and fit.message.startswith("non-finite parameters")
+    assert fit.direction == -1 and all(math.isnan(b) for b in fit.params)
+    with pytest.raises(dataclasses.FrozenInstanceError):  # a result cannot be edited into a success
+        fit.ok = True
+
+
 @pytest.mark.parametrize(
     "pred, mos, match",
     [
@@ -130,11 +141,17 @@ def test_per_type_matches_subsets(noisy_pair):
     types = np.arange(x.size) % 3 + 1
     out = ev.per_type(x, mos, types, names={1: "blur", 2: "noise"})
     assert list(out) == ["blur", "noise", "3"]
-    sel = types == 2
-    assert out["noise"]["srocc"] == pytest.approx(ev.correlations(x[sel], mos[sel])["srocc"])
-    assert out["noise"]["n"] == sel.sum()
+    # Each type's entry is correlations() of its items, every key: the fitted PLCC and RMSE tell
+    # predictions from MOS, where the rank and linear correlations are symmetric in the two.
+    for name, t in (("blur", 1), ("noise", 2), ("3", 3)):
+        want = ev.correlations(x[types == t], mos[types == t])
+        assert out[name].keys() == want.keys()
+        for key, value in want.items():
+            assert out[name][key] == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), key
     with pytest.raises(ValueError, match="type 9 has 2 items"):
         ev.per_type(x[:5], mos[:5], [1, 1, 1, 9, 9])
+    with pytest.raises(ValueError, match="types must be 1-D with 120 labels"):
+        ev.per_type(x, mos, types[:-1])
 
 
 def test_mean_std_over_splits():

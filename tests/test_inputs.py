@@ -106,6 +106,10 @@ def test_lists_of_images_of_different_sizes():
     with pytest.raises(ValueError, match=r"pair 1: ref and dist must have the same shape.*"
                                          r"\(ref 64x64, dist 48x40, width x height\)"):
         inputs.to_float_pairs(refs, [dists[0], dists[0]])
+    with pytest.raises(ValueError, match="both be lists"):  # a list against a batch as long as it
+        inputs.to_float_pairs(refs, _rgb(2, 48))
+    # Without a metric's minimum, one pixel is an image.
+    inputs.check_pair(jnp.zeros((1, 1, 1, 3)), jnp.zeros((1, 1, 1, 3)))
 
 
 def test_empty_batch_is_valid():

@@ -121,6 +121,22 @@ def test_consistency_loss_hand_value_and_gradient():
     np.testing.assert_allclose(np.asarray(g_clean), [0.0, -1.0, 0.0])
 
 
+def test_a_single_counted_item_or_fractional_weights_give_the_plain_mean():
+    # The floor of 1 on the normaliser only guards an empty batch: one attacked item is its own
+    # squared gap, and item weights give the weighted mean of the pair penalties.
+    pred, clean = jnp.array([0.9, 0.5, 0.1]), jnp.array([0.3, 0.5, 0.2])
+    one = jnp.array([True, False, False])
+    assert float(losses.consistency_loss(pred, clean, one)) == pytest.approx(0.36, rel=1e-6)
+    assert float(losses.mse_loss(pred, clean, one)) == pytest.approx(0.36, rel=1e-6)
+    # Items 0 and 1 with weights 1 and 0.75, item 2 padding: the pairs (0, 1) and (1, 0) weigh
+    # 0.75 each. Anchor 0 (clean 0.3, MOS 0.2) vs item 1 (attacked 0.5, MOS 0.6): met by 0.2 >
+    # margin 0.1 -> 0; anchor 1 (clean 0.5) vs item 0 (attacked 0.9, should be below): 0.5.
+    mos = jnp.array([0.2, 0.6, 0.4])
+    w = jnp.array([1.0, 0.75, 0.0])
+    got = losses.clean_anchored_ranking_loss(pred, clean, mos, margin=0.1, mask=w)
+    assert float(got) == pytest.approx((0.75 * 0.0 + 0.75 * 0.5) / 1.5, rel=1e-6)
+
+
 def test_score_slopes_are_the_l1_norm_of_a_linear_score():
     rng = np.random.default_rng(3)
     w = jnp.asarray(rng.normal(size=(1, 4, 5, 3)), jnp.float32)

@@ -4,6 +4,7 @@ leave-photographs-out split, and a tiny end-to-end run that resumes without redo
 import dataclasses
 import json
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -25,6 +26,17 @@ def test_srocc_rows_equals_scipy_with_ties():
     want = [scipy.stats.spearmanr(p, m).statistic for p, m in zip(pred, mos)]
     np.testing.assert_allclose(got, want, rtol=1e-12)
     assert np.isnan(paired.srocc_rows(np.ones((1, 5)), mos[:1, :5]))[0]
+
+
+def test_bootstrap_draws_every_image_with_replacement_and_constant_rows_are_silent():
+    idx = paired.bootstrap_indices(7, 400, seed=0)
+    assert idx.shape == (400, 7) and set(np.unique(idx)) == set(range(7))
+    assert any(len(set(row)) < 7 for row in idx)  # with replacement: replicates repeat images
+    counts = np.bincount(idx.ravel(), minlength=7) / idx.size  # uniform over the images
+    np.testing.assert_allclose(counts, 1 / 7, atol=0.02)
+    with warnings.catch_warnings():  # a replicate that draws one image n times is NaN, no warning
+        warnings.simplefilter("error")
+        assert np.isnan(paired.srocc_rows(np.ones((1, 5)), np.arange(5.0)[None]))[0]
 
 
 def _metric(scores, mos, idx):
