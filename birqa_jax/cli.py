@@ -26,6 +26,7 @@ lists every config field and exits 0, Ctrl-C ends without a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -34,9 +35,9 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 
-import numpy as np
 
 IMAGE_EXTS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".gif")
 STDOUT = "-"
@@ -223,16 +224,18 @@ class Output:
         else:
             text = self._csv_line([row["ref"], row["dist"], *(f"{row[n]:.6f}" if n in row else "" for n in self.names),
                                    row["error"]])
-        try:
-            self._put(text)
-        except OSError as e:
-            where = "stdout" if self.stream is not None else self.out
-            raise CliError(f"cannot write to {where}: {e.strerror or e}; {self.scored} pairs were scored before") from e
-        self.written += 1
-        if count and not row["error"]:
-            self.scored += 1
-            if self.fd is not None and not self.published:
-                self._publish()
+        with _signals_deferred():  # the row on disk and the counts change together
+            try:
+                self._put(text)
+            except OSError as e:
+                where = "stdout" if self.stream is not None else self.out
+                raise CliError(f"cannot write to {where}: {e.strerror or e}; {self.scored} pairs were scored "
+                               "before") from e
+            self.written += 1
+            if count and not row["error"]:
+                self.scored += 1
+                if self.fd is not None and not self.published:
+                    self._publish()
 
     def close(self) -> bool:
         """Finish the output; False when a run that scored nothing left an earlier file as it was."""
@@ -446,6 +449,25 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
     return value
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """Ctrl-C or SIGTERM arriving inside takes effect at its end: a row is written and counted
+    whole, so the interruption message's count matches the rows on disk. Off the main thread
+    (where handlers cannot be set) signals keep their usual effect."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if held:
+            signal.raise_signal(held[0])  # delivered now to the restored handler
 
 
 class _Terminated(KeyboardInterrupt):
