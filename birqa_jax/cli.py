@@ -335,7 +335,7 @@ def cmd_score(args) -> int:
     if args.max_pixels is not None:
         from birqa_jax import inputs
 
-        inputs.MAX_PIXELS = args.max_pixels
+        inputs.MAX_PIXELS = args.max_pixels  # main() restores it when the run ends
     if folders:
         rows = _folder_rows(args.ref_dir, args.dist_dir, args.recursive)
     else:
@@ -487,6 +487,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     # SIGTERM (kill, timeout, a job scheduler) stops the run as Ctrl-C does: rows kept, one line.
     previous = signal.signal(signal.SIGTERM, _stop)
+    from birqa_jax import inputs
+
+    pixel_limit = inputs.MAX_PIXELS  # --max-pixels holds for this run only (main may be called in-process)
     try:
         return args.func(args)
     except CliError as e:
@@ -501,6 +504,7 @@ def main(argv=None) -> int:
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
+        inputs.MAX_PIXELS = pixel_limit
 
 
 def config_fields(config, prefix: str = "--config") -> list[str]:

@@ -169,6 +169,9 @@ def test_max_pixels_raises_or_lowers_the_limit(tmp_path, capsys):
     assert cli.main(["score", str(tmp_path / "a.png"), str(tmp_path / "a.png"), "--metric", "psnr",
                      "--max-pixels", "1279"]) == 1
     assert "40x32 = 1280 pixels, more than the limit of 1279" in capsys.readouterr().err
+    from birqa_jax import inputs
+
+    assert inputs.MAX_PIXELS == 8192 * 8192  # the run's limit does not outlive it
 
 
 @pytest.mark.parametrize("bad", ["0", "-3", "2.5", "4x", ""])
