@@ -56,7 +56,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -821,7 +821,7 @@ def markdown(preset_name: str, preset: Preset, test: StudyPairs, analysis: dict,
                  "(2022), `adversarial.robustness_score` of the worst case, higher = more robust.")
     if analysis.get("transfer"):
         lines += ["", "## Transfer and gradient-masking checks", "",
-                  f"| arm | SROCC, APGD crafted on the packaged clean model | SROCC, own white-box worst case | "
+                  "| arm | SROCC, APGD crafted on the packaged clean model | SROCC, own white-box worst case | "
                   "transfer stronger (flag) | GeM inputs at the clamp (clean pairs) |", "|---|---|---|---|---|"]
         for arm, t in analysis["transfer"].items():
             lines.append(f"| {arm} | {_f(t['transfer_srocc'])} | {_f(t['whitebox_worst_srocc'])} | "
@@ -926,15 +926,14 @@ def print_plan(preset: Preset, init_from: str, data_dir: str = "data_cache", rep
     for entry_list in work["entries"].values():
         for e, _ in entry_list:
             name = "apgd" if e.attack == "transfer" else e.attack
-            settings = e.settings
-            scale = 1.0
+            key = (name, e.settings)  # per pair at the entry's own settings
+            if key in per_pair:
+                continue
+            settings, scale = e.settings, 1.0
             if name == "square":  # 1/20 of the queries, scaled back (its loop is one forward per query)
                 opts = dict(settings)
                 scale = opts["queries"] / max(opts["queries"] // 20, 1)
                 settings = tuple(sorted({**opts, "queries": max(opts["queries"] // 20, 1)}.items()))
-            key = (name, settings)
-            if key in per_pair:
-                continue
             first, t = _timed(lambda: _attacked_scores(params, ref, dist, direction, jnp.float32(4 / 255), keys,
                                                         apply=apply, name=name, settings=settings), 1)
             estimate["compilation_s"] += max(first - t, 0.0)
@@ -950,11 +949,7 @@ def print_plan(preset: Preset, init_from: str, data_dir: str = "data_cache", rep
                     transfer_rows.add(s % preset.blocks)
                     estimate["evaluation_s"] += n * per_pair["apgd", e.settings]
                 continue
-            name, settings = e.attack, e.settings
-            if name == "square":
-                opts = dict(settings)
-                settings = tuple(sorted({**opts, "queries": max(opts["queries"] // 20, 1)}.items()))
-            estimate["evaluation_s"] += n * per_pair[name, settings]
+            estimate["evaluation_s"] += n * per_pair[e.attack, e.settings]
     estimate["total_s"] = sum(estimate.values())
     out = {"models": len(work["models"]), "estimate_s": estimate, "train_s_per_step": detail["train"],
            "eval_ms_per_pair": detail["eval"], "load_average": os.getloadavg()}
