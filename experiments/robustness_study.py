@@ -109,6 +109,14 @@ DECISION_RULE_V2 = (
     "evaluation of the fix: `aat_full_v2` (the consistency term's variance differentiated) against `plain_at`, "
     "by the same rule and margin. Two AAT variants are tested against plain AT: a lower bound above 0 for one "
     "of them is weaker evidence than for a single pre-registered arm.")
+# Registered at 09:10 UTC 2026-12-07, before any run of the preset it judges (`cpu_confirm`).
+CONFIRMATION_RULE = (
+    "Confirmation of DECISION_RULE_V2's outcome, registered before any run of it: `aat_full_v2` against "
+    "`plain_at` on training seeds 4-7 (never run before) and 240 test pairs drawn afresh from the three test "
+    "photographs, none of them among the `cpu` preset's 240 pairs; same attacks, bootstrap and margin. "
+    "\"confirmed: AAT better\" if the 95% CI of (aat_full_v2 - plain_at) worst@4 SROCC has its lower bound > 0; "
+    "\"confirmed: AAT at least as good\" if that lower bound is > -0.02 and the clean SROCC's lower bound is "
+    "> -0.02 too; otherwise \"not confirmed\": the README then reports the cpu preset's result as unconfirmed.")
 MODEL_FILE = "birqa.msgpack"
 _BATCH_KEYS = ("ref", "dist", "mos", "anchor")
 
@@ -203,6 +211,9 @@ class Preset:
     sweep_settings: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     square_p_init: float = 0.3  # Square's initial square: 30% of the image area
     transfer: bool = False  # APGD crafted on the starting (clean) model at suite_eps, scored by each model
+    first_seed: int = 0  # seeds first_seed .. first_seed + seeds - 1 (the i-th of them evaluated on block i % blocks)
+    pair_seed: int = 0  # seed of the test pairs' selection
+    exclude_preset: str = ""  # a preset whose test pairs this one must not use (a fresh sample of images)
 
 
 PROTOCOL_ATTACKS = {  # robustness.md: the evaluation protocol's settings
@@ -232,6 +243,13 @@ PRESETS = {
         apgd_restarts=1, square_queries=1000, square_eps=4, square_pairs=32, square_seeds=1, eval_batch=12,
         bootstrap=2000, sweep=("fgsm", "apgd"), restart_eps=(4,), transfer=True,
         sweep_settings={"apgd": {"steps": 10}}),
+    # A fresh replication of the cpu preset's aat_full_v2 vs plain_at (CONFIRMATION_RULE): new
+    # training seeds, new test pairs, the same attacks; Square was run by the cpu preset.
+    "cpu_confirm": Preset(
+        arms=("plain_at", "aat_full_v2"), seeds=4, steps=100, pairs=240, blocks=4, eps=(2, 4, 8), attacks=CPU_ATTACKS,
+        apgd_restarts=1, square_queries=1000, square_eps=4, square_pairs=0, square_seeds=0, eval_batch=12,
+        bootstrap=2000, sweep=("fgsm", "apgd"), restart_eps=(4,), transfer=True,
+        sweep_settings={"apgd": {"steps": 10}}, first_seed=4, pair_seed=1, exclude_preset="cpu"),
     "gpu": Preset(
         arms=CORE_ARMS, seeds=4, steps=300, pairs=512, blocks=4, eps=(2, 4, 8), attacks=PROTOCOL_ATTACKS, apgd_restarts=1,
         square_queries=1000, square_eps=4, square_pairs=64, square_seeds=1, eval_batch=128, bootstrap=2000,
@@ -300,11 +318,14 @@ class StudyPairs:
         return np.flatnonzero(self.block == block)
 
 
-def select_pairs(groups: np.ndarray, test: np.ndarray, n: int, blocks: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def select_pairs(groups: np.ndarray, test: np.ndarray, n: int, blocks: int, seed: int = 0,
+                 exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``n`` test examples spread evenly over the photographs (groups) of ``test``, in a seeded
     random order within each photograph, and their blocks: the j-th pair of the p-th photograph
     goes to block (j + p) % blocks, so every block holds every photograph about evenly.
-    Returns (indices [n], block [n])."""
+    Examples in ``exclude`` are never chosen. Returns (indices [n], block [n])."""
+    if exclude is not None:
+        test = np.setdiff1d(test, exclude)
     rng = np.random.default_rng([seed, 7])
     by_photo = [rng.permutation(test[groups[test] == g]) for g in np.unique(groups[test])]
     if len(by_photo) < 2:
@@ -317,8 +338,18 @@ def select_pairs(groups: np.ndarray, test: np.ndarray, n: int, blocks: int, seed
     return np.asarray(index), np.asarray(block)
 
 
-def load_study_data(config, pairs: int, blocks: int):
-    """(source, splits, StudyPairs) of a study config's data block (the set is built if needed)."""
+def preset_pairs(groups: np.ndarray, test: np.ndarray, preset: Preset) -> tuple[np.ndarray, np.ndarray]:
+    """The test pairs of ``preset`` and their blocks (``select_pairs`` with its pair seed, minus
+    the pairs of ``preset.exclude_preset``)."""
+    exclude = None
+    if preset.exclude_preset:
+        exclude = preset_pairs(groups, test, PRESETS[preset.exclude_preset])[0]
+    return select_pairs(groups, test, preset.pairs, preset.blocks, preset.pair_seed, exclude)
+
+
+def load_study_data(config, preset: Preset):
+    """(source, splits, StudyPairs) of a study config's data block (the set is built if needed)
+    and a preset's test pairs."""
     from birqa_jax.data import example_columns, group_ids
     from birqa_jax.data.runs import load_data
 
@@ -328,7 +359,7 @@ def load_study_data(config, pairs: int, blocks: int):
     leaked = set(groups[splits["test"]].tolist()) & set(groups[splits["train"]].tolist())
     if leaked:
         raise ValueError(f"photographs {sorted(leaked)} are in both the train and the test part")
-    index, block = select_pairs(groups, splits["test"], pairs, blocks)
+    index, block = preset_pairs(groups, splits["test"], preset)
     examples = [source[int(i)] for i in index]
     test = StudyPairs(ref=np.stack([e["ref"] for e in examples]), dist=np.stack([e["dist"] for e in examples]),
                      mos=columns["mos"][index].astype(np.float64), index=index, photo=groups[index],
@@ -739,8 +770,11 @@ def markdown(preset_name: str, preset: Preset, test: StudyPairs, analysis: dict,
     lines = [
         f"# Robustness study, preset `{preset_name}`", "",
         f"- Test pairs: {len(test.mos)} from {len(meta['photos'])} photographs never used in training ({photos}), "
-        f"{h}x{w} (full size); seed k of every arm evaluated on block k % {preset.blocks} ({per_seed} pairs).",
-        f"- Fine-tuning: {preset.seeds} seeds per arm, {preset.steps} steps from the packaged weights "
+        f"{h}x{w} (full size), pair seed {preset.pair_seed}"
+        + (f", none of them among preset `{preset.exclude_preset}`'s" if preset.exclude_preset else "")
+        + f"; the i-th seed of every arm evaluated on block i % {preset.blocks} ({per_seed} pairs).",
+        f"- Fine-tuning: {preset.seeds} seeds per arm (from seed {preset.first_seed}), {preset.steps} steps from the "
+        "packaged weights "
         f"(`*_long` arms: {LONG_STEPS}; configs/aat_study.py + the arm's overrides).",
         f"- Attacks (scrambling direction, eps {', '.join(f'{e}/255' for e in preset.eps)}): "
         + "; ".join(f"{n} {dict(preset.attacks[n]) or 'one step'}" for n in suite(preset))
@@ -807,7 +841,11 @@ def markdown(preset_name: str, preset: Preset, test: StudyPairs, analysis: dict,
             lines.append(f"| {arm} | " + " | ".join(_f(d[c]) if c in d else "—" for c in cols) + " |")
     if analysis.get("decision"):
         lines += ["", "## Decision", "", DECISION_RULE, "", f"Outcome: **{analysis['decision']}**."]
-    if analysis.get("decision_v2"):
+    if analysis.get("decision_v2") and preset.exclude_preset:
+        outcome = analysis["decision_v2"]
+        outcome = "not confirmed" if outcome == "plain AT stays" else f"confirmed: {outcome}"
+        lines += ["", "## Decision", "", CONFIRMATION_RULE, "", f"Outcome: **{outcome}**."]
+    elif analysis.get("decision_v2"):
         lines += ["", DECISION_RULE_V2, "", f"Outcome for `aat_full_v2`: **{analysis['decision_v2']}**."]
     lines += ["", "## Score scale and damage (mean over seeds)", "",
               "| arm | eps | slope of clean score vs MOS | damage (score units) | damage / slope (MOS units) | R |",
@@ -971,11 +1009,11 @@ def run_study(preset_name: str, preset: Preset, out: str, data_dir: str, init_fr
         raise ValueError(f"unknown arm(s) {unknown}; choose from {sorted(ARMS)}")
     if preset.blocks < 1 or preset.blocks > preset.seeds:
         raise ValueError(f"blocks must be in [1, seeds = {preset.seeds}], got {preset.blocks}")
-    base = arm_config(preset.arms[0], 0, preset, init_from, data_dir)
+    base = arm_config(preset.arms[0], preset.first_seed, preset, init_from, data_dir)
     print(f"loading data ({base.data.name}, split {base.data.split}: test photographs {list(base.data.test_photos)})",
           flush=True)
     t0 = time.perf_counter()
-    source, splits, test = load_study_data(base, preset.pairs, preset.blocks)
+    source, splits, test = load_study_data(base, preset)
     t_data = time.perf_counter() - t0
     direction = scrambling_direction(test.mos)
     from birqa_jax.data.synthetic import SOURCES  # only kadid_synthetic reaches here (split "photos")
@@ -987,7 +1025,8 @@ def run_study(preset_name: str, preset: Preset, out: str, data_dir: str, init_fr
     t_train = t_eval = 0.0
     for arm in preset.arms:
         records[arm], logs = [], []
-        for seed in range(preset.seeds):
+        for i in range(preset.seeds):
+            seed = preset.first_seed + i
             config = arm_config(arm, seed, preset, init_from, data_dir)
             t0 = time.perf_counter()
             if ARMS[arm].finetune:
@@ -996,9 +1035,9 @@ def run_study(preset_name: str, preset: Preset, out: str, data_dir: str, init_fr
             else:
                 model_path = config.init_from
             t1 = time.perf_counter()
-            rows = test.rows(seed % preset.blocks)
+            rows = test.rows(i % preset.blocks)
             print(f"evaluating {arm} seed {seed} on {len(rows)} pairs", flush=True)
-            records[arm].append(evaluate_model(model_path, test, rows, direction, plan_entries(preset, seed, ARMS[arm].finetune),
+            records[arm].append(evaluate_model(model_path, test, rows, direction, plan_entries(preset, i, ARMS[arm].finetune),
                                                os.path.join(out, "eval", arm, f"seed{seed}.json"),
                                                preset.eval_batch, work, transfer))
             t_train += t1 - t0
@@ -1039,10 +1078,10 @@ def ship(arm: str, preset: Preset, out: str, data_dir: str, init_from: str, dest
 
     from birqa_jax.evaluation.stats import srocc
 
-    source = os.path.join(out, "runs", arm, "seed0", MODEL_FILE)
+    source = os.path.join(out, "runs", arm, f"seed{preset.first_seed}", MODEL_FILE)
     if not os.path.isfile(source):
         raise FileNotFoundError(f"{source} does not exist: run the study with arm {arm} first")
-    _, _, test = load_study_data(arm_config(arm, 0, preset, init_from, data_dir), preset.pairs, preset.blocks)
+    _, _, test = load_study_data(arm_config(arm, preset.first_seed, preset, init_from, data_dir), preset)
     result = {"arm": arm, "pairs": len(test.mos)}
     for label, path in (("shipped", source), ("start", init_from)):
         params, config, _ = load_model(path)

@@ -212,6 +212,21 @@ def test_select_pairs_spreads_over_photographs_and_blocks():
         study.select_pairs(groups, np.flatnonzero(groups == 1), 4, 1)
 
 
+def test_confirmation_preset_draws_fresh_pairs_and_seeds():
+    """cpu_confirm replicates the cpu preset on test pairs none of which the cpu preset used,
+    and on training seeds it never ran."""
+    groups = np.repeat(np.arange(7), 300)
+    test = np.flatnonzero(groups >= 4)
+    confirm, cpu = study.PRESETS["cpu_confirm"], study.PRESETS["cpu"]
+    fresh, block = study.preset_pairs(groups, test, confirm)
+    used, _ = study.preset_pairs(groups, test, cpu)
+    assert len(fresh) == confirm.pairs and not set(fresh.tolist()) & set(used.tolist())
+    assert set(groups[fresh]) == {4, 5, 6} and np.bincount(block).tolist() == [60] * 4
+    assert confirm.first_seed >= cpu.first_seed + cpu.seeds
+    with pytest.raises(ValueError, match="asked for 240"):  # too few pairs left once the cpu preset's are out
+        study.preset_pairs(groups, test[:450], confirm)
+
+
 # ----------------------------------------------------------------------------- end to end
 
 
