@@ -176,6 +176,9 @@ ARMS: dict[str, Arm] = {
                        {**_FULL, "loss.scaled_consistency_stop_var": False}),
     "plain_at_long": Arm(f"plain_at for {LONG_STEPS} steps", {**_PLAIN, "num_steps": LONG_STEPS}),
     "aat_full_long": Arm(f"aat_full for {LONG_STEPS} steps", {**_FULL, "num_steps": LONG_STEPS}),
+    "aat_full_v2_long": Arm(f"aat_full_v2 for {LONG_STEPS} steps (DECISION_RULE's training-length factor for the "
+                            "arm that won)", {**_FULL, "loss.scaled_consistency_stop_var": False,
+                                             "num_steps": LONG_STEPS}),
 }
 
 # ----------------------------------------------------------------------------- presets
