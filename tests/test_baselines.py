@@ -18,7 +18,7 @@ from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from birqa_jax import classical
-from birqa_jax.classical import metrics as bl
+from birqa_jax.classical import float_mode as bl
 
 # ---------------------------------------------------------------- independent references (float64)
 

@@ -67,8 +67,8 @@ class Target:
 TARGETS = {
     "birqa_jax/model/features.py": Target(("tests/test_features.py", "tests/test_model.py"), 20),
     "birqa_jax/model/pyramid.py": Target(("tests/test_model.py", "tests/test_gem.py"), 20),
-    "birqa_jax/classical/metrics.py": Target(("tests/test_baselines.py", "tests/test_classical_reference.py"), 10),
-    "birqa_jax/classical/reference.py": Target(("tests/test_classical_reference.py", "tests/test_baselines.py"), 10),
+    "birqa_jax/classical/float_mode.py": Target(("tests/test_baselines.py", "tests/test_classical_reference.py"), 10),
+    "birqa_jax/classical/reference_mode.py": Target(("tests/test_classical_reference.py", "tests/test_baselines.py"), 10),
     "birqa_jax/adversarial/attacks.py": Target(("tests/test_attacks.py",), 20),
     "birqa_jax/train/step.py": Target(("tests/test_training.py", "tests/test_losses.py"), 15),
     "birqa_jax/train/losses.py": Target(("tests/test_losses.py",), 15),

@@ -36,8 +36,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from birqa_jax.classical.metrics import _luma
-from birqa_jax.classical.reference import _gray
+from birqa_jax.classical.float_mode import _luma
+from birqa_jax.classical.reference_mode import _gray
 from birqa_jax.inputs import check_pair
 
 LEVELS, ORIENTS, WINDOW = 4, 8, 7

@@ -37,8 +37,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from birqa_jax.classical.metrics import _box_downsample
-from birqa_jax.classical.reference import to_8bit
+from birqa_jax.classical.float_mode import _box_downsample
+from birqa_jax.classical.reference_mode import to_8bit
 from birqa_jax.inputs import check_pair
 
 SCALES, ORIENTS = 4, 4

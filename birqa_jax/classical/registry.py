@@ -4,10 +4,10 @@
 [0, 1]:
 
 - ``mode="reference"`` (the default; evaluation and the training loop's test baselines):
-  ``classical.reference``, the published MATLAB algorithms on the 8-bit images (``round(255 x)``,
+  ``classical.reference_mode``, the published MATLAB algorithms on the 8-bit images (``round(255 x)``,
   MATLAB ``rgb2gray`` with integer rounding, 0..255 values), so the numbers can stand next to
   published tables. Not differentiable.
-- ``mode="float"``: ``classical.metrics``, the differentiable versions on unrounded BT.601 luma
+- ``mode="float"``: ``classical.float_mode``, the differentiable versions on unrounded BT.601 luma
   in [0, 1], for losses and gradients. Not comparable with published tables (SSIM differs by up
   to 0.1 where its downsampling applies, GMSD by a factor of 2 on near-identical pairs).
 
@@ -44,7 +44,7 @@ from collections.abc import Callable
 
 import jax
 
-from birqa_jax.classical import cw_ssim, fsim, metrics, nlpd, reference, vif
+from birqa_jax.classical import cw_ssim, float_mode, fsim, nlpd, reference_mode, vif
 
 NAMES = ("psnr", "psnr_y", "ssim", "ms_ssim", "gmsd", "vif", "fsim", "cw_ssim", "nlpd")
 MODES = ("reference", "float")
@@ -54,19 +54,19 @@ HIGHER_IS_BETTER = {
 }
 # Smallest short side each metric accepts (in both modes).
 MIN_SIZE = {
-    "psnr": 1, "psnr_y": 1, "ssim": 11, "ms_ssim": metrics.MS_SSIM_MIN_SIZE, "gmsd": 4, "vif": vif.VIF_MIN_SIZE,
+    "psnr": 1, "psnr_y": 1, "ssim": 11, "ms_ssim": float_mode.MS_SSIM_MIN_SIZE, "gmsd": 4, "vif": vif.VIF_MIN_SIZE,
     "fsim": fsim.FSIM_MIN_SIZE, "cw_ssim": cw_ssim.CW_SSIM_MIN_SIZE,
     "nlpd": nlpd.NLPD_MIN_SIZE,
 }
 
-_psnr_float = jax.jit(metrics.psnr, static_argnames="luma")
+_psnr_float = jax.jit(float_mode.psnr, static_argnames="luma")
 
 _FNS: dict[tuple[str, str], Callable[[jax.Array, jax.Array], jax.Array]] = {
-    ("psnr", "reference"): jax.jit(reference.psnr),
-    ("psnr_y", "reference"): jax.jit(reference.psnr_y),
-    ("ssim", "reference"): jax.jit(reference.ssim),  # ssim_index.m: no downsampling
-    ("ms_ssim", "reference"): jax.jit(reference.ms_ssim),
-    ("gmsd", "reference"): jax.jit(reference.gmsd),
+    ("psnr", "reference"): jax.jit(reference_mode.psnr),
+    ("psnr_y", "reference"): jax.jit(reference_mode.psnr_y),
+    ("ssim", "reference"): jax.jit(reference_mode.ssim),  # ssim_index.m: no downsampling
+    ("ms_ssim", "reference"): jax.jit(reference_mode.ms_ssim),
+    ("gmsd", "reference"): jax.jit(reference_mode.gmsd),
     ("vif", "reference"): jax.jit(vif.vif_reference),
     ("fsim", "reference"): jax.jit(fsim.fsim_reference),
     ("cw_ssim", "reference"): jax.jit(cw_ssim.cw_ssim_reference),
@@ -74,9 +74,9 @@ _FNS: dict[tuple[str, str], Callable[[jax.Array, jax.Array], jax.Array]] = {
     # The float mode exactly as the baselines registry held it before the reference mode.
     ("psnr", "float"): _psnr_float,
     ("psnr_y", "float"): functools.partial(_psnr_float, luma=True),
-    ("ssim", "float"): jax.jit(metrics.ssim, static_argnames="downsample"),  # with the downsampling
-    ("ms_ssim", "float"): jax.jit(metrics.ms_ssim),
-    ("gmsd", "float"): jax.jit(metrics.gmsd),
+    ("ssim", "float"): jax.jit(float_mode.ssim, static_argnames="downsample"),  # with the downsampling
+    ("ms_ssim", "float"): jax.jit(float_mode.ms_ssim),
+    ("gmsd", "float"): jax.jit(float_mode.gmsd),
     ("vif", "float"): jax.jit(vif.vif),
     ("fsim", "float"): jax.jit(fsim.fsim),
     ("cw_ssim", "float"): jax.jit(cw_ssim.cw_ssim),

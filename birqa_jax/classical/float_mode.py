@@ -6,7 +6,7 @@ input fails with a ValueError before XLA sees it). Each follows its original def
 continuous values; the docstrings say where a choice had to be made. SSIM-type metrics and GMSD
 work on unrounded BT.601 luma (``features.rgb_to_ycbcr``), which is why they are smooth enough
 for losses, and why they do not reproduce published tables: for that, the 8-bit reference mode
-(``classical.reference``) rounds to 8 bits and converts to grey as MATLAB does.
+(``classical.reference_mode``) rounds to 8 bits and converts to grey as MATLAB does.
 ``classical.get(name, mode="float")`` returns these, jitted; to jit ``psnr`` or ``ssim`` with a
 non-default option, mark it static (``jax.jit(ssim, static_argnames="downsample")``).
 """

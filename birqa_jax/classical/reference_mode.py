@@ -19,7 +19,7 @@ where pyiqa's own implementation differs by the same amounts (see :func:`ms_ssim
 
 Every function is jit/vmap-compatible, ``(ref, dist) -> [B]`` on ``ref, dist: [B, H, W, 3]``
 float RGB in [0, 1]; none is differentiable (the rounding has a zero gradient): the float
-functions in ``classical.metrics`` are the ones for losses. Computation is float32 (int32 for
+functions in ``classical.float_mode`` are the ones for losses. Computation is float32 (int32 for
 GMSD's gradients); against a float64 transcription of the MATLAB code the scores agree to
 about 1e-6 (tested to 1e-5).
 """
@@ -29,7 +29,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from birqa_jax.classical.metrics import (
+from birqa_jax.classical.float_mode import (
     GMSD_T,
     MS_SSIM_MIN_SIZE,
     MS_SSIM_WEIGHTS,
