@@ -41,7 +41,7 @@ import numpy as np
 import optax
 
 from birqa_jax.inputs import as_float, check_batch, check_pair, check_values
-from birqa_jax.model.features import rgb_to_ycbcr, ssim_map
+from birqa_jax.imageops import luma, psnr, ssim_map
 
 ScoreFn = Callable[[jax.Array, jax.Array], jax.Array]
 Objective = Callable[[jax.Array], jax.Array]
@@ -435,7 +435,7 @@ def spatial_activity_map(x: jax.Array) -> jax.Array:
       a flat image), then a 3x3 maximum filter.
     """
     check_batch("x", x)
-    y = rgb_to_ycbcr(x)[..., :1]
+    y = luma(x)
     h, w = y.shape[1:3]
     yp = jnp.pad(y, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="symmetric")
 
@@ -599,21 +599,15 @@ def perturbation_stats(adv: jax.Array, dist: jax.Array) -> dict[str, jax.Array]:
 
     Returns:
       ``{"linf": [B], "psnr": [B], "ssim": [B]}`` float32: max |adv - dist|; PSNR in dB for peak
-      1 (inf for identical images); SSIM on BT.601 luma (``features.ssim_map``, Gaussian sigma
+      1 (inf for identical images); SSIM on BT.601 luma (``imageops.ssim_map``, Gaussian sigma
       1.5, reflected borders) averaged over the whole image.
     """
     check_pair(adv, dist, who="perturbation_stats")
-    diff = adv - dist
-    linf = jnp.max(jnp.abs(diff), axis=(1, 2, 3))
-    psnr = -10.0 * jnp.log10(jnp.mean(diff**2, axis=(1, 2, 3)))
-    y_adv, y_dist = rgb_to_ycbcr(adv)[..., :1], rgb_to_ycbcr(dist)[..., :1]
-    ssim = jnp.mean(ssim_map(y_adv, y_dist), axis=(1, 2, 3))
-    return {"linf": linf, "psnr": psnr, "ssim": ssim}
+    linf = jnp.max(jnp.abs(adv - dist), axis=(1, 2, 3))
+    ssim = jnp.mean(ssim_map(luma(adv), luma(dist)), axis=(1, 2, 3))
+    return {"linf": linf, "psnr": psnr(adv, dist), "ssim": ssim}
 
 
-# uint8 value v -> float32 v / 255, correctly rounded as numpy's host conversion does. On the
-# device a table lookup keeps it exact: XLA rewrites a division by the constant 255 into a
-# multiplication by its reciprocal, which is one ulp off for about half of the values.
 def _check_images(ref, dist) -> None:
     """Static checks of an attack's pair: [B, H, W, 3] of one shape, both uint8 or both float."""
     if ref.dtype == np.uint8 and dist.dtype == np.uint8:

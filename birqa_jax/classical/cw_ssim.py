@@ -36,8 +36,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from birqa_jax.classical.float_mode import _luma
-from birqa_jax.classical.reference_mode import _gray
+from birqa_jax.classical.reference_mode import gray_8bit
+from birqa_jax.imageops import luma
 from birqa_jax.inputs import check_pair
 
 LEVELS, ORIENTS, WINDOW = 4, 8, 7
@@ -158,7 +158,7 @@ def cw_ssim_reference(ref: jax.Array, dist: jax.Array) -> jax.Array:
     Returns [B] float32 in [0, 1], higher = better; 1 for identical images.
     """
     check_pair(ref, dist, who="cw_ssim", min_size=CW_SSIM_MIN_SIZE)
-    return cw_ssim_from_grey(_gray(ref)[..., 0], _gray(dist)[..., 0])
+    return cw_ssim_from_grey(gray_8bit(ref)[..., 0], gray_8bit(dist)[..., 0])
 
 
 def cw_ssim(ref: jax.Array, dist: jax.Array) -> jax.Array:
@@ -169,4 +169,4 @@ def cw_ssim(ref: jax.Array, dist: jax.Array) -> jax.Array:
     Returns [B] float32 in [0, 1], higher = better.
     """
     check_pair(ref, dist, who="cw_ssim", min_size=CW_SSIM_MIN_SIZE)
-    return cw_ssim_from_grey(255.0 * _luma(ref)[..., 0], 255.0 * _luma(dist)[..., 0])
+    return cw_ssim_from_grey(255.0 * luma(ref)[..., 0], 255.0 * luma(dist)[..., 0])

@@ -37,8 +37,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from birqa_jax.classical.float_mode import _box_downsample
 from birqa_jax.classical.reference_mode import to_8bit
+from birqa_jax.imageops import box_downsample
 from birqa_jax.inputs import check_pair
 
 SCALES, ORIENTS = 4, 4
@@ -153,7 +153,7 @@ def fsim_from_rgb255(ref: jax.Array, dist: jax.Array) -> jax.Array:
     f = downsample_factor(*ref.shape[1:3])
     planes = _yiq(jnp.concatenate([ref, dist], axis=0))
     if f > 1:
-        planes = _box_downsample(planes.transpose(0, 2, 3, 1), f, "constant").transpose(0, 3, 1, 2)
+        planes = box_downsample(planes.transpose(0, 2, 3, 1), f, "constant").transpose(0, 3, 1, 2)
     if min(planes.shape[2:]) < FSIM_MIN_SIZE:
         raise ValueError(f"fsim: {planes.shape[2]}x{planes.shape[3]} after downsampling is below {FSIM_MIN_SIZE} px")
     b = ref.shape[0]

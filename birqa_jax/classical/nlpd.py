@@ -25,8 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from birqa_jax.classical.float_mode import _luma
-from birqa_jax.classical.reference_mode import _gray
+from birqa_jax.classical.reference_mode import gray_8bit
+from birqa_jax.imageops import luma
 from birqa_jax.inputs import check_pair
 
 LEVELS = 6
@@ -110,7 +110,7 @@ def nlpd_reference(ref: jax.Array, dist: jax.Array) -> jax.Array:
     Returns [B] float32 >= 0, lower = better; 0 for identical 8-bit images.
     """
     check_pair(ref, dist, who="nlpd", min_size=NLPD_MIN_SIZE)
-    return nlpd_from_grey(_gray(ref)[..., 0] / 255.0, _gray(dist)[..., 0] / 255.0)
+    return nlpd_from_grey(gray_8bit(ref)[..., 0] / 255.0, gray_8bit(dist)[..., 0] / 255.0)
 
 
 def nlpd(ref: jax.Array, dist: jax.Array) -> jax.Array:
@@ -121,4 +121,4 @@ def nlpd(ref: jax.Array, dist: jax.Array) -> jax.Array:
     Returns [B] float32 >= 0, lower = better; 0 for identical images.
     """
     check_pair(ref, dist, who="nlpd", min_size=NLPD_MIN_SIZE)
-    return nlpd_from_grey(_luma(ref)[..., 0], _luma(dist)[..., 0])
+    return nlpd_from_grey(luma(ref)[..., 0], luma(dist)[..., 0])

@@ -35,8 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from birqa_jax.classical.float_mode import _luma
-from birqa_jax.classical.reference_mode import _gray
+from birqa_jax.classical.reference_mode import gray_8bit
+from birqa_jax.imageops import luma
 from birqa_jax.inputs import check_pair
 
 M = 3  # block side of the GSM vectors
@@ -194,7 +194,7 @@ def vif_reference(ref: jax.Array, dist: jax.Array) -> jax.Array:
     MATLAB).
     """
     check_pair(ref, dist, who="vif", min_size=VIF_MIN_SIZE)
-    num, den = vif_from_grey(_gray(ref)[..., 0], _gray(dist)[..., 0])
+    num, den = vif_from_grey(gray_8bit(ref)[..., 0], gray_8bit(dist)[..., 0])
     return num / den
 
 
@@ -219,5 +219,5 @@ def vif(ref: jax.Array, dist: jax.Array) -> jax.Array:
     Returns [B] float32, higher = better; 1 for identical (non-flat) images.
     """
     check_pair(ref, dist, who="vif", min_size=VIF_MIN_SIZE)
-    num, den = vif_from_grey(255.0 * _luma(ref)[..., 0], 255.0 * _luma(dist)[..., 0], FLOAT_RIDGE)
+    num, den = vif_from_grey(255.0 * luma(ref)[..., 0], 255.0 * luma(dist)[..., 0], FLOAT_RIDGE)
     return num / jnp.maximum(den, _FLOAT_DEN_FLOOR)

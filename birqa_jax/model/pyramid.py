@@ -53,7 +53,7 @@ class ModelConfig:
 
     widths: tuple[int, ...] = (32, 48, 64, 96)
     lbp_temperature: float = 0.02
-    info_c: float = features.SSIM_C2
+    info_c: float = features.INFO_C
     include_luma: bool = True
     cross_gate_coarse: bool = True
     gem_init: float = 3.0
