@@ -18,9 +18,6 @@ pairs not yet in the file. ``--out`` is checked before any scoring: it must be w
 never an input, an image, a folder or a device. A run that scores nothing leaves an earlier
 file as it was. Ctrl-C or SIGTERM ends with one line saying how many pairs were scored (exit
 status 130 or 143, as the signal itself would give); usage errors exit with 2.
-
-Also the shared command-line behaviour of ``train.py`` and ``eval.py`` (``run_absl``): ``--help``
-lists every config field and exits 0, Ctrl-C ends without a traceback.
 """
 
 from __future__ import annotations
@@ -36,7 +33,7 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 
 IMAGE_EXTS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".gif")
@@ -188,7 +185,7 @@ class Output:
 
     # ---- the file
     def _open_temp(self) -> None:
-        from birqa_jax.model.weights import temp_file_beside
+        from birqa_jax.files import temp_file_beside
 
         try:
             self.fd, self.tmp = temp_file_beside(self.out)
@@ -505,39 +502,6 @@ def main(argv=None) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
         inputs.MAX_PIXELS = pixel_limit
-
-
-def config_fields(config, prefix: str = "--config") -> list[str]:
-    """Every leaf of an ``ml_collections.ConfigDict`` as ``--config.a.b=value`` lines."""
-    lines = []
-    for key, value in config.items():
-        if hasattr(value, "items"):
-            lines += config_fields(value, f"{prefix}.{key}")
-        else:
-            lines.append(f"{prefix}.{key}={value!r}")
-    return lines
-
-
-_HELP = ("-h", "--help", "-help", "--helpshort", "--helpfull")
-
-
-def run_absl(main_fn: Callable[[list[str]], int | None], doc: str, argv: Sequence[str] | None = None) -> None:
-    """``absl.app.run(main_fn)`` for ``train.py`` and ``eval.py``: ``-h``/``--help`` prints
-    ``doc``, the script's flags and every field of the ``--config`` it would use, and exits 0;
-    Ctrl-C outside the training loop's own handling ends with one line (exit status 130)."""
-    from absl import app, flags
-
-    argv = list(sys.argv if argv is None else argv)
-    if any(a in _HELP for a in argv[1:]):
-        flags.FLAGS([a for a in argv if a not in _HELP])
-        print(f"{doc.strip()}\n\nflags:\n{flags.FLAGS.main_module_help()}\n\nconfig fields (override any as shown):")
-        print("\n".join(f"  {line}" for line in config_fields(flags.FLAGS.config)))
-        sys.exit(0)
-    try:
-        app.run(main_fn, argv=argv)
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        sys.exit(130)
 
 
 if __name__ == "__main__":
