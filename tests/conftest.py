@@ -57,6 +57,7 @@ import jax
 import numpy as np
 import pytest
 
+from birqa_jax import parallel
 from birqa_jax.model import ModelConfig, init_params
 
 _CACHE_KEY = pytest.StashKey[str]()
@@ -210,10 +211,8 @@ def make_tiny_run_config(tmp_path_factory):
 def one_device_mesh(monkeypatch):
     """Make the trainer use one device: eight virtual devices on a 2-core machine only add
     overhead to a whole training run; the sharded step has its own tests."""
-    from birqa_jax.train import step as training
-
-    make_mesh = training.make_mesh
-    monkeypatch.setattr(training, "make_mesh", lambda devices=None: make_mesh(jax.devices()[:1]))
+    make_mesh = parallel.make_mesh
+    monkeypatch.setattr(parallel, "make_mesh", lambda devices=None: make_mesh(jax.devices()[:1]))
 
 
 @pytest.fixture(scope="session")
@@ -221,16 +220,15 @@ def tiny_run(tmp_path_factory, make_tiny_run_config):
     """``(workdir, config)`` of the session's one finished training run (the tiny run config,
     checkpoints every 10 steps, SSIM as test baseline, on one device), shared by every module
     that needs a trained run; its summary is ``<workdir>/results.json``."""
-    from birqa_jax.train import step as training
     from birqa_jax.train.loop import train_and_evaluate
 
     c = make_tiny_run_config()
     c.checkpoint_every = 10
     c.test_baselines = ("ssim",)
     workdir = str(tmp_path_factory.mktemp("tiny_run"))
-    make_mesh = training.make_mesh
+    make_mesh = parallel.make_mesh
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(training, "make_mesh", lambda devices=None: make_mesh(jax.devices()[:1]))
+        mp.setattr(parallel, "make_mesh", lambda devices=None: make_mesh(jax.devices()[:1]))
         train_and_evaluate(c, workdir)
     return workdir, c
 

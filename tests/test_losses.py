@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from birqa_jax import parallel
 from birqa_jax.train import losses
 
 
@@ -225,7 +226,7 @@ def test_consistency_needs_an_attack(tiny_config):
 
     weights = training.LossWeights(consistency=1.0)
     with pytest.raises(ValueError, match="needs an attack"):
-        training.make_train_step(BiRQA(tiny_config), optax.sgd(1e-3), training.make_mesh(), weights, None)
+        training.make_train_step(BiRQA(tiny_config), optax.sgd(1e-3), parallel.make_mesh(), weights, None)
 
 
 # ----------------------------------------------------------------------------- AAT containing plain AT

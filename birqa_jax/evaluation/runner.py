@@ -49,8 +49,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from birqa_jax.inputs import as_float
+from birqa_jax.parallel import AXIS, make_mesh
 
-BATCH_AXIS = "batch"
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -127,7 +127,7 @@ def _host(x, name: str) -> np.ndarray:
 
 @functools.lru_cache(maxsize=None)
 def _mesh(devices: tuple) -> Mesh:
-    return Mesh(np.asarray(devices, dtype=object), (BATCH_AXIS,))
+    return make_mesh(devices)
 
 
 class _Scorer:
@@ -140,7 +140,7 @@ class _Scorer:
             raise ValueError("no devices to score on")
         self.n_devices = len(devices)
         mesh = _mesh(devices)
-        self.rows_sharding = NamedSharding(mesh, PartitionSpec(BATCH_AXIS))
+        self.rows_sharding = NamedSharding(mesh, PartitionSpec(AXIS))
         replicated = NamedSharding(mesh, PartitionSpec())
         self.fns = {}
         for name, fn in score_fns.items():

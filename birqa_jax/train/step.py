@@ -36,11 +36,11 @@ from jax.sharding import PartitionSpec as P
 
 from birqa_jax.adversarial import attacks
 from birqa_jax.inputs import as_float
+from birqa_jax.parallel import AXIS
 from birqa_jax.model import BiRQA
 from birqa_jax.train import losses
-from birqa_jax.train.anchors import aat_diagnostics
+from birqa_jax.train.theorem1 import aat_diagnostics
 
-AXIS = "data"
 OBJECTIVES = ("away", "rank")
 
 
@@ -258,12 +258,6 @@ def combined_loss(pred, mos, anchor, w: LossWeights, attacked=None, pred_clean=N
         parts["slope"] = jnp.mean(jnp.abs(slopes))
         total = total + w.slope * parts["slope"]
     return total, parts
-
-
-def make_mesh(devices=None) -> Mesh:
-    """1-D mesh over all (global) devices, axis ``"data"``."""
-    devices = np.asarray(devices if devices is not None else jax.devices())
-    return Mesh(devices.reshape(-1), (AXIS,))
 
 
 def replicate(tree, mesh: Mesh):
