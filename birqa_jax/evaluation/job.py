@@ -39,11 +39,11 @@ import numpy as np
 from birqa_jax import classical, data
 from birqa_jax.adversarial import ATTACKS
 from birqa_jax.data.distortions import DISTORTION_NAMES
-from birqa_jax.data import runs
-from birqa_jax.data.runs import MODEL_FILE, Run, RunError, load_data
+from birqa_jax.data.from_config import data_dir_path, load_data
 from birqa_jax.evaluation import report, robustness, runner, stats
 from birqa_jax.inputs import positive_int
 from birqa_jax.model import MIN_SIZE, apply_fn
+from birqa_jax.runs import MODEL_FILE, Run, RunError, load_run
 
 MODEL_METRIC = "birqa"
 METRICS = (MODEL_METRIC, *classical.NAMES)
@@ -60,10 +60,10 @@ class EvalError(Exception):
     """A problem with the run folder, a dataset or an option, worded for the command line."""
 
 
-def load_run(workdir: str) -> Run:
-    """``data.runs.load_run``, its errors worded as EvalError for the command line."""
+def open_run(workdir: str) -> Run:
+    """``runs.load_run``, its errors worded as EvalError for the command line."""
     try:
-        return runs.load_run(workdir)
+        return load_run(workdir)
     except RunError as e:
         raise EvalError(str(e)) from e
 
@@ -86,7 +86,7 @@ def _columns(source: Any, dataset: str) -> dict[str, np.ndarray]:
     return columns
 
 
-def held_out_split(data_config: ml_collections.ConfigDict) -> EvalSet:
+def test_set(data_config: ml_collections.ConfigDict) -> EvalSet:
     """The test split of a training config's ``data`` block (dataset, split rule, split id)."""
     try:
         source, splits = load_data(data_config)
@@ -101,7 +101,7 @@ def held_out_split(data_config: ml_collections.ConfigDict) -> EvalSet:
 def full_set(label: str, name: str, data_dir: str, manual_dir: str = "") -> EvalSet:
     """Every example of dataset ``name`` (cross-dataset evaluation), built first if needed."""
     try:
-        source = data.load_source(name, runs.data_dir_path(data_dir), manual_dir or None)
+        source = data.load_source(name, data_dir_path(data_dir), manual_dir or None)
     except FileNotFoundError as e:
         raise EvalError(f"{label} ({name}): {e}") from e
     _columns(source, name)
@@ -317,7 +317,7 @@ def _set_markdown(label: str, summary: Mapping[str, Any]) -> str:
 def _eval_sets(config: ml_collections.ConfigDict, trained: Run | None) -> list[EvalSet]:
     sets = []
     if config.own_test_split:
-        sets.append(held_out_split(trained.config.data if trained is not None else config.data))
+        sets.append(test_set(trained.config.data if trained is not None else config.data))
     for label, entry in config.cross.items():
         missing = [k for k in ("name", "data_dir") if k not in entry]
         if missing:
@@ -371,7 +371,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None, out: str 
             raise EvalError(str(e)) from None
     if r.enabled and workdir is None:
         raise EvalError("the robustness evaluation attacks BiRQA and needs --workdir (a trained run)")
-    trained = load_run(workdir) if workdir is not None else None
+    trained = open_run(workdir) if workdir is not None else None
     out = out or (os.path.join(workdir, "eval") if workdir is not None else BASELINES_OUT)
     sets = _eval_sets(config, trained)
     score_fns = _score_fns(metrics, trained)
