@@ -27,7 +27,6 @@ import argparse
 import functools
 import json
 import os
-import sys
 import time
 
 import jax
@@ -35,12 +34,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import birqa_jax  # noqa: E402
-from birqa_jax.data.distortions import distort  # noqa: E402
-from birqa_jax.data.synthetic import SOURCES, UNSEEN_BY_DEFAULT, ReferenceCrop  # noqa: E402
-from birqa_jax.evaluation.report import jsonable  # noqa: E402
+import birqa_jax
+from birqa_jax.data.distortions import distort
+from birqa_jax.data.synthetic import SOURCES, UNSEEN_BY_DEFAULT, ReferenceCrop
+from birqa_jax.evaluation.report import jsonable
 
 # KADID-10k distortion type ids: what a restoration method removes.
 DISTORTIONS = {"white noise": 11, "gaussian blur": 1, "jpeg": 10}

@@ -156,13 +156,6 @@ def test_scale_diagnostics_by_hand():
     assert s["damage"] == pytest.approx(0.025) and s["damage_mos"] == pytest.approx(0.2)
 
 
-def test_attack_keys_depend_on_attack_eps_and_pair_only():
-    a = study.attack_keys(2, 4, 0, np.array([5, 9]))
-    np.testing.assert_array_equal(a, study.attack_keys(2, 4, 0, np.array([9, 5]))[::-1])  # per pair, any order
-    assert not np.array_equal(a, study.attack_keys(2, 8, 0, np.array([5, 9])))
-    assert not np.array_equal(a, study.attack_keys(2, 4, 1, np.array([5, 9])))
-
-
 # ----------------------------------------------------------------------------- the split
 
 

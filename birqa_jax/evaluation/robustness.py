@@ -13,6 +13,10 @@ For every attack of ``adversarial.ATTACKS`` and every L-inf budget eps ([0, 1] p
 - per attack, the area under SROCC-vs-eps from eps = 0 (the clean SROCC) to the largest eps,
   divided by that range (``adversarial.eps_integral``).
 
+``attack_pairs`` and ``pair_keys`` are the batched attack driver for studies that attack many
+models on the same pairs (``experiments/robustness_study.py``): keys that depend only on the
+attack, the budget, the restart and the pair, so every model meets the same random starts.
+
 Correlations here are signed (BiRQA is higher = better): a scrambled ranking can drive them
 below zero, which an absolute value would hide.
 """
@@ -280,3 +284,65 @@ def robustness_markdown(result: Mapping[str, Any]) -> str:
                  _num(worst["linf_max"] * 255, 2), _num(worst["psnr_mean"], 1)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def pair_keys(attack_id: int, eps255: float, restart: int, pair_ids: Sequence[int]) -> np.ndarray:
+    """Per-pair attack keys as raw key data [B, 2] uint32 (``rng`` of ``run_attack``).
+
+    A function of (``attack_id``, the budget ``eps255`` in 1/255 to 1e-3, ``restart``, pair id)
+    only: every model attacked on a pair, in any batch and order, meets the same random start
+    and the same Square proposals.
+    """
+    key = jax.random.PRNGKey(0)
+    for part in (attack_id, round(eps255 * 1000), restart):
+        key = jax.random.fold_in(key, part)
+    ids = np.asarray(pair_ids, np.uint32)
+    return np.asarray(jax.vmap(lambda i: jax.random.fold_in(key, i))(ids))
+
+
+def attack_pairs(
+    name: str,
+    model: runner.WithParams,
+    ref: np.ndarray,
+    dist: np.ndarray,
+    direction: np.ndarray,
+    keys: np.ndarray,
+    *,
+    eps: float,
+    batch_size: int,
+    settings: Mapping[str, Any] | None = None,
+) -> dict[str, np.ndarray]:
+    """Attack every pair with ``adversarial.run_attack`` and score the attacked images.
+
+    Args:
+      name: a key of ``adversarial.ATTACKS``.
+      model: the model's pure score function and parameters (``runner.WithParams``); the
+        attack compiles once per function object, settings and batch shape, for any parameters.
+      ref, dist: [N, H, W, 3] uint8 0..255 or float in [0, 1] (values not checked).
+      direction: [N] of +1 (push the score up) or -1 (push it down).
+      keys: [N, 2] raw key data (``pair_keys``), one per pair.
+      eps: L-inf budget in (0, 1].
+      batch_size: pairs per attack call; every call has exactly ``min(batch_size, N)`` rows (the
+        last batch padded with copies of the final pair, whose results are dropped).
+      settings: the attack's settings (Python scalars), as ``run_attack``'s keywords.
+
+    Returns:
+      ``{"scores": [N] float64, "adv": [N, H, W, 3] float32, "linf", "psnr", "ssim": [N]}``: the
+      model's scores of the attacked images and the perturbations' sizes
+      (``adversarial.perturbation_stats``).
+    """
+    n = len(dist)
+    if not (len(ref) == n == len(direction) == len(keys)):
+        raise ValueError(f"ref, dist, direction and keys must have one length, got {len(ref)}, {n}, "
+                         f"{len(direction)}, {len(keys)}")
+    parts: dict[str, list[np.ndarray]] = {"adv": [], "linf": [], "psnr": [], "ssim": []}
+    for rows, real in runner.batch_plan(n, min(batch_size, n)):
+        adv, st = attacks_lib.run_attack(name, model.fn, ref[rows], dist[rows], np.asarray(direction[rows], np.float32),
+                                         eps=eps, rng=keys[rows], params=model.params, validate=False,
+                                         **dict(settings or {}))
+        parts["adv"].append(np.asarray(adv)[:real])
+        for k in ("linf", "psnr", "ssim"):
+            parts[k].append(np.asarray(st[k])[:real])
+    out = {k: np.concatenate(v) for k, v in parts.items()}
+    out["scores"] = runner.score_arrays({"model": model}, ref, out["adv"], min(batch_size, n))["model"]
+    return out
