@@ -9,7 +9,7 @@ written by ``save_model`` (its own config travels inside it).
 
 BiRQA scores: higher = better quality (closer to the reference); unbounded, trained to predict
 MOS normalised to [0, 1], so in practice about [0, 1]. The packaged weights were trained on
-the synthetic ``kadid_synthetic`` set (see the README): an identical pair scores about 0.8
+the synthetic ``kadid_synthetic`` set (docs/using.md, "The score's scale"): an identical pair scores about 0.8
 (``IDENTICAL_PAIR`` has each set's measured range), near the best-rated level of the training
 labels, not 1.
 """
@@ -40,7 +40,7 @@ ASSETS = os.path.join(os.path.dirname(__file__), "assets")
 # outwards, over six scikit-image photographs (astronaut, coffee, chelsea, rocket,
 # immunohistochemistry, hubble_deep_field) at full size and as 32x32, 96x96, 256x192 centre crops,
 # as `python tools/identical_pair_scores.py` prints them: re-measure there when a weight file
-# changes, and update the README's "The score's scale", which quotes them. Images with little
+# changes, and update docs/using.md's "The score's scale", which quotes them. Images with little
 # texture score lower (a uniform grey: about 0.6).
 IDENTICAL_PAIR = {
     "birqa_robust": (0.76, 0.80, 0.82),

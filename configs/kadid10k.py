@@ -1,4 +1,4 @@
-"""BiRQA on KADID-10k (official files from the user; see the README's dataset section).
+"""BiRQA on KADID-10k (official files from the user; see docs/datasets.md).
 
 Batch 32 follows the paper [reported]; crops, optimiser and schedule are this project's choices.
 ``--config.data.manual_dir=/path/to/kadid10k`` is needed on the first run (it builds the

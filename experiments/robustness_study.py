@@ -12,7 +12,7 @@ at one budget on one model) is written to ``--out`` when done, and a rerun skips
 vs eps per arm with 95% bootstrap bands) into ``--out``
 (default ``experiments/results/robustness_study/<preset>``).
 
-Design (README, "Robustness"):
+Design (docs/robustness.md):
 
 - Data: ``configs/aat_study.py``: kadid_synthetic split by photographs; astronaut, chelsea and
   immunohistochemistry (2,000 pairs, never in the packaged weights' training set) are the test
@@ -124,7 +124,7 @@ _BATCH_KEYS = ("ref", "dist", "mos", "anchor")
 
 _FIXED = {"loss.plcc": 1.0, "loss.rank_margin": 0.0, "loss.rank_anchor_stop_grad": True}
 _PLAIN = {"aat.anchored": False, "loss.plcc": 1.0}
-# The new AAT (README, "Robustness"): plain AT's batches and loss, plus the clean anchors.
+# The new AAT (docs/robustness.md): plain AT's batches and loss, plus the clean anchors.
 _FULL = {**_PLAIN, "aat.objective": "rank", "loss.clean": 0.5, "loss.anchor_rank": 1.0,
          "loss.anchor_margin_rel": 0.5, "loss.scaled_consistency": 1.0}
 
@@ -1040,7 +1040,7 @@ def run_study(preset_name: str, preset: Preset, out: str, data_dir: str, init_fr
 def ship(arm: str, preset: Preset, out: str, data_dir: str, init_from: str, dest: str) -> dict:
     """Copy the seed-0 model of ``arm`` (trained with exactly ``configs/robust.py``'s config
     when that config names the arm) to ``dest`` and score the clean test pairs with it and with
-    the starting weights: the packaged robust weights' admission check (README, "Robustness":
+    the starting weights: the packaged robust weights' admission check (docs/robustness.md:
     the default ``birqa`` while its clean SROCC is within 0.01 of the clean weights')."""
     import shutil
 

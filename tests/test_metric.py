@@ -168,7 +168,7 @@ def test_as_loss_direction_and_reduction(tiny, photo_pair):
     loss = tiny.as_loss()
 
     @jax.jit
-    def step(params, d):  # the README's training-loop pattern: params passed in, not closed over
+    def step(params, d):  # docs/using.md's training-loop pattern: params passed in, not closed over
         value, g = jax.value_and_grad(loss, argnums=2)(params, ref, d)
         return value, jnp.clip(d - 0.02 * jnp.sign(g), 0, 1)
 

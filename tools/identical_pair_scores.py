@@ -3,7 +3,7 @@
 Scores each image against itself: six scikit-image photographs at full size and as 32x32,
 96x96 and 256x192 (width x height) centre crops, plus a few textureless images for contrast.
 Prints each set's (lowest, median, highest) over the photographs (the range rounded outwards) in the form of
-``birqa_jax.metric.IDENTICAL_PAIR``; copy them there and into the README's "The score's scale"
+``birqa_jax.metric.IDENTICAL_PAIR``; copy them there and into docs/using.md's "The score's scale"
 when a weight file changes.
 """
 

@@ -1,6 +1,6 @@
 """L-inf adversarial attacks on full-reference quality scores, as pure jit/vmap-safe functions.
 
-Threat model (README, "Robustness"): pixels live in [0, 1]; the reference stays fixed and only the
+Threat model (docs/robustness.md): pixels live in [0, 1]; the reference stays fixed and only the
 distorted image is perturbed, inside the L-inf ball of radius ``eps`` around it (``eps`` in
 [0, 1] units: 4/255, not the 8/255 of [-1, 1] code) intersected with [0, 1].
 
@@ -23,7 +23,7 @@ accepted proposals) is kept per item.
 
 Every attack returns only the adversarial batch, so it can run inside a jitted train step (wrap
 it in ``jax.lax.stop_gradient`` there). ``run_attack`` adds the perturbation statistics of
-``perturbation_stats`` and the evaluation protocol's default settings (README, "Robustness"); it
+``perturbation_stats`` and the evaluation protocol's default settings (docs/robustness.md); it
 takes a model as a pure ``score_fn(params, ref, dist)`` plus ``params``, traced, so that one
 compiled attack serves every weight set of a model config.
 """

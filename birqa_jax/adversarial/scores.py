@@ -1,4 +1,4 @@
-"""Robustness scores of a quality metric under attack (host-side NumPy; README, "Robustness").
+"""Robustness scores of a quality metric under attack (host-side NumPy; docs/robustness.md).
 
 Inputs are 1-D arrays of per-image values (MOS, clean scores, attacked scores) on the host;
 all scores are returned as Python floats.

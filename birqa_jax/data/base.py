@@ -21,7 +21,7 @@ losslessly as PNG bytes in a ``tfds.features.Image`` feature, decoded with Pillo
 is a quarter smaller, and official RGB PNG files (KADID-10k, CSIQ, BAPPS) are stored byte for
 byte without re-encoding. ``"raw"`` stores the uint8 pixels as they are
 (``tfds.features.Tensor``, bytes encoding): nothing to decode when read, for about twice PNG's
-bytes (``kadid_synthetic``: 149 KB against 81 KB per pair, 1.85 times; README, "Datasets"). A raw
+bytes (``kadid_synthetic``: 149 KB against 81 KB per pair, 1.85 times; docs/datasets.md). A raw
 build lives in ``<data_dir>/raw/``, beside the PNG build of the same dataset in ``<data_dir>/``.
 
 Records are written uncompressed (``ARRAY_RECORD_OPTIONS``): ArrayRecord's default compression

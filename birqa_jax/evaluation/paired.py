@@ -1,7 +1,7 @@
 """Paired comparisons of models on the same images: SROCC with bootstrap CIs over images and
 seeds, verdicts, per-image worst cases over attacks, and the checks of a robustness study.
 
-The design these serve (experiments/robustness_study.py, README "Robustness"): several arms
+The design these serve (experiments/robustness_study.py, docs/robustness.md): several arms
 (training recipes), each fine-tuned with several seeds; seed k of every arm is scored on the
 same block of test pairs with the same attack keys. An arm's value is the mean over its seeds
 of SROCC on their blocks; its CI resamples images within each block with the same indices for

@@ -1,4 +1,4 @@
-"""Adversarial robustness of a BiRQA model on a set of image pairs (the protocol of the README's "Robustness" section).
+"""Adversarial robustness of a BiRQA model on a set of image pairs (the protocol of docs/robustness.md).
 
 For every attack of ``adversarial.ATTACKS`` and every L-inf budget eps ([0, 1] pixel units):
 

@@ -5,7 +5,7 @@ Conventions: images are NHWC float32 RGB in [0, 1]; ``ref`` is the pristine refe
 size (borders use symmetric padding, scipy's ``mode='reflect'``), so the stack can be fed to a
 convolutional pyramid at full resolution.
 
-The definitions are this project's reconstruction (see the README): the paper names
+The definitions are this project's reconstruction (docs/reconstruction.md): the paper names
 the features (SSIM map, YCbCr colour difference, LBP texture, information map) but does not
 publish their exact form. The image operations they are built from (colour conversion,
 Gaussian moments, the SSIM terms and their constants) live in ``birqa_jax.imageops``.

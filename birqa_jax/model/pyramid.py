@@ -3,7 +3,7 @@
 Functional Flax linen: parameters live outside the module (``model.init`` / ``model.apply``).
 The names CSRAM (bottom-up gated residual), SCGB (top-down cross-gating) and the
 reliability-aware head come from the paper; their exact form is this project's reconstruction
-(see ``ModelConfig`` and the README), every open choice being a field of ``ModelConfig``.
+(see ``ModelConfig`` and docs/reconstruction.md), every open choice being a field of ``ModelConfig``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ GELU_MIN = -0.1701
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Every architectural choice of the model. Where the paper is silent the defaults are this
-    project's reconstruction (README, "What is reconstructed").
+    project's reconstruction (docs/reconstruction.md).
 
     widths: channels of each pyramid level; the number of levels is ``len(widths)``. Level l
       works at 1/2^(l+1) of the input resolution (each level starts with a stride-2 3x3 conv).

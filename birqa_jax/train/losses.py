@@ -170,7 +170,7 @@ def score_slope(pred: jax.Array, mos: jax.Array, eps: float = 1e-12) -> jax.Arra
 
     The scale of a model's scores in label units: 1 when scores move one for one with MOS. A
     recipe that lowers its attack damage by shrinking every score shows it as a falling slope
-    (README, "Robustness"). [B], [B] -> scalar."""
+    (docs/robustness.md). [B], [B] -> scalar."""
     pc = pred - pred.mean()
     mc = mos - mos.mean()
     return (pc * mc).sum() / ((mc * mc).sum() + eps)

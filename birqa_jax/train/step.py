@@ -15,8 +15,8 @@ checks 8 devices against 1 for the same global batch.
 Adversarial training plugs in through ``attack``: inside the same jitted step the attack runs on
 the non-anchor items, its output is ``stop_gradient``-ed, and the update uses the clean anchors
 and the attacked items (Anchored Adversarial Training), or attacks every item (plain
-adversarial training). ``AttackSpec`` and ``LossWeights`` hold every option of it (README,
-"Robustness"); their defaults are the behaviour before the options existed.
+adversarial training). ``AttackSpec`` and ``LossWeights`` hold every option of it
+(docs/robustness.md).
 """
 
 from __future__ import annotations
@@ -361,7 +361,7 @@ def make_train_step(
             grad_norm=optax.tree.norm(grads),
             finite=finite,
             **{f"loss_{k}": v for k, v in parts.items()},
-            # The score scale in label units (README, "Robustness"): a recipe that shrinks every
+            # The score scale in label units (docs/robustness.md): a recipe that shrinks every
             # score to lower its attack damage shows a falling slope here.
             pred_slope=losses.score_slope(pred, mos_all),
             pred_std=jnp.std(pred),
