@@ -40,10 +40,19 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks import common
-from birqa_jax import parallel
-from birqa_jax import classical
-from birqa_jax.model import CSRAM, MIN_SIZE, SCGB, BiRQA, ModelConfig, PyramidLevel, ReliabilityHead, features
-from birqa_jax.model import init_params, load_model
+from birqa_jax import classical, parallel
+from birqa_jax.model import (
+    CSRAM,
+    MIN_SIZE,
+    SCGB,
+    BiRQA,
+    ModelConfig,
+    PyramidLevel,
+    ReliabilityHead,
+    features,
+    init_params,
+    load_model,
+)
 
 PACKAGED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "birqa_jax", "assets",
                         "birqa_default.msgpack")

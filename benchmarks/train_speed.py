@@ -15,7 +15,6 @@ import argparse
 import sys
 from typing import Any, Callable, Sequence
 
-import jax
 import numpy as np
 
 from benchmarks import common

@@ -5,10 +5,10 @@ Batch 32 follows the paper [reported]; crops, optimiser and schedule are this pr
 dataset into ``data.data_dir``).
 """
 
-from configs import default
-from birqa_jax.model import ModelConfig
-
 import ml_collections
+
+from birqa_jax.model import ModelConfig
+from configs import default
 
 
 def get_config() -> ml_collections.ConfigDict:

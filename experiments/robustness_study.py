@@ -350,8 +350,7 @@ def preset_pairs(groups: np.ndarray, test: np.ndarray, preset: Preset) -> tuple[
 def load_study_data(config, preset: Preset):
     """(source, splits, StudyPairs) of a study config's data block (the set is built if needed)
     and a preset's test pairs."""
-    from birqa_jax.data import example_columns, group_ids
-    from birqa_jax.data import load_data
+    from birqa_jax.data import example_columns, group_ids, load_data
 
     source, splits = load_data(config.data)
     source = _CachedSource(source)

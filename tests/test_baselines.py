@@ -17,8 +17,7 @@ import scipy.signal
 from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from birqa_jax import classical
-from birqa_jax import imageops
+from birqa_jax import classical, imageops
 from birqa_jax.classical import float_mode as bl
 
 # ---------------------------------------------------------------- independent references (float64)

@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 
-import jax
 import numpy as np
 import pytest
 import scipy.stats
@@ -21,7 +20,6 @@ from PIL import Image
 from birqa_jax import data
 from birqa_jax import metric as api
 from birqa_jax.evaluation import job as eval_lib
-from birqa_jax.train import step as training
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LABEL = "kadid_synthetic-test"

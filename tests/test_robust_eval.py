@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import math
 
+import jax
 import numpy as np
 import pytest
 import scipy.stats
-
-import jax
 
 from birqa_jax.adversarial import attacks
 from birqa_jax.evaluation import robustness as robust_eval

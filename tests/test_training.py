@@ -6,16 +6,15 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import multihost_worker  # shares the batches and the optimiser with the workers (tests/ is on sys.path)
 import numpy as np
 import optax
 import pytest
 
 from birqa_jax import parallel
+from birqa_jax.model import BiRQA, save_model
 from birqa_jax.train import step as training
 from birqa_jax.train.checkpoints import Checkpoints
-from birqa_jax.model import BiRQA, save_model
-
-import multihost_worker  # shares the batches and the optimiser with the workers (tests/ is on sys.path)
 
 HERE = os.path.dirname(__file__)
 

@@ -40,8 +40,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from birqa_jax.inputs import as_float, check_batch, check_pair, check_values
 from birqa_jax.imageops import luma, psnr, ssim_map
+from birqa_jax.inputs import as_float, check_batch, check_pair, check_values
 
 ScoreFn = Callable[[jax.Array, jax.Array], jax.Array]
 Objective = Callable[[jax.Array], jax.Array]

@@ -19,9 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from birqa_jax.inputs import check_pair
 from birqa_jax import imageops
 from birqa_jax.imageops import box_downsample, local_moments, luma, ssim_from_moments, ssim_map, ssim_terms
+from birqa_jax.inputs import check_pair
 
 # Half-width of the 11-tap Gaussian window: the valid region drops this many pixels per border.
 _SSIM_RADIUS = 5

@@ -35,8 +35,8 @@ from birqa_jax.classical.float_mode import (
     MS_SSIM_WEIGHTS,
     ssim_downsample_factor,
 )
-from birqa_jax.inputs import check_pair
 from birqa_jax.imageops import SSIM_K1, SSIM_K2, box_downsample, gaussian_kernel
+from birqa_jax.inputs import check_pair
 
 __all__ = [
     "PEAK", "RGB2GRAY_COEFFS", "gmsd", "gray_8bit", "ms_ssim", "psnr", "psnr_y", "rgb2gray", "ssim", "to_8bit",

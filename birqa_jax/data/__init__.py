@@ -16,6 +16,7 @@ registers them with TFDS::
 
 from birqa_jax.data.bapps import Bapps2afc
 from birqa_jax.data.csiq import Csiq
+from birqa_jax.data.from_config import data_dir_path, load_data
 from birqa_jax.data.kadid10k import Kadid10k
 from birqa_jax.data.live import Live
 from birqa_jax.data.pieapp import PieApp
@@ -33,7 +34,6 @@ from birqa_jax.data.pipeline import (
     train_dataset,
 )
 from birqa_jax.data.source import IQASource
-from birqa_jax.data.from_config import data_dir_path, load_data
 from birqa_jax.data.splits import held_out_split, official_split, split_indices
 from birqa_jax.data.synthetic import (
     KadidSynthetic,

@@ -52,9 +52,9 @@ import abc
 import collections
 import contextlib
 import dataclasses
-import json
 import inspect
 import io
+import json
 import os
 import pathlib
 import stat

@@ -52,7 +52,6 @@ from birqa_jax.inputs import as_float
 from birqa_jax.parallel import AXIS, make_mesh
 
 
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class WithParams:
     """A model to score: a pure ``fn(params, ref, dist) -> [b]`` and its ``params`` (a pytree).

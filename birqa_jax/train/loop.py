@@ -29,9 +29,9 @@ from birqa_jax.data import iterate, mos_band_dataset, train_dataset
 from birqa_jax.data.from_config import load_data, plain
 from birqa_jax.evaluation import report, runner
 from birqa_jax.evaluation.job import EvalSet, evaluate_set
+from birqa_jax.files import atomic_write_bytes
 from birqa_jax.model import BiRQA, ModelConfig, apply_fn, init_params, load_model, save_model
 from birqa_jax.runs import CONFIG_FILE, MODEL_FILE, model_config
-from birqa_jax.files import atomic_write_bytes
 from birqa_jax.train import step as training
 from birqa_jax.train.checkpoints import Checkpoints
 

@@ -36,8 +36,8 @@ from jax.sharding import PartitionSpec as P
 
 from birqa_jax.adversarial import attacks
 from birqa_jax.inputs import as_float
-from birqa_jax.parallel import AXIS
 from birqa_jax.model import BiRQA
+from birqa_jax.parallel import AXIS
 from birqa_jax.train import losses
 from birqa_jax.train.theorem1 import aat_diagnostics
 
