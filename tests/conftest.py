@@ -234,32 +234,18 @@ def tiny_run(tmp_path_factory, make_tiny_run_config):
 
 
 # The five TID2013 pairs of pyiqa's calibration table (the published MATLAB values of the
-# classical metrics are for these): shipped in pyiqa's wheel as site-packages/ResultsCalibra,
-# found without importing pyiqa (no torch needed). Tests that need them skip without it.
+# classical metrics are for these), kept in tests/data/tid2013_calibration as PNG.
 CALIBRATION_IMAGES = ("I03", "I04", "I06", "I08", "I19")
-
-
-def calibration_dir():
-    import importlib.util
-    import pathlib
-
-    spec = importlib.util.find_spec("pyiqa")
-    if spec is None or spec.origin is None:
-        return None
-    d = pathlib.Path(spec.origin).resolve().parents[1] / "ResultsCalibra"
-    return d if (d / "ref_dir" / "I03.bmp").is_file() else None
+CALIBRATION_DIR = os.path.join(os.path.dirname(__file__), "data", "tid2013_calibration")
 
 
 @pytest.fixture(scope="session")
 def calibration_pairs():
-    """(ref, dist) uint8 [5, H, W, 3] of the calibration pairs, in CALIBRATION_IMAGES order."""
+    """(ref, dist) uint8 [5, 384, 512, 3] of the calibration pairs, in CALIBRATION_IMAGES order."""
     from PIL import Image
 
-    d = calibration_dir()
-    if d is None:
-        pytest.skip("pyiqa's ResultsCalibra images are not installed (pip install -e .[crosscheck])")
-
     def load(sub: str) -> np.ndarray:
-        return np.stack([np.asarray(Image.open(d / sub / f"{n}.bmp").convert("RGB")) for n in CALIBRATION_IMAGES])
+        return np.stack([np.asarray(Image.open(os.path.join(CALIBRATION_DIR, sub, f"{n}.png")).convert("RGB"))
+                         for n in CALIBRATION_IMAGES])
 
     return load("ref_dir"), load("dist_dir")
