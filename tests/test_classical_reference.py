@@ -7,8 +7,8 @@
 2. Power: every one-line bug listed in ``MUTATIONS`` (swapped grey coefficients, no rounding,
    'same' instead of 'valid', ...) moves the transcription's scores on the same images by far
    more than the golden tolerance, so the golden checks fail if the JAX code has that bug.
-3. The MATLAB values pyiqa publishes for five TID2013 pairs (its ``ResultsCalibra``), when
-   pyiqa's package (which ships those images) is installed.
+3. The MATLAB values pyiqa publishes for five TID2013 pairs (its ``ResultsCalibra``; the
+   images are in tests/data/tid2013_calibration).
 4. Cross-checks against pyiqa and piq (optional: ``pip install -e .[crosscheck]``), skipped
    when they cannot be imported.
 """
