@@ -224,7 +224,7 @@ class CSRAM(nn.Module):
           fine: [N, H, W, Cf], the next finer level, with h = ceil(H / 2) and w = ceil(W / 2).
 
         Returns:
-          [N, h, w, C] in ``dtype``.
+          [N, h, w, C].
         """
         width = coarse.shape[-1]
         m = _down(fine)
