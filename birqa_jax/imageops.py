@@ -2,20 +2,22 @@
 
 The lowest layer of the package (it imports only jax and numpy): BT.601 colour conversion,
 Gaussian windows and filtering, symmetric padding, Gaussian local moments and the SSIM terms
-(constants ``SSIM_K1``, ``SSIM_K2``, overridable per call as ``k1``/``k2``), MATLAB-style box
-downsampling. Every function is pure and jit/vmap/grad-safe.
+(constants ``SSIM_K1``, ``SSIM_K2``, overridable per call as ``k1``/``k2``), PSNR, MATLAB-style
+box downsampling. Every function is pure and jit/vmap/grad-safe.
 
 Conventions: images are [N, H, W, C] float32 with values in [0, 1] (data range 1) unless an
 argument says otherwise. Borders use symmetric padding (scipy ``mode='reflect'``), so filtered
 maps keep the input's size.
 
-Layout: the stencils work on planes [..., H, W] (``to_planes``), so a pixel's neighbours along a
-row are adjacent in memory and XLA vectorises the shifted-slice sums along the row.
+Layout: the Gaussian moments run on planes [..., H, W] (``to_planes``, ``padded_pair``), so a
+pixel's neighbours along a row are adjacent in memory and XLA vectorises the shifted-slice sums
+along the row.
 
-Gradients: the stencils carry hand-written reverse-mode rules (``jax.custom_vjp``) that read the
-cotangent through the same shifted windows as the forward pass, and the symmetric padding of
-planes folds the borders back (``pad_planes``); the values are those of JAX's autodiff up to
-float rounding. Forward-mode differentiation (``jax.jvp``) through them is not available.
+Gradients: the stencils (``correlate_valid`` and the row pass of ``padded_moments``) carry
+hand-written reverse-mode rules (``jax.custom_vjp``) that read the cotangent through the same
+shifted windows as the forward pass, and the symmetric padding of planes folds the borders back
+(``pad_planes``); the values are those of JAX's autodiff up to float rounding. Forward-mode
+differentiation (``jax.jvp``) through them is not available.
 """
 
 from __future__ import annotations
@@ -51,10 +53,11 @@ def ycbcr_channel(rgb: jax.Array, k: int) -> jax.Array:
     """Channel ``k`` (0 = Y, 1 = Cb, 2 = Cr) of ``rgb_to_ycbcr``: [..., 3] -> [...].
 
     Written out as three multiply-adds in a fixed order rather than as a matrix product: on the
-    CPU a [..., 3] x [3, 3] dot is a library GEMM call with tiny dimensions that took about half
-    of the feature stage's time, where multiply-adds fuse into the loops that read the channel
-    (and a slice ``[..., :1]`` of the stack computes the luma alone). Every caller goes through
-    here, so the luma rounds the same way in the model, the classical metrics and the tests."""
+    CPU a [..., 3] x [3, 3] dot is a library GEMM call with tiny dimensions, a large share of the
+    feature stage's time (benchmarks/README.md has the numbers), where multiply-adds fuse into
+    the loops that read the channel (and a slice ``[..., :1]`` of the stack computes the luma
+    alone). Every caller goes through here, so the luma rounds the same way in the model, the
+    classical metrics and the tests."""
     m = _YCBCR_MATRIX[k]
     v = rgb[..., 0] * jnp.asarray(m[0], rgb.dtype) + rgb[..., 1] * jnp.asarray(m[1], rgb.dtype) \
         + rgb[..., 2] * jnp.asarray(m[2], rgb.dtype)
@@ -260,8 +263,13 @@ def ssim_terms(mx, my, vx, vy, cxy, *, k1: float = SSIM_K1, k2: float = SSIM_K2,
     """SSIM's luminance and contrast-structure terms from the ``local_moments``.
 
     Args:
-      mx, my, vx, vy, cxy: local means, variances and covariance (arrays of one shape).
-      k1, k2: SSIM's constants; C1 = (k1 data_range)^2, C2 = (k2 data_range)^2.
+      mx: local mean of x (any shape; the five moments share one shape, or broadcast).
+      my: local mean of y.
+      vx: local variance of x.
+      vy: local variance of y.
+      cxy: local covariance of x and y.
+      k1: SSIM's luminance constant; C1 = (k1 data_range)^2.
+      k2: SSIM's contrast constant; C2 = (k2 data_range)^2.
       data_range: the images' value range (1 for [0, 1]).
 
     Returns:

@@ -191,8 +191,10 @@ def figures(images: dict, runs: dict, out: str) -> None:
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--metrics", nargs="+", default=["birqa_clean", "birqa_robust"], help="BiRQA weight sets or model files")
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--metrics", nargs="+", default=["birqa_clean", "birqa_robust"],
+                   help="BiRQA weight sets or model files")
     p.add_argument("--photos", nargs="+", default=list(UNSEEN_BY_DEFAULT[:2]), choices=UNSEEN_BY_DEFAULT)
     p.add_argument("--level", type=int, default=3, help="distortion level 1..5")
     p.add_argument("--steps", type=int, default=300)

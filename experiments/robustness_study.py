@@ -62,8 +62,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 from birqa_jax import parallel
 from birqa_jax.adversarial import attacks
 from birqa_jax.adversarial.scores import scrambling_direction
@@ -86,6 +84,8 @@ from birqa_jax.inputs import as_float
 from birqa_jax.model import apply_fn, load_model, save_model
 from birqa_jax.model.pyramid import gem_floor_fraction
 from birqa_jax.runs import MODEL_FILE
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SUITE = ("fgsm", "ifgsm", "pgd", "mifgsm", "apgd", "korhonen")  # the unseen white-box suite
 # Stable attack ids for the attack keys: adding or dropping an attack leaves the others' keys.
@@ -251,9 +251,9 @@ PRESETS = {
         bootstrap=2000, sweep=("fgsm", "apgd"), restart_eps=(4,), transfer=True,
         sweep_settings={"apgd": {"steps": 10}}, first_seed=4, pair_seed=1, exclude_preset="cpu"),
     "gpu": Preset(
-        arms=CORE_ARMS, seeds=4, steps=300, pairs=512, blocks=4, eps=(2, 4, 8), attacks=PROTOCOL_ATTACKS, apgd_restarts=1,
-        square_queries=1000, square_eps=4, square_pairs=64, square_seeds=1, eval_batch=128, bootstrap=2000,
-        transfer=True),
+        arms=CORE_ARMS, seeds=4, steps=300, pairs=512, blocks=4, eps=(2, 4, 8), attacks=PROTOCOL_ATTACKS,
+        apgd_restarts=1, square_queries=1000, square_eps=4, square_pairs=64, square_seeds=1, eval_batch=128,
+        bootstrap=2000, transfer=True),
 }
 
 # ----------------------------------------------------------------------------- configs
@@ -686,7 +686,8 @@ def analyse(preset: Preset, test: StudyPairs, records: Mapping[str, list[dict]],
         names = [k for k in rec["entries"] if k.endswith(f"@{e:g}") and not _is_check(k)]
         if not names:
             continue
-        white, _ = worst_case(clean[:n], {k: np.asarray(rec["entries"][k]["scores"])[:n] for k in names}, direction[rows])
+        white, _ = worst_case(clean[:n], {k: np.asarray(rec["entries"][k]["scores"])[:n] for k in names},
+                              direction[rows])
         masking[arm] = {"eps255": e, **masking_check(clean[:n], white, np.asarray(rec["entries"][sq[0]]["scores"]),
                                                       direction[rows], float(np.std(clean)) or 1.0)}
 
@@ -861,7 +862,8 @@ def _work_of(preset: Preset) -> dict:
     models = [(arm, s) for arm in preset.arms for s in range(preset.seeds)]
     rows = {s: len(np.flatnonzero(np.arange(preset.pairs) % preset.blocks == s % preset.blocks))
             for s in range(preset.seeds)}
-    entries = {(arm, s): [(e, rows[s] if e.limit is None else min(e.limit, rows[s])) for e in plan_entries(preset, s, ARMS[arm].finetune)]
+    entries = {(arm, s): [(e, rows[s] if e.limit is None else min(e.limit, rows[s]))
+                          for e in plan_entries(preset, s, ARMS[arm].finetune)]
                for arm, s in models}
     return {"models": models, "rows": rows, "entries": entries}
 
@@ -1004,7 +1006,8 @@ def run_study(preset_name: str, preset: Preset, out: str, data_dir: str, init_fr
             t1 = time.perf_counter()
             rows = test.rows(i % preset.blocks)
             print(f"evaluating {arm} seed {seed} on {len(rows)} pairs", flush=True)
-            records[arm].append(evaluate_model(model_path, test, rows, direction, plan_entries(preset, i, ARMS[arm].finetune),
+            records[arm].append(evaluate_model(model_path, test, rows, direction,
+                                               plan_entries(preset, i, ARMS[arm].finetune),
                                                os.path.join(out, "eval", arm, f"seed{seed}.json"),
                                                preset.eval_batch, work, transfer))
             t_train += t1 - t0
@@ -1016,7 +1019,8 @@ def run_study(preset_name: str, preset: Preset, out: str, data_dir: str, init_fr
     seconds = time.perf_counter() - t_start
     meta = {"photos": [SOURCES[g] for g in sorted(set(test.photo.tolist()))], "seconds": seconds, "work": work}
     result = {
-        "preset_name": preset_name, "preset": dataclasses.asdict(preset), "arms": {a: ARMS[a].description for a in preset.arms},
+        "preset_name": preset_name, "preset": dataclasses.asdict(preset),
+        "arms": {a: ARMS[a].description for a in preset.arms},
         "test_pairs": {"index": test.index, "photo": [SOURCES[g] for g in test.photo], "block": test.block,
                        "mos": test.mos, "dist_type": test.dist_type, "size": list(test.ref.shape[1:3])},
         "timings": {"total_s": seconds, "data_s": t_data, "finetune_s": t_train, "eval_s": t_eval},

@@ -53,12 +53,13 @@ def _xla_defines(flags):
 for _flag in sorted(_xla_defines([f for f in _FAST_COMPILE_FLAGS if f not in os.environ["XLA_FLAGS"]])):
     os.environ["XLA_FLAGS"] += f" --{_flag}={_FAST_COMPILE_FLAGS[_flag]}"
 
-import jax
-import numpy as np
-import pytest
+# Imported after the environment above is set: jax reads JAX_PLATFORMS on import, XLA_FLAGS on its first use.
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
-from birqa_jax import parallel
-from birqa_jax.model import ModelConfig, init_params
+from birqa_jax import parallel  # noqa: E402
+from birqa_jax.model import ModelConfig, init_params  # noqa: E402
 
 _CACHE_KEY = pytest.StashKey[str]()
 

@@ -45,7 +45,9 @@ def test_negative_activations_get_gradient_only_with_the_fix(mode):
     params = jax.jit(head.init)(jax.random.key(0), levels)  # same parameter tree for every mode
 
     def grads(m):
-        fn = lambda lv: ReliabilityHead(hidden=4, gem_init=3.0, gem_input=m).apply(params, lv)[0].sum()
+        def fn(lv):
+            return ReliabilityHead(hidden=4, gem_init=3.0, gem_input=m).apply(params, lv)[0].sum()
+
         return jax.jit(jax.grad(fn))(levels)
 
     negative = np.asarray(levels[-1]) < 0

@@ -201,8 +201,11 @@ def test_attack_pairs_is_the_same_attack_in_any_batching(examples_uint8, two_lev
     direction = np.array([1.0, -1.0, 1.0], np.float32)
     keys = robust_eval.pair_keys(ATTACKS.index("pgd"), 8, 0, np.arange(3))
     model = runner.WithParams(apply_fn(two_level_config), two_level_params)
-    run = lambda batch: robust_eval.attack_pairs("pgd", model, ref, dist, direction, keys, eps=8 / 255,
-                                                 batch_size=batch, settings={"steps": 2})
+
+    def run(batch):
+        return robust_eval.attack_pairs("pgd", model, ref, dist, direction, keys, eps=8 / 255, batch_size=batch,
+                                        settings={"steps": 2})
+
     whole, split = run(3), run(2)
     np.testing.assert_array_equal(whole["adv"], split["adv"])
     np.testing.assert_allclose(whole["scores"], split["scores"], rtol=1e-6)

@@ -128,7 +128,8 @@ def test_new_arms_comparisons_and_the_decision_rule():
     assert study.decide([], preset) is None
     assert study.decide(comparisons(0.001, -0.5), preset, "aat_full_v2") is None  # only aat_full's rows given
     # The arms differ from plain AT only where their description says.
-    assert study.ARMS["aat_full_nocons"].overrides == {**study.ARMS["aat_full"].overrides, "loss.scaled_consistency": 0.0}
+    assert study.ARMS["aat_full_nocons"].overrides == {**study.ARMS["aat_full"].overrides,
+                                                       "loss.scaled_consistency": 0.0}
     assert {k: v for k, v in study.ARMS["aat_full"].overrides.items() if k in study.ARMS["plain_at"].overrides} == \
         study.ARMS["plain_at"].overrides
     assert study.ARMS["aat_full_long"].overrides["num_steps"] == study.LONG_STEPS

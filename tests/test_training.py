@@ -175,7 +175,7 @@ def _two_processes(model, steps, *runs):
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    assert all(p.returncode == 0 for p in procs), "\n".join(l[-3000:] for l in logs)
+    assert all(p.returncode == 0 for p in procs), "\n".join(log[-3000:] for log in logs)
 
 
 def test_multi_host_two_processes_match_one(tmp_path, two_level_config, two_level_params):
@@ -208,7 +208,7 @@ def test_multi_host_two_processes_match_one(tmp_path, two_level_config, two_leve
 
 def _metrics(workdir):
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        return [json.loads(l) for l in f]
+        return [json.loads(line) for line in f]
 
 
 def _final_params(workdir, config):

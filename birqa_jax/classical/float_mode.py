@@ -45,10 +45,16 @@ def psnr(ref: jax.Array, dist: jax.Array, luma: bool = False) -> jax.Array:
     """Peak signal-to-noise ratio in dB, data range 1.
 
     Args:
-      ref, dist: [B, H, W, 3] float32 RGB in [0, 1].
+      ref: [B, H, W, 3] float32 RGB in [0, 1].
+      dist: the distorted images, of ``ref``'s shape.
       luma: compute on BT.601 Y instead of on the three RGB channels.
-    Returns [B] float32, higher = better. Identical images give +inf (not capped: the MSE is 0);
-    callers that correlate scores must exclude such pairs.
+
+    Returns:
+      [B] float32, higher = better. Identical images give +inf (not capped: the MSE is 0);
+      callers that correlate scores must exclude such pairs.
+
+    Raises:
+      ValueError: the inputs are not float [B, H, W, 3] batches of one shape.
     """
     check_pair(ref, dist, who="psnr")
     if luma:
@@ -67,14 +73,21 @@ def ssim(ref: jax.Array, dist: jax.Array, downsample: bool = True) -> jax.Array:
     """SSIM (Wang et al. 2004) on BT.601 luma, 11-tap Gaussian window (sigma 1.5), K = (0.01, 0.03).
 
     Args:
-      ref, dist: [B, H, W, 3] float32 RGB in [0, 1]; at least 11 px on the short side after the
+      ref: [B, H, W, 3] float32 RGB in [0, 1]; at least 11 px on the short side after the
         optional downsampling.
+      dist: the distorted images, of ``ref``'s shape.
       downsample: the reference MATLAB code's pre-processing (the evaluation default): an f x f
         box filter with symmetric borders, then every f-th pixel, with
         ``f = ssim_downsample_factor(H, W)`` (f = 1, a no-op, below 384 px on the short side).
-    Returns [B] float32 in [-1, 1], higher = better: the mean SSIM over the valid region (5-px
-    border dropped). With ``downsample=False`` it equals skimage's ``structural_similarity(
-    gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1)`` on Y.
+
+    Returns:
+      [B] float32 in [-1, 1], higher = better: the mean SSIM over the valid region (5-px border
+      dropped). With ``downsample=False`` it equals skimage's ``structural_similarity(
+      gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1)`` on Y.
+
+    Raises:
+      ValueError: the inputs are not float [B, H, W, 3] batches of one shape, or the (downsampled)
+        luma is smaller than the 11-px window.
     """
     check_pair(ref, dist, who="ssim")
     x, y = luma(ref), luma(dist)
@@ -100,9 +113,15 @@ def ms_ssim(ref: jax.Array, dist: jax.Array) -> jax.Array:
     where a scale's term is exactly 0.
 
     Args:
-      ref, dist: [B, H, W, 3] float32 RGB in [0, 1], at least ``MS_SSIM_MIN_SIZE`` (161) px on
-        the short side so that the fifth scale still holds an 11-px window.
-    Returns [B] float32 in [0, 1], higher = better.
+      ref: [B, H, W, 3] float32 RGB in [0, 1], at least ``MS_SSIM_MIN_SIZE`` (161) px on the
+        short side so that the fifth scale still holds an 11-px window.
+      dist: the distorted images, of ``ref``'s shape.
+
+    Returns:
+      [B] float32 in [0, 1], higher = better.
+
+    Raises:
+      ValueError: the inputs are not float [B, H, W, 3] batches of one shape, or too small.
     """
     check_pair(ref, dist, who="ms_ssim", min_size=MS_SSIM_MIN_SIZE)
     x, y = luma(ref), luma(dist)
@@ -146,8 +165,14 @@ def gmsd(ref: jax.Array, dist: jax.Array) -> jax.Array:
     the score is the standard deviation of the GMS map with MATLAB ``std2``'s n - 1 normaliser.
 
     Args:
-      ref, dist: [B, H, W, 3] float32 RGB in [0, 1], at least 4 px on the short side.
-    Returns [B] float32 >= 0, lower = better; identical images give exactly 0.
+      ref: [B, H, W, 3] float32 RGB in [0, 1], at least 4 px on the short side.
+      dist: the distorted images, of ``ref``'s shape.
+
+    Returns:
+      [B] float32 >= 0, lower = better; identical images give exactly 0.
+
+    Raises:
+      ValueError: the inputs are not float [B, H, W, 3] batches of one shape, or too small.
     """
     check_pair(ref, dist, who="gmsd", min_size=4)
     y = 255.0 * jnp.concatenate([luma(ref), luma(dist)], axis=-1)

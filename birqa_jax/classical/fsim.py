@@ -177,9 +177,16 @@ def fsim_reference(ref: jax.Array, dist: jax.Array) -> jax.Array:
     """FSIMc of FeatureSIM.m on the 8-bit RGB images (not differentiable).
 
     Args:
-      ref, dist: [B, H, W, 3] float RGB in [0, 1]; at least 8 px on the short side after the
+      ref: [B, H, W, 3] float RGB in [0, 1]; at least 8 px on the short side after the
         downsampling by ``downsample_factor(H, W)``.
-    Returns [B] float32, higher = better; 1 for identical images.
+      dist: the distorted images, of ``ref``'s shape.
+
+    Returns:
+      [B] float32, higher = better; 1 for identical images.
+
+    Raises:
+      ValueError: the inputs are not float [B, H, W, 3] batches of one shape, or too small
+        after the downsampling.
     """
     check_pair(ref, dist, who="fsim")
     return fsim_from_rgb255(to_8bit(ref), to_8bit(dist))

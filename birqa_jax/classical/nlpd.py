@@ -106,8 +106,14 @@ def nlpd_reference(ref: jax.Array, dist: jax.Array) -> jax.Array:
     """NLPD as ``NLP_dist.m`` on the 8-bit ``rgb2gray`` images / 255 (not differentiable).
 
     Args:
-      ref, dist: [B, H, W, 3] float RGB in [0, 1], at least 33 px on the short side.
-    Returns [B] float32 >= 0, lower = better; 0 for identical 8-bit images.
+      ref: [B, H, W, 3] float RGB in [0, 1], at least ``NLPD_MIN_SIZE`` (33) px on the short side.
+      dist: the distorted images, of ``ref``'s shape.
+
+    Returns:
+      [B] float32 >= 0, lower = better; 0 for identical 8-bit images.
+
+    Raises:
+      ValueError: the inputs are not float [B, H, W, 3] batches of one shape, or too small.
     """
     check_pair(ref, dist, who="nlpd", min_size=NLPD_MIN_SIZE)
     return nlpd_from_grey(gray_8bit(ref)[..., 0] / 255.0, gray_8bit(dist)[..., 0] / 255.0)
@@ -117,8 +123,15 @@ def nlpd(ref: jax.Array, dist: jax.Array) -> jax.Array:
     """Differentiable NLPD: the same algorithm on unrounded BT.601 luma in [0, 1].
 
     Args:
-      ref, dist: [B, H, W, 3] float32 RGB in [0, 1], at least 33 px on the short side.
-    Returns [B] float32 >= 0, lower = better; 0 for identical images.
+      ref: [B, H, W, 3] float32 RGB in [0, 1], at least ``NLPD_MIN_SIZE`` (33) px on the short
+        side.
+      dist: the distorted images, of ``ref``'s shape.
+
+    Returns:
+      [B] float32 >= 0, lower = better; 0 for identical images.
+
+    Raises:
+      ValueError: the inputs are not float [B, H, W, 3] batches of one shape, or too small.
     """
     check_pair(ref, dist, who="nlpd", min_size=NLPD_MIN_SIZE)
     return nlpd_from_grey(luma(ref)[..., 0], luma(dist)[..., 0])

@@ -153,11 +153,18 @@ def ssim(ref: jax.Array, dist: jax.Array, downsample: bool = False) -> jax.Array
     pyiqa's MATLAB calibration) use ``ssim_index.m``, which has none.
 
     Args:
-      ref, dist: [B, H, W, 3] float RGB in [0, 1], at least 11 px on the short side (after the
+      ref: [B, H, W, 3] float RGB in [0, 1], at least 11 px on the short side (after the
         downsampling, when asked for).
+      dist: the distorted images, of ``ref``'s shape.
       downsample: first apply ``ssim.m``'s pre-processing (f = round(min(H, W) / 256); an f x f
         box with symmetric borders, then every f-th pixel). Static under ``jax.jit``.
-    Returns [B] float32, higher = better; 1 for identical 8-bit images.
+
+    Returns:
+      [B] float32, higher = better; 1 for identical 8-bit images.
+
+    Raises:
+      ValueError: the inputs are not float [B, H, W, 3] batches of one shape, or the (downsampled)
+        grey image is smaller than the 11-px window.
     """
     check_pair(ref, dist, who="ssim")
     x, y = gray_8bit(ref), gray_8bit(dist)
@@ -166,7 +173,8 @@ def ssim(ref: jax.Array, dist: jax.Array, downsample: bool = False) -> jax.Array
         if f > 1:
             x, y = box_downsample(x, f, "symmetric"), box_downsample(y, f, "symmetric")
     if min(x.shape[1:3]) < SSIM_WINDOW:
-        raise ValueError(f"ssim: {x.shape[2]}x{x.shape[1]} (width x height) grey image is smaller than the 11-px window")
+        raise ValueError(f"ssim: {x.shape[2]}x{x.shape[1]} (width x height) grey image is smaller than the 11-px "
+                         "window")
     return _mean_hw(_ssim_maps(x, y)[0])
 
 
@@ -194,9 +202,15 @@ def ms_ssim(ref: jax.Array, dist: jax.Array) -> jax.Array:
     values are taken to come from a differently configured run.
 
     Args:
-      ref, dist: [B, H, W, 3] float RGB in [0, 1], at least ``MS_SSIM_MIN_SIZE`` (161) px on
-        the short side.
-    Returns [B] float32 in [0, 1], higher = better.
+      ref: [B, H, W, 3] float RGB in [0, 1], at least ``MS_SSIM_MIN_SIZE`` (161) px on the short
+        side.
+      dist: the distorted images, of ``ref``'s shape.
+
+    Returns:
+      [B] float32 in [0, 1], higher = better.
+
+    Raises:
+      ValueError: the inputs are not float [B, H, W, 3] batches of one shape, or too small.
     """
     check_pair(ref, dist, who="ms_ssim", min_size=MS_SSIM_MIN_SIZE)
     x, y = gray_8bit(ref), gray_8bit(dist)
@@ -251,8 +265,14 @@ def gmsd(ref: jax.Array, dist: jax.Array) -> jax.Array:
     near-identical pairs (GMSD ~ 5e-4) keep float32's relative precision.
 
     Args:
-      ref, dist: [B, H, W, 3] float RGB in [0, 1], at least 4 px on the short side.
-    Returns [B] float32 >= 0, lower = better; exactly 0 for identical 8-bit images.
+      ref: [B, H, W, 3] float RGB in [0, 1], at least 4 px on the short side.
+      dist: the distorted images, of ``ref``'s shape.
+
+    Returns:
+      [B] float32 >= 0, lower = better; exactly 0 for identical 8-bit images.
+
+    Raises:
+      ValueError: the inputs are not float [B, H, W, 3] batches of one shape, or too small.
     """
     check_pair(ref, dist, who="gmsd", min_size=4)
     a, b = (_prewitt_sq(_half_sums(gray_8bit(x)[..., 0].astype(jnp.int32))) for x in (ref, dist))

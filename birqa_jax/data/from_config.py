@@ -53,7 +53,7 @@ def load_data(data_config: ml_collections.ConfigDict) -> tuple[Any, dict[str, np
                              f"{registered[wanted.name].options()}; give changed options another name "
                              "(--config.data.synthetic.name=...)")
     manual_dir = os.path.expanduser(data_config.manual_dir) if data_config.manual_dir else None
-    # Run folders written before the storage option existed hold configs without it.
+    # A data block without ``storage`` (the config of an older run folder) means PNG storage.
     kwargs["storage"] = data_config.get("storage", "png")
     source = load_source(data_config.name, data_dir_path(data_config.data_dir), manual_dir, **kwargs)
     if data_config.split == "official":

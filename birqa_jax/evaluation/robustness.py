@@ -147,13 +147,14 @@ def evaluate_robustness(
     """Clean and attacked SROCC/PLCC, gain, R and perturbation sizes of BiRQA on ``examples``.
 
     Args:
-      params, model_config: a BiRQA model (``birqa_jax.load_model``).
+      params: the BiRQA model's parameters (a pytree, as ``birqa_jax.load_model`` returns them).
+      model_config: the ``ModelConfig`` that built ``params``.
       examples: N >= 3 one-pair dicts: ref, dist [1, H, W, 3], uint8 0..255 or float in [0, 1],
         all of one size (crop them first); mos [1], higher = better.
       attacks: names from ``adversarial.ATTACKS``; run with ``adversarial.run_attack``'s defaults.
       eps_list: L-inf budgets in (0, 1], [0, 1] pixel units; sorted ascending in the result.
-      seed: seeds the random attacks (pgd start, square); each (attack, eps, direction, batch)
-        folds its indices into ``PRNGKey(seed)``.
+      seed: seeds the random attacks (pgd's start, square, apgd with ``random_start``); each
+        (attack, eps, direction, batch) folds its indices into ``PRNGKey(seed)``.
       batch_size: pairs per attack call. Every batch has ``min(batch_size, N)`` rows (the last
         is padded with copies of the final pair, whose results are dropped; attacks treat items
         independently), so each attack compiles once for all batches, budgets and directions, and
@@ -249,7 +250,7 @@ def evaluate_robustness(
 
 def srocc_curves(result: Mapping[str, Any]) -> dict[str, dict[float, float]]:
     """Attack name -> {eps: SROCC under the scrambling attack}, with eps = 0 the clean SROCC:
-    the input of ``plots.robustness_curves``."""
+    the input of ``report.robustness_curves``."""
     clean = result["clean"]["srocc"]
     return {
         name: {0.0: clean, **{s["eps"]: s["srocc"] for s in entry["scramble"]}}
@@ -318,7 +319,9 @@ def attack_pairs(
       name: a key of ``adversarial.ATTACKS``.
       model: the model's pure score function and parameters (``runner.WithParams``); the
         attack compiles once per function object, settings and batch shape, for any parameters.
-      ref, dist: [N, H, W, 3] uint8 0..255 or float in [0, 1] (values not checked).
+      ref: [N, H, W, 3] references, uint8 0..255 or float in [0, 1] (values not checked).
+      dist: [N, H, W, 3] images to attack, of ``ref``'s shape and dtype kind (both uint8 or
+        both float).
       direction: [N] of +1 (push the score up) or -1 (push it down).
       keys: [N, 2] raw key data (``pair_keys``), one per pair.
       eps: L-inf budget in (0, 1].
@@ -330,6 +333,10 @@ def attack_pairs(
       ``{"scores": [N] float64, "adv": [N, H, W, 3] float32, "linf", "psnr", "ssim": [N]}``: the
       model's scores of the attacked images and the perturbations' sizes
       (``adversarial.perturbation_stats``).
+
+    Raises:
+      ValueError: ``ref``, ``dist``, ``direction`` and ``keys`` differ in length, or
+        ``adversarial.run_attack`` rejects the attack, its settings, the images or the budget.
     """
     n = len(dist)
     if not (len(ref) == n == len(direction) == len(keys)):

@@ -180,7 +180,8 @@ def feature_stack(
     """All BiRQA features of a pair, stacked on the channel axis.
 
     Args:
-      ref, dist: [N, H, W, 3] float32 RGB in [0, 1].
+      ref: [N, H, W, 3] float RGB in [0, 1] (computed in float32).
+      dist: [N, H, W, 3], the distorted images, of ``ref``'s shape.
       lbp_temperature: temperature of the soft LBP bits (in units of luma).
       info_c: the constant C of the information map log(1 + sigma^2 / C).
       include_luma: also carry Y of the reference and of the distorted image.
@@ -214,4 +215,5 @@ def feature_stack(
 
 
 def num_features(include_luma: bool = True) -> int:
+    """The number of channels of ``feature_stack``: 8, or 6 without the two lumas."""
     return len(FEATURE_NAMES) if include_luma else len(FEATURE_NAMES) - 2

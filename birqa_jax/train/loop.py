@@ -248,8 +248,11 @@ def finetune(config: ml_collections.ConfigDict, source=None, splits=None) -> tup
 
     Args:
       config: a training config (``configs/*.py``), typically with ``init_from`` set.
-      source, splits: the data set and its split indices (``data.load_data(config.data)``,
-        loaded here when None); pass them to reuse one decoded source across runs.
+      source: the data set (a data source of ``data.load_data(config.data)``); pass it with
+        ``splits`` to reuse one decoded source across runs. When either is None both are
+        loaded here.
+      splits: split name -> example indices, as ``data.load_data`` returns them; training reads
+        ``splits["train"]``.
 
     Returns:
       ``(params, model_config, log)``: the final parameters on the host, the model config, and
