@@ -155,10 +155,10 @@ def _gather_pad(x, r):
 def _autodiff_stack(monkeypatch):
     """feature_stack with JAX's own transposes in place of the stencils' custom rules (the same
     forward arithmetic): the reference for their gradients."""
-    monkeypatch.setattr(F, "_correlate_valid_vjp", ops._shifted_sum)
-    monkeypatch.setattr(F, "_moment_rows", ops._row_moments)
+    monkeypatch.setattr(ops, "_correlate_valid_vjp", ops._shifted_sum)
+    monkeypatch.setattr(ops, "_moment_rows", ops._row_moments)
+    monkeypatch.setattr(ops, "pad_planes", _gather_pad)
     monkeypatch.setattr(F, "_padded_soft_lbp_distance", F._soft_lbp_distance)
-    monkeypatch.setattr(F, "_pad_planes", _gather_pad)
     return F.feature_stack.__wrapped__
 
 
