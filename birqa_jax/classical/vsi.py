@@ -59,8 +59,8 @@ resize) with a D65 white and 0-based coordinates, and downsamples with an unpadd
 it differs from ``VSI.m`` by up to 0.0123.
 
 All functions take ``ref, dist: [B, H, W, 3]`` float RGB in [0, 1] (at least ``VSI_MIN_SIZE``
-px on the short side) and return ``[B]`` float32, at most 1 for 8-bit inputs, higher = better,
-1 for identical images.
+px on the short side) and return ``[B]`` float32 in (0, 1] (every factor of a term is at most 1
+and positive), higher = better, 1 for identical images.
 """
 
 from __future__ import annotations
