@@ -159,7 +159,7 @@ def test_box_downsample_reference_by_hand():
 )
 def test_ssim_downsample_factor(hw, f):
     # 383 / 256 = 1.496 -> 1; 640 / 256 = 2.5 -> 3 with MATLAB's half-up rounding (Python: 2).
-    assert bl.ssim_downsample_factor(*hw) == f
+    assert imageops.matlab_downsample_factor(*hw) == f
 
 
 # ------------------------------------------------------------------------------ the baselines
@@ -186,7 +186,7 @@ def test_psnr_matches_skimage(small, mode):
 def test_ssim_without_downsampling_matches_skimage(small, mode):
     """Below 384 px the MATLAB downsampling factor is 1, so the default equals skimage too."""
     ref, dist = small
-    assert bl.ssim_downsample_factor(*ref.shape[1:3]) == 1
+    assert imageops.matlab_downsample_factor(*ref.shape[1:3]) == 1
     fn = functools.partial(bl.ssim, downsample=False) if mode == "eager" else _variant("ssim", mode)
     got = np.asarray(fn(_f32(ref), _f32(dist)))
     want = [
@@ -211,7 +211,7 @@ def test_ssim_with_matlab_downsampling(crop, f):
     img = crop() / 255.0
     ref, dist = _pairs(img, 3)
     ref, dist = ref[:2], dist[:2]
-    assert bl.ssim_downsample_factor(*img.shape[:2]) == f
+    assert imageops.matlab_downsample_factor(*img.shape[:2]) == f
     got = np.asarray(classical.get("ssim", "float")(_f32(ref), _f32(dist)))
     want = []
     for a, b in zip(ref, dist):

@@ -13,14 +13,20 @@ non-default option, mark it static (``jax.jit(ssim, static_argnames="downsample"
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from birqa_jax import imageops
-from birqa_jax.imageops import box_downsample, local_moments, luma, ssim_from_moments, ssim_map, ssim_terms
+from birqa_jax.imageops import (
+    box_downsample,
+    local_moments,
+    luma,
+    matlab_downsample_factor,
+    ssim_from_moments,
+    ssim_map,
+    ssim_terms,
+)
 from birqa_jax.inputs import check_pair
 
 # Half-width of the 11-tap Gaussian window: the valid region drops this many pixels per border.
@@ -64,11 +70,6 @@ def psnr(ref: jax.Array, dist: jax.Array, luma: bool = False) -> jax.Array:
     return imageops.psnr(a, b)
 
 
-def ssim_downsample_factor(height: int, width: int) -> int:
-    """Wang et al.'s ``f = max(1, round(min(H, W) / 256))`` with MATLAB's half-up rounding."""
-    return max(1, math.floor(min(height, width) / 256 + 0.5))
-
-
 def ssim(ref: jax.Array, dist: jax.Array, downsample: bool = True) -> jax.Array:
     """SSIM (Wang et al. 2004) on BT.601 luma, 11-tap Gaussian window (sigma 1.5), K = (0.01, 0.03).
 
@@ -78,7 +79,7 @@ def ssim(ref: jax.Array, dist: jax.Array, downsample: bool = True) -> jax.Array:
       dist: the distorted images, of ``ref``'s shape.
       downsample: the reference MATLAB code's pre-processing (the evaluation default): an f x f
         box filter with symmetric borders, then every f-th pixel, with
-        ``f = ssim_downsample_factor(H, W)`` (f = 1, a no-op, below 384 px on the short side).
+        ``f = matlab_downsample_factor(H, W)`` (f = 1, a no-op, below 384 px on the short side).
 
     Returns:
       [B] float32 in [-1, 1], higher = better: the mean SSIM over the valid region (5-px border
@@ -92,7 +93,7 @@ def ssim(ref: jax.Array, dist: jax.Array, downsample: bool = True) -> jax.Array:
     check_pair(ref, dist, who="ssim")
     x, y = luma(ref), luma(dist)
     if downsample:
-        f = ssim_downsample_factor(*x.shape[1:3])
+        f = matlab_downsample_factor(*x.shape[1:3])
         if f > 1:
             x, y = box_downsample(x, f, "symmetric"), box_downsample(y, f, "symmetric")
     if min(x.shape[1:3]) < _SSIM_WINDOW:

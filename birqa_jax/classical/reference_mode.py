@@ -33,9 +33,8 @@ from birqa_jax.classical.float_mode import (
     GMSD_T,
     MS_SSIM_MIN_SIZE,
     MS_SSIM_WEIGHTS,
-    ssim_downsample_factor,
 )
-from birqa_jax.imageops import SSIM_K1, SSIM_K2, box_downsample, gaussian_kernel
+from birqa_jax.imageops import SSIM_K1, SSIM_K2, box_downsample, gaussian_kernel, matlab_downsample_factor
 from birqa_jax.inputs import check_pair
 
 __all__ = [
@@ -169,7 +168,7 @@ def ssim(ref: jax.Array, dist: jax.Array, downsample: bool = False) -> jax.Array
     check_pair(ref, dist, who="ssim")
     x, y = gray_8bit(ref), gray_8bit(dist)
     if downsample:
-        f = ssim_downsample_factor(*x.shape[1:3])
+        f = matlab_downsample_factor(*x.shape[1:3])
         if f > 1:
             x, y = box_downsample(x, f, "symmetric"), box_downsample(y, f, "symmetric")
     if min(x.shape[1:3]) < SSIM_WINDOW:
