@@ -33,8 +33,6 @@ from birqa_jax.evaluation.runner import WithParams, score_examples
 from birqa_jax.inputs import positive_int, to_float_pair, to_float_pairs, to_float_traced
 from birqa_jax.model import MIN_SIZE, ModelConfig, apply_fn, load_model
 
-__version__ = "0.1.0"
-
 ASSETS = os.path.join(os.path.dirname(__file__), "assets")
 # Identical-pair score of each packaged weight set: (lowest, median, highest), the range rounded
 # outwards, over six scikit-image photographs (astronaut, coffee, chelsea, rocket,

@@ -3,7 +3,7 @@ and from parts of lower layers, never from a higher layer or a sibling part of i
 
 The layers, lowest first (README, "Architecture"):
 
-    inputs -> model -> classical, adversarial, data -> evaluation -> train -> metric -> cli -> birqa_jax
+    inputs, version -> model -> classical, adversarial, data -> evaluation -> train -> metric -> cli -> birqa_jax
 
 Imports are read from the source (every ``import`` and ``from ... import`` statement, including
 those inside functions), so an import that only runs on some code path counts too.
@@ -20,6 +20,7 @@ PACKAGE = "birqa_jax"
 ROOT = pathlib.Path(__file__).resolve().parents[1] / PACKAGE
 LAYERS = {
     "inputs": 0,
+    "version": 0,
     "model": 1,
     "classical": 2,
     "adversarial": 2,
