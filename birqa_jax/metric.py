@@ -332,10 +332,10 @@ def create_metric(name: str | os.PathLike = DEFAULT_METRIC, **options: Any) -> M
     Args:
       name: a name of ``list_metrics()`` (an entry of ``METRICS``), or the path of a BiRQA model
         file written by ``save_model`` (its config travels inside it).
-      **options: keyword options of the metric, those its entry's ``options`` lists; an option
-        not given keeps each mode's default. Only ``ssim`` takes one: ``downsample`` (bool;
-        ``ssim.m``'s downsampling, by default off when scoring, as ``ssim_index.m``, and on in
-        ``as_loss``). BiRQA takes none: its settings travel in its config.
+      **options: keyword options of the metric, those its entry's ``options`` lists (as
+        ``ssim``'s ``downsample``: ``ssim.m``'s downsampling, by default off when scoring, as
+        ``ssim_index.m``, and on in ``as_loss``); an option not given keeps each mode's default.
+        BiRQA takes none: its settings travel in its config.
 
     Returns:
       a ``Metric``: BiRQA with its weights and their config, or a classical metric scored in its
@@ -355,7 +355,8 @@ def create_metric(name: str | os.PathLike = DEFAULT_METRIC, **options: Any) -> M
     _check_options(name, entry.options, options)
     if isinstance(entry, LearnedMetric):
         params, config = load(weights_path(name))
-        return Metric.from_params(params, config, name)
+        return dataclasses.replace(Metric.from_params(params, config, name), lower_better=not entry.higher_is_better,
+                                   score_range=entry.score_range, min_size=entry.min_size)
     static = tuple(sorted(options.items()))
     return Metric(name, _classical_apply(name, "reference", static), None, None,
                   lower_better=not entry.higher_is_better, score_range=entry.score_range,
