@@ -410,7 +410,7 @@ def cmd_list(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from birqa_jax.metric import __version__
+    from birqa_jax.version import __version__
 
     p = argparse.ArgumentParser(prog="birqa", description="Full-reference image quality: BiRQA and classical metrics.")
     p.add_argument("--version", action="version", version=f"birqa {__version__}")

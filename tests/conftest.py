@@ -99,10 +99,10 @@ _TRAINING_GROUPS = {"test_multi_host_two_processes_match_one": "multihost",
                     "test_sharded_step_matches_one_device": "train_step",
                     "test_uint8_batches_train_exactly_as_their_float_batches": "train_step",
                     "test_nonfinite_batch_is_skipped_and_counted": "train_step"}
-_LONGEST_FIRST = ["tiny_run", "test_benchmarks", "test_attacks", "train_step", "multihost", "test_classical_reference",
-                  "test_robust_weights", "test_study", "test_model", "test_metric", "test_unit_facts", "test_cli",
-                  "test_features", "test_baselines", "test_entry_points", "test_losses", "test_robust_eval",
-                  "test_runner"]
+_LONGEST_FIRST = ["tiny_run", "test_benchmarks", "test_registry", "test_attacks", "train_step", "multihost",
+                  "test_classical_reference", "test_robust_weights", "test_study", "test_model", "test_metric",
+                  "test_unit_facts", "test_cli", "test_features", "test_baselines", "test_entry_points", "test_losses",
+                  "test_robust_eval", "test_runner"]
 
 
 def _group(nodeid: str) -> str:

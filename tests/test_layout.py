@@ -3,7 +3,7 @@ and from parts of lower layers, never from a higher layer or a sibling part of i
 
 The layers, lowest first (README, "Architecture"):
 
-    inputs, imageops, files, parallel
+    inputs, imageops, files, parallel, version
       -> model, classical, adversarial, data      (independent of each other: the baselines, the
                                                    attacks and the data never import the model)
       -> runs -> evaluation -> train -> metric -> cli, absl_entry -> birqa_jax
@@ -26,6 +26,7 @@ LAYERS = {
     "imageops": 0,
     "files": 0,
     "parallel": 0,
+    "version": 0,
     "model": 1,
     "classical": 1,
     "adversarial": 1,
