@@ -51,7 +51,7 @@ from typing import Any, NamedTuple
 
 import jax
 
-from birqa_jax.classical import cw_ssim, float_mode, fsim, nlpd, reference_mode, vif
+from birqa_jax.classical import cw_ssim, float_mode, fsim, nlpd, reference_mode, vif, vsi
 
 Fn = Callable[..., jax.Array]
 MODES = ("reference", "float")
@@ -134,6 +134,11 @@ METRICS: dict[str, ClassicalMetric] = {m.name: m for m in (
         score_range=(0.0, math.inf), min_size=nlpd.NLPD_MIN_SIZE,
         description="NLPD on 8-bit grey as NLP_dist.m: distance of divisively normalised Laplacian pyramid "
                     "coefficients (6 levels); 0 = identical"),
+    ClassicalMetric(
+        "vsi", jax.jit(vsi.vsi_reference), jax.jit(vsi.vsi), higher_is_better=True, score_range=(0.0, 1.0),
+        min_size=vsi.VSI_MIN_SIZE,
+        description="VSI on 8-bit RGB as VSI.m: saliency (SDSP), gradient and chroma similarity, weighted by "
+                    "saliency; 1 = identical"),
 )}
 
 NAMES = tuple(METRICS)
