@@ -259,9 +259,10 @@ class Metric:
         """Score image pairs on the host.
 
         Args:
-          ref, dist: one pair or a batch, in any form ``birqa_jax.inputs`` accepts: arrays (HW,
-            HWC or NHWC; uint8, uint16, or float in [0, 1]), PIL images, file paths, or two
-            lists of those (sizes may differ between pairs).
+          ref: the reference image(s): one image or a batch, in any form ``birqa_jax.inputs``
+            accepts: arrays (HW, HWC or NHWC; uint8, uint16, or float in [0, 1]), PIL images,
+            file paths, or a list of those (sizes may differ between pairs).
+          dist: the distorted image(s), in the same form and shapes as ``ref``.
           batch_size: at most this many pairs per device call (bounds memory), a positive int;
             None: all.
 

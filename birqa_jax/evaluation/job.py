@@ -133,11 +133,13 @@ def evaluate_set(
     """Correlations of every metric with MOS on ``eval_set``, overall and per distortion type.
 
     Args:
+      eval_set: the examples to score (an ``EvalSet``).
       score_fns: metric name (a key of ``MIN_SIDE``) -> ``runner.WithParams(apply, params)`` (a
         model) or ``fn(ref, dist) -> [b]`` on float32 [b, H, W, 3] in [0, 1].
       batch_size: pairs per call (consecutive pairs of one size), split over all local devices
         (``runner.score_examples``; the images travel as uint8).
-      progress, verbose: show a progress bar; print what runs and what is skipped.
+      progress: show a progress bar.
+      verbose: print what runs and what is skipped.
 
     Returns ``(summary, preds)``: summary holds dataset, split, n, image_size, results (metric ->
     ``stats.correlations`` plus n_excluded), per_type (metric -> type name -> correlations),
@@ -198,9 +200,8 @@ def write_set_plots(eval_set: EvalSet, summary: Mapping[str, Any], preds: Mappin
         title = f"{name} on {eval_set.label} (n = {finite.sum()})"
         higher_is_better = name == MODEL_METRIC or classical.HIGHER_IS_BETTER[name]
         xlabel = f"{name} score ({'higher' if higher_is_better else 'lower'} = better quality)"
-        paths.append(report.scatter_with_fit(pred, mos, stats.fit_logistic(pred, mos),
-                                            os.path.join(out, f"scatter_{_safe_name(eval_set.label)}_{name}.png"), title,
-                                            xlabel))
+        path = os.path.join(out, f"scatter_{_safe_name(eval_set.label)}_{name}.png")
+        paths.append(report.scatter_with_fit(pred, mos, stats.fit_logistic(pred, mos), path, title, xlabel))
         if summary["per_type"][name]:
             paths.append(report.per_type_bars(
                 summary["per_type"][name], os.path.join(out, f"per_type_{_safe_name(eval_set.label)}_{name}.png"),
@@ -276,8 +277,9 @@ def robustness_examples(eval_set: EvalSet, max_examples: int, crop: Sequence[int
     small = (columns["height"][indices] < h) | (columns["width"][indices] < w)
     if small.any():
         i = int(np.flatnonzero(small)[0])
+        size = f"{columns['height'][indices[i]]}x{columns['width'][indices[i]]}"
         raise EvalError(f"robustness crop {h}x{w} exceeds image {int(indices[i])} of {eval_set.label} "
-                        f"({columns['height'][indices[i]]}x{columns['width'][indices[i]]}, height x width like the crop)")
+                        f"({size}, height x width like the crop)")
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(indices, min(max_examples, len(indices)), replace=False))
     out = []
