@@ -413,7 +413,7 @@ def test_float_mode_departs_from_reference(photo_pairs):
 
 
 def test_registry():
-    assert classical.NAMES == ("psnr", "psnr_y", "ssim", "ms_ssim", "gmsd", "vif", "fsim", "cw_ssim", "nlpd")
+    assert classical.NAMES == ("psnr", "psnr_y", "ssim", "ms_ssim", "gmsd", "vif", "fsim", "cw_ssim", "nlpd", "vsi")
     for name in classical.NAMES:
         fn, higher = classical.BASELINES[name]
         assert fn is classical.get(name) is classical.get(name, "reference")
