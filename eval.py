@@ -16,12 +16,13 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from birqa_jax.cli import run_absl
+from birqa_jax.absl_entry import run_absl
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 config_flags.DEFINE_config_file("config", os.path.join(HERE, "configs", "eval_default.py"), "Evaluation config file.",
                                 lock_config=True)
-flags.DEFINE_string("workdir", None, "A training run's folder (config.json and birqa.msgpack); omit for baselines only.")
+flags.DEFINE_string("workdir", None,
+                    "A training run's folder (config.json and birqa.msgpack); omit for baselines only.")
 flags.DEFINE_string("out", None, "Output folder; default <workdir>/eval, or runs/baselines/eval without a workdir.")
 flags.DEFINE_multi_string("metric", None, "A metric to evaluate, repeatable: birqa, psnr, psnr_y, ssim, ms_ssim, "
                           "gmsd, vif, fsim, cw_ssim, nlpd (replaces config.metrics).")

@@ -13,7 +13,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from birqa_jax.cli import run_absl
+from birqa_jax.absl_entry import run_absl
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 config_flags.DEFINE_config_file("config", os.path.join(HERE, "configs", "default.py"), "Training config file.",

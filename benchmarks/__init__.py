@@ -1,1 +1,1 @@
-"""Speed benchmarks of birqa_jax (see README.md): python -m benchmarks.report."""
+"""Speed benchmarks of birqa_jax (see benchmarks/README.md): python -m benchmarks.report."""

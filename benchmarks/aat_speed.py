@@ -25,6 +25,7 @@ from jax.sharding import PartitionSpec as P
 
 from benchmarks import common
 from benchmarks.train_speed import OPTIMIZER, host_batch, stepper
+from birqa_jax import parallel
 from birqa_jax.model import MIN_SIZE, BiRQA, ModelConfig, init_params
 from birqa_jax.train import step as training
 
@@ -48,7 +49,7 @@ def make_steps(model: BiRQA, tx, mesh, spec: training.AttackSpec) -> tuple[Step,
         keys = training.item_keys(key, 0, dist.shape[0])
         return training.attack_batch(model, params, spec, keys, ref, dist, mos, anchor)
 
-    attack = jax.jit(attack, out_shardings=NamedSharding(mesh, P(training.AXIS)))
+    attack = jax.jit(attack, out_shardings=NamedSharding(mesh, P(parallel.AXIS)))
 
     def separate(state, batch):
         adv = attack(state.params, state.rng, state.step, batch["ref"], batch["dist"], batch["mos"], batch["anchor"])
@@ -90,7 +91,7 @@ def run(
     batch = per_device_batch * len(devices)
     cfg = ModelConfig(widths=tuple(widths), dtype=dtype)
     spec = training.AttackSpec(name="pgd", eps=eps, settings={"steps": steps}, anchored=True)
-    mesh = training.make_mesh(devices)
+    mesh = parallel.make_mesh(devices)
     tx = training.make_optimizer(**OPTIMIZER)
     fused, separate = make_steps(BiRQA(cfg), tx, mesh, spec)
     params = init_params(cfg, seed)

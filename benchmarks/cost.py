@@ -40,9 +40,19 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks import common
-from birqa_jax import classical
-from birqa_jax.model import CSRAM, MIN_SIZE, SCGB, BiRQA, ModelConfig, PyramidLevel, ReliabilityHead, features
-from birqa_jax.model import init_params, load_model
+from birqa_jax import classical, parallel
+from birqa_jax.model import (
+    CSRAM,
+    MIN_SIZE,
+    SCGB,
+    BiRQA,
+    ModelConfig,
+    PyramidLevel,
+    ReliabilityHead,
+    features,
+    init_params,
+    load_model,
+)
 
 PACKAGED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "birqa_jax", "assets",
                         "birqa_default.msgpack")
@@ -172,7 +182,7 @@ def train_step_cost(config: ModelConfig, height: int, width: int, per_device_bat
     from benchmarks.train_speed import OPTIMIZER, host_batch
     from birqa_jax.train import step as training
 
-    mesh = training.make_mesh(jax.devices()[:1])
+    mesh = parallel.make_mesh(jax.devices()[:1])
     tx = training.make_optimizer(**OPTIMIZER)
     spec = training.AttackSpec(name="pgd", eps=eps, settings={"steps": steps}, anchored=True)
     step = training.make_train_step(BiRQA(config), tx, mesh, attack=spec)

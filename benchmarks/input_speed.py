@@ -220,8 +220,8 @@ def markdown(result: dict) -> str:
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, d in result["disk"].items():
         lines.append(f"| {name} | {d['pairs']} | {d['references']} | {d['png_bytes_per_pair']:,.0f} | "
-                     f"{d['raw_bytes_per_pair']:,.0f} | {d['raw_over_png']:.2f} | {d['png_file_bytes_per_pair']:,.0f} | "
-                     f"{d['raw_file_bytes_per_pair']:,.0f} |")
+                     f"{d['raw_bytes_per_pair']:,.0f} | {d['raw_over_png']:.2f} | "
+                     f"{d['png_file_bytes_per_pair']:,.0f} | {d['raw_file_bytes_per_pair']:,.0f} |")
     return "\n".join(lines)
 
 

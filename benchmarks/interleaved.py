@@ -30,6 +30,7 @@ default thread count, XLA with its own; both use every core.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import statistics
@@ -50,6 +51,7 @@ from birqa_jax.model import MIN_SIZE, BiRQA, ModelConfig, init_params
 # pooling through the general power function (benchmarks/README.md, "Cost analysis").
 BEFORE_REV = "2d823a51"
 MODEL_FILES = ("birqa_jax/model/features.py", "birqa_jax/model/pyramid.py")
+IMAGEOPS_FILE = "birqa_jax/imageops.py"  # the image operations the features use, from the revision that split them out
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -101,13 +103,56 @@ def _module_from_source(name: str, source: str, origin: str) -> types.ModuleType
     return module
 
 
+def _source_or_none(rev: str, path: str) -> str | None:
+    try:
+        return _source_at(rev, path)
+    except RuntimeError:
+        return None
+
+
+@contextlib.contextmanager
+def _modules_in_place(**modules: types.ModuleType):
+    """``sys.modules[name] = module`` (and the module as its package's attribute) while the body
+    runs, so that an earlier revision's ``from birqa_jax.model import features`` gets that
+    revision's module; everything is put back after."""
+    saved = {name: sys.modules.get(name) for name in modules}
+    parents = {}
+    for name, module in modules.items():
+        package, _, attr = name.rpartition(".")
+        parent = sys.modules.get(package)
+        parents[name] = (parent, attr, getattr(parent, attr, None))
+        sys.modules[name] = module
+        if parent is not None:
+            setattr(parent, attr, module)
+    try:
+        yield
+    finally:
+        for name, module in saved.items():
+            parent, attr, before = parents[name]
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+            if parent is not None and before is not None:
+                setattr(parent, attr, before)
+
+
 def load_model_at(rev: str) -> types.ModuleType:
     """The model module (``birqa_jax.model.pyramid``) as it was at git revision ``rev`` of this
-    checkout, with the feature stage of that revision: fresh module objects, nothing on disk
-    changes. Raises RuntimeError when git cannot produce them."""
+    checkout, with the feature stage (and, from the revision that has one, the image operations)
+    of that revision: fresh module objects, nothing on disk changes. Raises RuntimeError when git
+    cannot produce them."""
     feats_path, pyramid_path = MODEL_FILES
-    feats = _module_from_source(f"_birqa_features_at_{rev}", _source_at(rev, feats_path), f"{rev}:{feats_path}")
-    model = _module_from_source(f"_birqa_pyramid_at_{rev}", _source_at(rev, pyramid_path), f"{rev}:{pyramid_path}")
+    ops_source = _source_or_none(rev, IMAGEOPS_FILE)
+    found: dict[str, types.ModuleType] = {}
+    if ops_source is not None:
+        found["birqa_jax.imageops"] = _module_from_source(f"_birqa_imageops_at_{rev}", ops_source,
+                                                          f"{rev}:{IMAGEOPS_FILE}")
+    with _modules_in_place(**found):
+        feats = _module_from_source(f"_birqa_features_at_{rev}", _source_at(rev, feats_path), f"{rev}:{feats_path}")
+    with _modules_in_place(**found, **{"birqa_jax.model.features": feats}):
+        model = _module_from_source(f"_birqa_pyramid_at_{rev}", _source_at(rev, pyramid_path),
+                                    f"{rev}:{pyramid_path}")
     model.features = feats  # the forward looks the feature stage up by this global name
     return model
 

@@ -15,10 +15,10 @@ import argparse
 import sys
 from typing import Any, Callable, Sequence
 
-import jax
 import numpy as np
 
 from benchmarks import common
+from birqa_jax import parallel
 from birqa_jax.model import MIN_SIZE, BiRQA, ModelConfig, init_params
 from birqa_jax.train import step as training
 
@@ -83,7 +83,7 @@ def run(
         raise ValueError(f"the global batch ({batch}) must be a positive multiple of the "
                          f"{len(devices)} local device(s)")
     cfg = ModelConfig(widths=tuple(widths), dtype=dtype)
-    mesh = training.make_mesh(devices)
+    mesh = parallel.make_mesh(devices)
     tx = training.make_optimizer(**OPTIMIZER)
     step = training.make_train_step(BiRQA(cfg), tx, mesh)
     state = training.replicate(training.create_train_state(init_params(cfg, seed), tx, seed), mesh)

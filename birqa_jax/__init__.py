@@ -13,13 +13,12 @@ BiRQA: higher = better quality; the score is unbounded, trained towards MOS norm
 [0, 1] (an identical pair scores about 0.8: ``metric.IDENTICAL_PAIR`` has each weight set's range).
 
 The package's layers, lowest first (a module imports only from layers below its own):
-``inputs``; ``model``; ``classical``, ``adversarial``, ``data``; ``evaluation``; ``train``;
+``inputs``, ``version``; ``model``; ``classical``, ``adversarial``, ``data``; ``evaluation``; ``train``;
 ``metric`` and ``cli``; this package's public face.
 """
 
 from birqa_jax.metric import (
     Metric,
-    __version__,
     create_metric,
     default_weights_path,
     list_metrics,
@@ -29,6 +28,7 @@ from birqa_jax.metric import (
     score,
 )
 from birqa_jax.model import MIN_SIZE, BiRQA, ModelConfig, init_params, load_model, param_count, save_model
+from birqa_jax.version import __version__
 
 __all__ = [
     "BiRQA", "MIN_SIZE", "Metric", "ModelConfig", "__version__", "create_metric", "default_weights_path",

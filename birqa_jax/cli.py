@@ -18,9 +18,6 @@ pairs not yet in the file. ``--out`` is checked before any scoring: it must be w
 never an input, an image, a folder or a device. A run that scores nothing leaves an earlier
 file as it was. Ctrl-C or SIGTERM ends with one line saying how many pairs were scored (exit
 status 130 or 143, as the signal itself would give); usage errors exit with 2.
-
-Also the shared command-line behaviour of ``train.py`` and ``eval.py`` (``run_absl``): ``--help``
-lists every config field and exits 0, Ctrl-C ends without a traceback.
 """
 
 from __future__ import annotations
@@ -36,15 +33,14 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
-
+from collections.abc import Sequence
 
 IMAGE_EXTS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".gif")
 STDOUT = "-"
 
 
 class CliError(Exception):
-    pass
+    """A usage or input problem, worded for the command line (exit status 2)."""
 
 
 def _metrics(names: Sequence[str], params_path: str | None) -> list:
@@ -172,7 +168,8 @@ class Output:
             self.published = False
             self.replace_at_first_score = existed and not resume
         metrics_doc = {m.name: {"lower_better": m.lower_better,
-                                "score_range": None if m.score_range is None else [_json_number(v) for v in m.score_range]}
+                                "score_range": (None if m.score_range is None
+                                                else [_json_number(v) for v in m.score_range])}
                        for m in metrics}
         if fmt == "json":
             self.head = '{"metrics": ' + json.dumps(metrics_doc, allow_nan=False) + ',\n "pairs": ['
@@ -188,7 +185,7 @@ class Output:
 
     # ---- the file
     def _open_temp(self) -> None:
-        from birqa_jax.model.weights import temp_file_beside
+        from birqa_jax.files import temp_file_beside
 
         try:
             self.fd, self.tmp = temp_file_beside(self.out)
@@ -217,6 +214,12 @@ class Output:
 
     # ---- rows
     def write(self, row: dict, count: bool = True) -> None:
+        """Append one row and flush it, so the file is valid after every row.
+
+        Args:
+          row: ``{"ref", "dist", <metric name>: score, "error"}``.
+          count: count it in ``written`` (False for rows kept from an earlier run).
+        """
         if self.fmt == "json":
             doc = {"ref": row["ref"], "dist": row["dist"],
                    "scores": {n: _json_number(row.get(n)) for n in self.names}, "error": row["error"] or None}
@@ -279,7 +282,8 @@ class Output:
         reader = csv.reader(io.StringIO(text))
         header = next(reader, [])
         if header != ["ref", "dist", *self.names, "error"]:
-            raise CliError(f"{what}: its columns are {header}, this run writes {['ref', 'dist', *self.names, 'error']}; "
+            wanted = ["ref", "dist", *self.names, "error"]
+            raise CliError(f"{what}: its columns are {header}, this run writes {wanted}; "
                            "use the same --metric list and --format, or another --out")
         for values in reader:
             if len(values) != len(header) or values[-1]:
@@ -320,6 +324,10 @@ def check_out_path(out: str, inputs: list[str]) -> bool:
 
 
 def cmd_score(args) -> int:
+    """``birqa score``: score one pair, or every pair of two folders, with each ``--metric``.
+
+    Returns the exit status: 0, or 1 when some pair could not be scored.
+    """
     folders = bool(args.ref_dir or args.dist_dir)
     if folders and not (args.ref_dir and args.dist_dir):
         raise CliError("folder mode needs both --ref-dir and --dist-dir")
@@ -381,10 +389,12 @@ def cmd_score(args) -> int:
             if not kept:
                 print(f"no pair scored: {out} left as it was", file=sys.stderr)
             else:
-                print(f"wrote {output.written} row(s) ({output.written - len(failed)} scored) to {out}", file=sys.stderr)
+                scored = output.written - len(failed)
+                print(f"wrote {output.written} row(s) ({scored} scored) to {out}", file=sys.stderr)
     elif not failed:
         values = [rows[0][m.name] for m in metrics]
-        print(f"{values[0]:.6f}" if len(metrics) == 1 else "\n".join(f"{m.name} {v:.6f}" for m, v in zip(metrics, values)))
+        lines = [f"{m.name} {v:.6f}" for m, v in zip(metrics, values)]
+        print(f"{values[0]:.6f}" if len(metrics) == 1 else "\n".join(lines))
     return 1 if failed else 0
 
 
@@ -405,6 +415,7 @@ def _interrupted(output: Output | None, out: str | None, todo: int) -> None:
 
 
 def cmd_list(args) -> int:
+    """``birqa list``: one line per metric name (``metric.describe``); returns 0."""
     from birqa_jax import metric
 
     for name in metric.list_metrics():
@@ -413,7 +424,8 @@ def cmd_list(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from birqa_jax.metric import __version__
+    """The ``birqa`` command's parser: subcommands ``score`` and ``list``, and ``--version``."""
+    from birqa_jax.version import __version__
 
     p = argparse.ArgumentParser(prog="birqa", description="Full-reference image quality: BiRQA and classical metrics.")
     p.add_argument("--version", action="version", version=f"birqa {__version__}")
@@ -427,10 +439,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--recursive", action="store_true", help="also pair files in subfolders (by relative path)")
     s.add_argument("--metric", action="append", metavar="NAME",
                    help="a metric of `birqa list` or a model file; repeat for several (default: birqa)")
-    s.add_argument("--params", metavar="FILE", help="model file for the birqa metric (default: the packaged default weights)")
+    s.add_argument("--params", metavar="FILE",
+                   help="model file for the birqa metric (default: the packaged default weights)")
     s.add_argument("--out", metavar="FILE", help="write rows to FILE ('-' = stdout, the default in folder mode "
                    "or with --format)")
-    s.add_argument("--format", choices=("csv", "json"), help="output format (default: from --out's extension, else csv)")
+    s.add_argument("--format", choices=("csv", "json"),
+                   help="output format (default: from --out's extension, else csv)")
     s.add_argument("--resume", action="store_true", help="keep the scored rows already in --out FILE and score only "
                    "the other pairs (rows with an error are tried again)")
     s.add_argument("--max-pixels", type=_positive_int, metavar="N",
@@ -484,6 +498,7 @@ def _stop_status(stop: KeyboardInterrupt) -> int:
 
 
 def main(argv=None) -> int:
+    """The ``birqa`` command: parse ``argv`` (default ``sys.argv[1:]``), run, return the exit status."""
     args = build_parser().parse_args(argv)
     # SIGTERM (kill, timeout, a job scheduler) stops the run as Ctrl-C does: rows kept, one line.
     previous = signal.signal(signal.SIGTERM, _stop)
@@ -505,39 +520,6 @@ def main(argv=None) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
         inputs.MAX_PIXELS = pixel_limit
-
-
-def config_fields(config, prefix: str = "--config") -> list[str]:
-    """Every leaf of an ``ml_collections.ConfigDict`` as ``--config.a.b=value`` lines."""
-    lines = []
-    for key, value in config.items():
-        if hasattr(value, "items"):
-            lines += config_fields(value, f"{prefix}.{key}")
-        else:
-            lines.append(f"{prefix}.{key}={value!r}")
-    return lines
-
-
-_HELP = ("-h", "--help", "-help", "--helpshort", "--helpfull")
-
-
-def run_absl(main_fn: Callable[[list[str]], int | None], doc: str, argv: Sequence[str] | None = None) -> None:
-    """``absl.app.run(main_fn)`` for ``train.py`` and ``eval.py``: ``-h``/``--help`` prints
-    ``doc``, the script's flags and every field of the ``--config`` it would use, and exits 0;
-    Ctrl-C outside the training loop's own handling ends with one line (exit status 130)."""
-    from absl import app, flags
-
-    argv = list(sys.argv if argv is None else argv)
-    if any(a in _HELP for a in argv[1:]):
-        flags.FLAGS([a for a in argv if a not in _HELP])
-        print(f"{doc.strip()}\n\nflags:\n{flags.FLAGS.main_module_help()}\n\nconfig fields (override any as shown):")
-        print("\n".join(f"  {line}" for line in config_fields(flags.FLAGS.config)))
-        sys.exit(0)
-    try:
-        app.run(main_fn, argv=argv)
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        sys.exit(130)
 
 
 if __name__ == "__main__":

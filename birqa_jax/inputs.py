@@ -332,7 +332,8 @@ def to_float_pairs(ref, dist, *, min_size: int = 1) -> tuple[list[tuple[np.ndarr
         r, d, single = to_float_pair(ref, dist, min_size=min_size)
         return [(r, d)], single
     if not (_is_image_list(ref) and _is_image_list(dist)) or len(ref) != len(dist):
-        raise ValueError(f"ref and dist must both be lists of the same length, got {_describe(ref)} and {_describe(dist)}")
+        raise ValueError(f"ref and dist must both be lists of the same length, got {_describe(ref)} and "
+                         f"{_describe(dist)}")
     pairs = []
     for i, (r, d) in enumerate(zip(ref, dist)):
         try:

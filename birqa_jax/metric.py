@@ -1,15 +1,16 @@
 """The public scoring API: metric objects that hold their weights with their config, ``score()``
 and BiRQA as a differentiable loss.
 
-``create_metric(name)`` gives a ``Metric`` for every name of ``list_metrics()``: each packaged
-BiRQA weight set (``WEIGHTS``: name -> file in ``birqa_jax/assets``) and each classical
-baseline of ``birqa_jax.classical`` (scored in its 8-bit reference mode; ``as_loss`` uses the
-differentiable float mode); ``create_metric(path)`` loads a model file
-written by ``save_model`` (its own config travels inside it).
+``METRICS`` holds one entry per metric name, the facts ``list_metrics``, ``describe``,
+``create_metric`` and the CLI read: a ``LearnedMetric`` for each packaged BiRQA weight set (its
+file in ``birqa_jax/assets``), then the ``classical.ClassicalMetric`` of each classical baseline
+(scored in its 8-bit reference mode; ``as_loss`` uses the differentiable float mode).
+``create_metric(name, **options)`` gives a ``Metric`` for every name; ``create_metric(path)``
+loads a model file written by ``save_model`` (its own config travels inside it).
 
 BiRQA scores: higher = better quality (closer to the reference); unbounded, trained to predict
 MOS normalised to [0, 1], so in practice about [0, 1]. The packaged weights were trained on
-the synthetic ``kadid_synthetic`` set (see the README): an identical pair scores about 0.8
+the synthetic ``kadid_synthetic`` set (docs/using.md, "The score's scale"): an identical pair scores about 0.8
 (``IDENTICAL_PAIR`` has each set's measured range), near the best-rated level of the training
 labels, not 1.
 """
@@ -20,8 +21,9 @@ import dataclasses
 import functools
 import math
 import os
+import types
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import flax
 import jax
@@ -33,14 +35,12 @@ from birqa_jax.evaluation.runner import WithParams, score_examples
 from birqa_jax.inputs import positive_int, to_float_pair, to_float_pairs, to_float_traced
 from birqa_jax.model import MIN_SIZE, ModelConfig, apply_fn, load_model
 
-__version__ = "0.1.0"
-
 ASSETS = os.path.join(os.path.dirname(__file__), "assets")
 # Identical-pair score of each packaged weight set: (lowest, median, highest), the range rounded
 # outwards, over six scikit-image photographs (astronaut, coffee, chelsea, rocket,
 # immunohistochemistry, hubble_deep_field) at full size and as 32x32, 96x96, 256x192 centre crops,
 # as `python tools/identical_pair_scores.py` prints them: re-measure there when a weight file
-# changes, and update the README's "The score's scale", which quotes them. Images with little
+# changes, and update docs/using.md's "The score's scale", which quotes them. Images with little
 # texture score lower (a uniform grey: about 0.6).
 IDENTICAL_PAIR = {
     "birqa_robust": (0.76, 0.80, 0.82),
@@ -53,37 +53,50 @@ def _identical(name: str) -> str:
     return f"an identical photograph pair scores about {mid:.2f} ({lo:.2f}-{hi:.2f})"
 
 
-# Packaged BiRQA weight sets: metric name -> (model file in ASSETS, what they are). A new set is
-# one line here. "birqa" is the recommended set (today the robust one); "birqa_clean" and
-# "birqa_robust" name each set for results that must not change when the default does.
-_CLEAN = ("birqa_default.msgpack", "clean-trained: the embedded default training run on the synthetic "
-          f"kadid_synthetic set (a demo); {_identical('birqa_clean')}")
-_ROBUST = ("birqa_robust.msgpack", "birqa_clean fine-tuned by Anchored Adversarial Training (configs/robust.py, "
-           "the robustness study's best recipe): steadier under attack at the same clean SROCC within 0.01; "
-           f"{_identical('birqa_robust')}")
-WEIGHTS = {
-    "birqa": (_ROBUST[0], "the default weights, today birqa_robust: " + _ROBUST[1]),
-    "birqa_robust": _ROBUST,
-    "birqa_clean": _CLEAN,
-}
 DEFAULT_METRIC = "birqa"
 # BiRQA's head is linear: the score is unbounded, trained towards MOS normalised to [0, 1].
 BIRQA_RANGE = (-math.inf, math.inf)
-# Documented score range and meaning of each classical metric (a name without an entry has none).
-CLASSICAL_DOCS = {
-    "psnr": ((0.0, math.inf), "PSNR in dB on 8-bit RGB (MATLAB psnr); identical images give inf"),
-    "psnr_y": ((0.0, math.inf), "PSNR in dB on 8-bit grey (MATLAB rgb2gray); identical images give inf"),
-    "ssim": ((-1.0, 1.0), "SSIM on 8-bit grey as ssim_index.m (no downsampling)"),
-    "ms_ssim": ((0.0, 1.0), "MS-SSIM on 8-bit grey as msssim.m; needs 161 px on the short side"),
-    "gmsd": ((0.0, 0.5), "GMSD on 8-bit grey as GMSD.m: deviation of gradient similarity; 0 = identical"),
-    "vif": ((0.0, math.inf), "VIF on 8-bit grey as vifvec.m: share of the reference's wavelet-domain information "
-            "kept; 1 = identical, above 1 for contrast enhancement; needs 72 px on the short side"),
-    "fsim": ((0.0, 1.0), "FSIMc on 8-bit RGB as FeatureSIM.m: phase congruency, gradient and chroma similarity; "
-             "1 = identical"),
-    "cw_ssim": ((0.0, 1.0), "CW-SSIM on 8-bit grey as cwssim_index.m: structural similarity of complex steerable "
-                "pyramid coefficients (4th level, 8 orientations), insensitive to small shifts; 1 = identical"),
-    "nlpd": ((0.0, math.inf), "NLPD on 8-bit grey as NLP_dist.m: distance of divisively normalised Laplacian pyramid "
-             "coefficients (6 levels); 0 = identical"),
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnedMetric:
+    """Everything about one packaged BiRQA weight set (a learned metric).
+
+    Attributes:
+      name: its name (a ``create_metric`` name).
+      weights: its model file in ``ASSETS``.
+      description: one line on what it is (``birqa list`` prints it).
+      higher_is_better: the direction of the score.
+      score_range: the documented (low, high) of the score.
+      min_size: the smallest short side (px) it accepts.
+      options: the keyword options ``create_metric`` takes: none (a model's settings travel in
+        its file's config).
+    """
+
+    name: str
+    weights: str
+    description: str
+    higher_is_better: bool = True
+    score_range: tuple[float, float] = BIRQA_RANGE
+    min_size: int = MIN_SIZE
+    options: ClassVar[Mapping[str, classical.Defaults]] = types.MappingProxyType({})
+
+
+# "birqa" is the recommended set (today the robust one); "birqa_clean" and "birqa_robust" name
+# each set for results that must not change when the default does. A new set is one entry.
+_ROBUST = ("birqa_clean fine-tuned by Anchored Adversarial Training (configs/robust.py, the robustness study's best "
+           f"recipe): steadier under attack at the same clean SROCC within 0.01; {_identical('birqa_robust')}")
+_LEARNED = (
+    LearnedMetric("birqa", "birqa_robust.msgpack",
+                  f"BiRQA (about 0..1), the default weights, today birqa_robust: {_ROBUST}"),
+    LearnedMetric("birqa_robust", "birqa_robust.msgpack", f"BiRQA (about 0..1), {_ROBUST}"),
+    LearnedMetric("birqa_clean", "birqa_default.msgpack",
+                  "BiRQA (about 0..1), clean-trained: the embedded default training run on the synthetic "
+                  f"kadid_synthetic set (a demo); {_identical('birqa_clean')}"),
+)
+# Every metric name -> its entry: the learned metrics, then the classical ones.
+METRICS: dict[str, LearnedMetric | classical.ClassicalMetric] = {
+    **{m.name: m for m in _LEARNED}, **classical.METRICS,
 }
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -91,9 +104,15 @@ Apply = Callable[[Any, jax.Array, jax.Array], jax.Array]
 
 
 def list_metrics() -> list[str]:
-    """Names ``create_metric`` accepts: the packaged BiRQA weight sets, then the classical
-    baselines."""
-    return [*WEIGHTS, *classical.NAMES]
+    """Names ``create_metric`` accepts (the keys of ``METRICS``): the packaged BiRQA weight
+    sets, then the classical baselines."""
+    return list(METRICS)
+
+
+def _entry(name: str) -> LearnedMetric | classical.ClassicalMetric:
+    if name not in METRICS:
+        raise ValueError(f"unknown metric {name!r}; choose from {', '.join(METRICS)}")
+    return METRICS[name]
 
 
 def _span(lo: float, hi: float) -> str:
@@ -101,20 +120,22 @@ def _span(lo: float, hi: float) -> str:
 
 
 def describe(name: str) -> str:
-    """One line on metric ``name`` of ``list_metrics()``: direction, documented range, what it is."""
-    if name in WEIGHTS:
-        lower_better, span, about = False, _span(*BIRQA_RANGE), f"BiRQA (about 0..1), {WEIGHTS[name][1]}"
-    else:
-        lower_better = not classical.HIGHER_IS_BETTER[name]
-        score_range, about = CLASSICAL_DOCS.get(name, (None, "classical metric"))
-        span = _span(*score_range) if score_range else "undocumented"
-    direction = "lower is better" if lower_better else "higher is better"
-    return f"{name:<8} {direction:<17} range {span:<12} {about}"
+    """One line on metric ``name`` of ``list_metrics()``, from its entry of ``METRICS``.
+
+    Returns:
+      the name, the direction, the documented range and the entry's description, in columns.
+    """
+    entry = _entry(name)
+    direction = "higher is better" if entry.higher_is_better else "lower is better"
+    return f"{name:<8} {direction:<17} range {_span(*entry.score_range):<12} {entry.description}"
 
 
 def weights_path(name: str = DEFAULT_METRIC) -> str:
     """Path of the packaged weight set ``name``; a clear error says how to make it if absent."""
-    path = os.path.join(ASSETS, WEIGHTS[name][0])
+    entry = _entry(name)
+    if not isinstance(entry, LearnedMetric):
+        raise ValueError(f"{name} is a classical metric, not a packaged BiRQA weight set: it has no weights")
+    path = os.path.join(ASSETS, entry.weights)
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"the BiRQA weights {name!r} are not packaged with this installation "
@@ -172,14 +193,15 @@ def birqa_apply(config: ModelConfig) -> Apply:
 
 
 @functools.lru_cache(maxsize=None)
-def _classical_apply(name: str, mode: str) -> Apply:
-    """``classical.get(name, mode)`` in the ``(params, ref, dist)`` form of ``Metric.apply``."""
-    fn = classical.get(name, mode)
+def _classical_apply(name: str, mode: str, options: tuple[tuple[str, Any], ...]) -> Apply:
+    """``classical.get(name, mode)`` with keyword ``options`` in the ``(params, ref, dist)`` form
+    of ``Metric.apply``."""
+    fn, kwargs = classical.get(name, mode), dict(options)
 
     @jax.jit
     def apply(params, ref, dist):
         del params  # classical metrics have none
-        return fn(*to_float_traced(ref, dist, who=name))
+        return fn(*to_float_traced(ref, dist, who=name), **kwargs)
 
     return apply
 
@@ -237,9 +259,10 @@ class Metric:
         """Score image pairs on the host.
 
         Args:
-          ref, dist: one pair or a batch, in any form ``birqa_jax.inputs`` accepts: arrays (HW,
-            HWC or NHWC; uint8, uint16, or float in [0, 1]), PIL images, file paths, or two
-            lists of those (sizes may differ between pairs).
+          ref: the reference image(s): one image or a batch, in any form ``birqa_jax.inputs``
+            accepts: arrays (HW, HWC or NHWC; uint8, uint16, or float in [0, 1]), PIL images,
+            file paths, or a list of those (sizes may differ between pairs).
+          dist: the distorted image(s), in the same form and shapes as ``ref``.
           batch_size: at most this many pairs per device call (bounds memory), a positive int;
             None: all.
 
@@ -292,20 +315,53 @@ class Metric:
         return loss
 
 
-def create_metric(name: str | os.PathLike = DEFAULT_METRIC) -> Metric:
-    """The metric ``name`` of ``list_metrics()``, or BiRQA from a model file path."""
+def _check_options(name: str, accepted: Mapping[str, classical.Defaults], options: Mapping[str, Any]) -> None:
+    """ValueError naming the metric and what it accepts, for an option it does not take or a
+    value of another type than the option's default."""
+    for key, value in options.items():
+        if key not in accepted:
+            takes = f"takes only the options {', '.join(accepted)}" if accepted else "takes no options"
+            raise ValueError(f"metric {name!r} {takes}; got {key}={value!r}")
+        kind = type(accepted[key].reference)
+        if type(value) is not kind:
+            raise ValueError(f"metric {name!r}: option {key} must be a {kind.__name__}, got {value!r}")
+
+
+def create_metric(name: str | os.PathLike = DEFAULT_METRIC, **options: Any) -> Metric:
+    """The metric ``name``, with its weights or its functions, ready to score.
+
+    Args:
+      name: a name of ``list_metrics()`` (an entry of ``METRICS``), or the path of a BiRQA model
+        file written by ``save_model`` (its config travels inside it).
+      **options: keyword options of the metric, those its entry's ``options`` lists (as
+        ``ssim``'s ``downsample``: ``ssim.m``'s downsampling, by default off when scoring, as
+        ``ssim_index.m``, and on in ``as_loss``); an option not given keeps each mode's default.
+        BiRQA takes none: its settings travel in its config.
+
+    Returns:
+      a ``Metric``: BiRQA with its weights and their config, or a classical metric scored in its
+      8-bit reference mode, whose ``as_loss`` uses its differentiable float mode.
+
+    Raises:
+      ValueError: ``name`` is neither a metric nor a file; an option the metric does not take, or
+        of the wrong type.
+    """
     name = os.fspath(name)
-    if name in WEIGHTS:
-        params, config = load(weights_path(name))
-        return Metric.from_params(params, config, name)
-    if name in classical.NAMES:
-        return Metric(name, _classical_apply(name, "reference"), None, None,
-                      lower_better=not classical.HIGHER_IS_BETTER[name],
-                      score_range=CLASSICAL_DOCS.get(name, (None, ""))[0],
-                      loss_apply=_classical_apply(name, "float"))
-    if os.path.isfile(name):
+    if name not in METRICS:
+        if not os.path.isfile(name):
+            raise ValueError(f"unknown metric {name!r}: not a model file, nor one of {', '.join(METRICS)}")
+        _check_options(name, LearnedMetric.options, options)
         return Metric.from_file(name)
-    raise ValueError(f"unknown metric {name!r}: not a model file, nor one of {', '.join(list_metrics())}")
+    entry = METRICS[name]
+    _check_options(name, entry.options, options)
+    if isinstance(entry, LearnedMetric):
+        params, config = load(weights_path(name))
+        return dataclasses.replace(Metric.from_params(params, config, name), lower_better=not entry.higher_is_better,
+                                   score_range=entry.score_range, min_size=entry.min_size)
+    static = tuple(sorted(options.items()))
+    return Metric(name, _classical_apply(name, "reference", static), None, None,
+                  lower_better=not entry.higher_is_better, score_range=entry.score_range,
+                  loss_apply=_classical_apply(name, "float", static))
 
 
 def prepare_pair(ref, dist) -> tuple[np.ndarray, np.ndarray, bool]:

@@ -9,7 +9,7 @@ step by PGD (eps 4/255, 3 steps of eps/2, random start, pushing each prediction 
 MOS). ``--config.aat.anchored=False`` attacks every item of ordinary batches: plain adversarial
 training (with ``--config.loss.plcc=1``).
 
-Every AAT knob is a field here (README, "Robustness"); the defaults below are the behaviour
+Every AAT knob is a field here (docs/robustness.md); the defaults below are the behaviour
 before the knobs existed. ``experiments/robustness_study.py`` compares variants of this config.
 """
 

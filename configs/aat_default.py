@@ -1,7 +1,7 @@
 """Anchored Adversarial Training on the embedded default (fine-tunes the clean ``runs/demo``).
 
 The recipe that beat plain adversarial training in the robustness study (arm ``aat_full_v2``,
-README "Robustness"): ordinary batches, every item attacked by PGD-3 at 4/255 on the ranking
+docs/robustness.md): ordinary batches, every item attacked by PGD-3 at 4/255 on the ranking
 objective (its score pushed across the batch's clean scores); loss = plain AT's PLCC + MSE +
 ranking on the attacked scores + 0.5 (PLCC + MSE) of the clean scores + the ranking of every
 attacked score against every stop-gradient clean score (margin 0.5 x the label gap) + the

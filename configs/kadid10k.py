@@ -1,14 +1,14 @@
-"""BiRQA on KADID-10k (official files from the user; see the README's dataset section).
+"""BiRQA on KADID-10k (official files from the user; see docs/datasets.md).
 
 Batch 32 follows the paper [reported]; crops, optimiser and schedule are this project's choices.
 ``--config.data.manual_dir=/path/to/kadid10k`` is needed on the first run (it builds the
 dataset into ``data.data_dir``).
 """
 
-from configs import default
-from birqa_jax.model import ModelConfig
-
 import ml_collections
+
+from birqa_jax.model import ModelConfig
+from configs import default
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -7,7 +7,7 @@ photographs (split ``photos``: astronaut, chelsea and immunohistochemistry held 
 steps of 16 crops of 96x96, seed 0: the robustness study's run of arm ``RECIPE_ARM``, seed 0
 (the same config, data stream and compiled step). It exports ``runs/robust/birqa.msgpack``;
 copied to ``birqa_jax/assets/birqa_robust.msgpack`` it is the packaged set. Why this arm: the
-README's "Robustness" section and ``experiments/results/robustness_study/cpu/results.md``.
+docs/robustness.md and ``experiments/results/robustness_study/cpu/results.md``.
 """
 
 from configs import aat_study, override

@@ -27,7 +27,6 @@ import argparse
 import functools
 import json
 import os
-import sys
 import time
 
 import jax
@@ -35,12 +34,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import birqa_jax  # noqa: E402
-from birqa_jax.data.distortions import distort  # noqa: E402
-from birqa_jax.data.synthetic import SOURCES, UNSEEN_BY_DEFAULT, ReferenceCrop  # noqa: E402
-from birqa_jax.evaluation.report import jsonable  # noqa: E402
+import birqa_jax
+from birqa_jax.data.distortions import distort
+from birqa_jax.data.synthetic import SOURCES, UNSEEN_BY_DEFAULT, ReferenceCrop
+from birqa_jax.evaluation.report import jsonable
 
 # KADID-10k distortion type ids: what a restoration method removes.
 DISTORTIONS = {"white noise": 11, "gaussian blur": 1, "jpeg": 10}
@@ -194,8 +191,10 @@ def figures(images: dict, runs: dict, out: str) -> None:
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--metrics", nargs="+", default=["birqa_clean", "birqa_robust"], help="BiRQA weight sets or model files")
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--metrics", nargs="+", default=["birqa_clean", "birqa_robust"],
+                   help="BiRQA weight sets or model files")
     p.add_argument("--photos", nargs="+", default=list(UNSEEN_BY_DEFAULT[:2]), choices=UNSEEN_BY_DEFAULT)
     p.add_argument("--level", type=int, default=3, help="distortion level 1..5")
     p.add_argument("--steps", type=int, default=300)

@@ -1,8 +1,8 @@
 """Robustness study: clean fine-tuning vs plain adversarial training vs AAT and its variants.
 
-    python experiments/robustness_study.py                 # preset "cpu": about an hour on 2 quiet CPU cores
-    python experiments/robustness_study.py --plan          # what the preset does, timed on this machine
-    python experiments/robustness_study.py --preset tiny   # rehearsal of the whole study (minutes)
+    python -m experiments.robustness_study                 # preset "cpu": about an hour on 2 quiet CPU cores
+    python -m experiments.robustness_study --plan          # what the preset does, timed on this machine
+    python -m experiments.robustness_study --preset tiny   # rehearsal of the whole study (minutes)
     bash experiments/robustness_study_gpu.sh               # preset "gpu" on one H100/H200 (see there)
 
 One command, resumable: every (arm, seed) fine-tuning run and every evaluation entry (one attack
@@ -12,7 +12,7 @@ at one budget on one model) is written to ``--out`` when done, and a rerun skips
 vs eps per arm with 95% bootstrap bands) into ``--out``
 (default ``experiments/results/robustness_study/<preset>``).
 
-Design (README, "Robustness"):
+Design (docs/robustness.md):
 
 - Data: ``configs/aat_study.py``: kadid_synthetic split by photographs; astronaut, chelsea and
   immunohistochemistry (2,000 pairs, never in the packaged weights' training set) are the test
@@ -54,7 +54,6 @@ import hashlib
 import json
 import math
 import os
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -63,14 +62,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-from birqa_jax.adversarial import attacks  # noqa: E402
-from birqa_jax.adversarial.scores import scrambling_direction  # noqa: E402
-from birqa_jax.evaluation import paired  # noqa: E402
-from birqa_jax.evaluation.paired import (  # noqa: E402
+from birqa_jax import parallel
+from birqa_jax.adversarial import attacks
+from birqa_jax.adversarial.scores import scrambling_direction
+from birqa_jax.evaluation import paired
+from birqa_jax.evaluation.paired import (
     PairedEstimate,
     bootstrap_indices,
     combine,
@@ -81,10 +77,15 @@ from birqa_jax.evaluation.paired import (  # noqa: E402
     trapezoid_weights,
     worst_case,
 )
-from birqa_jax.evaluation.report import jsonable  # noqa: E402  (matplotlib only for figures)
-from birqa_jax.inputs import as_float  # noqa: E402
-from birqa_jax.model import apply_fn, load_model, save_model  # noqa: E402
-from birqa_jax.model.pyramid import gem_floor_fraction  # noqa: E402
+from birqa_jax.evaluation.report import jsonable
+from birqa_jax.evaluation.robustness import attack_pairs, pair_keys
+from birqa_jax.evaluation.runner import WithParams, batch_plan, score_arrays  # matplotlib only for figures
+from birqa_jax.inputs import as_float
+from birqa_jax.model import apply_fn, load_model, save_model
+from birqa_jax.model.pyramid import gem_floor_fraction
+from birqa_jax.runs import MODEL_FILE
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SUITE = ("fgsm", "ifgsm", "pgd", "mifgsm", "apgd", "korhonen")  # the unseen white-box suite
 # Stable attack ids for the attack keys: adding or dropping an attack leaves the others' keys.
@@ -117,14 +118,13 @@ CONFIRMATION_RULE = (
     "\"confirmed: AAT better\" if the 95% CI of (aat_full_v2 - plain_at) worst@4 SROCC has its lower bound > 0; "
     "\"confirmed: AAT at least as good\" if that lower bound is > -0.02 and the clean SROCC's lower bound is "
     "> -0.02 too; otherwise \"not confirmed\": the README then reports the cpu preset's result as unconfirmed.")
-MODEL_FILE = "birqa.msgpack"
 _BATCH_KEYS = ("ref", "dist", "mos", "anchor")
 
 # ----------------------------------------------------------------------------- arms
 
 _FIXED = {"loss.plcc": 1.0, "loss.rank_margin": 0.0, "loss.rank_anchor_stop_grad": True}
 _PLAIN = {"aat.anchored": False, "loss.plcc": 1.0}
-# The new AAT (README, "Robustness"): plain AT's batches and loss, plus the clean anchors.
+# The new AAT (docs/robustness.md): plain AT's batches and loss, plus the clean anchors.
 _FULL = {**_PLAIN, "aat.objective": "rank", "loss.clean": 0.5, "loss.anchor_rank": 1.0,
          "loss.anchor_margin_rel": 0.5, "loss.scaled_consistency": 1.0}
 
@@ -254,9 +254,9 @@ PRESETS = {
         bootstrap=2000, sweep=("fgsm", "apgd"), restart_eps=(4,), transfer=True,
         sweep_settings={"apgd": {"steps": 10}}, first_seed=4, pair_seed=1, exclude_preset="cpu"),
     "gpu": Preset(
-        arms=CORE_ARMS, seeds=4, steps=300, pairs=512, blocks=4, eps=(2, 4, 8), attacks=PROTOCOL_ATTACKS, apgd_restarts=1,
-        square_queries=1000, square_eps=4, square_pairs=64, square_seeds=1, eval_batch=128, bootstrap=2000,
-        transfer=True),
+        arms=CORE_ARMS, seeds=4, steps=300, pairs=512, blocks=4, eps=(2, 4, 8), attacks=PROTOCOL_ATTACKS,
+        apgd_restarts=1, square_queries=1000, square_eps=4, square_pairs=64, square_seeds=1, eval_batch=128,
+        bootstrap=2000, transfer=True),
 }
 
 # ----------------------------------------------------------------------------- configs
@@ -353,8 +353,7 @@ def preset_pairs(groups: np.ndarray, test: np.ndarray, preset: Preset) -> tuple[
 def load_study_data(config, preset: Preset):
     """(source, splits, StudyPairs) of a study config's data block (the set is built if needed)
     and a preset's test pairs."""
-    from birqa_jax.data import example_columns, group_ids
-    from birqa_jax.data.runs import load_data
+    from birqa_jax.data import example_columns, group_ids, load_data
 
     source, splits = load_data(config.data)
     source = _CachedSource(source)
@@ -448,42 +447,6 @@ def _clean_scores(params, ref, dist, *, config):
     return apply_fn(config)(params, ref, dist), gem_floor_fraction(config, params, ref, dist)
 
 
-@functools.partial(jax.jit, static_argnames=("apply",))
-def _scores_of(params, ref, adv, *, apply):
-    """Scores of float adversarial images ``adv`` (e.g. crafted on another model) [B]."""
-    return apply(params, as_float(ref), adv)
-
-
-@functools.partial(jax.jit, static_argnames=("apply", "name", "settings"))
-def _attacked_scores(params, ref, dist, direction, eps, keys, *, apply, name, settings):
-    """One attack on one batch, params and eps traced (one compilation per attack, settings and
-    shape serves every model and budget). Returns the attacked scores and L-inf, PSNR, SSIM
-    of the perturbations, each [B]."""
-    ref, dist = as_float(ref), as_float(dist)
-    score = functools.partial(apply, params)
-    options = {k[: -len("_frac")] if k.endswith("_frac") else k: eps * v if k.endswith("_frac") else v
-               for k, v in settings}
-    adv = attacks.ATTACKS[name](attacks.direction_objective(score, ref, direction), dist, eps=eps, rng=keys,
-                                **options)
-    stats = attacks.perturbation_stats(adv, dist)
-    return score(ref, adv), stats["linf"], stats["psnr"], stats["ssim"], adv
-
-
-def attack_keys(attack_id: int, eps255: float, restart: int, pair_ids: np.ndarray) -> np.ndarray:
-    """Raw key data [B, 2]: a function of (attack, eps, restart, pair) only, so every arm and
-    seed meets the same random starts and Square proposals on the same pair."""
-    key = jax.random.PRNGKey(0)
-    for part in (attack_id, round(eps255 * 1000), restart):
-        key = jax.random.fold_in(key, part)
-    return np.asarray(jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(pair_ids, jnp.uint32)))
-
-
-def _batches(n: int, size: int) -> list[tuple[np.ndarray, int]]:
-    """Fixed-size batches covering n rows, the last padded with copies of the final row."""
-    size = min(size, n)
-    return [(np.minimum(np.arange(s, s + size), n - 1), min(size, n - s)) for s in range(0, n, size)]
-
-
 @dataclasses.dataclass(frozen=True)
 class Entry:
     """One evaluation: ``attack`` at ``eps255`` / 255 (restart > 0: APGD from a random start)
@@ -533,18 +496,21 @@ def plan_entries(preset: Preset, seed: int, finetuned: bool = True) -> list[Entr
     return entries
 
 
-def _run_attack_entry(params, apply, test: StudyPairs, rows: np.ndarray, direction: np.ndarray, entry: Entry,
-                      batch_size: int) -> tuple[np.ndarray, ...]:
-    """One white-box or Square entry on ``rows``: (scores, linf, psnr, ssim, adv), each [n]."""
-    outs = []
-    for b, k in _batches(len(rows), batch_size):
-        r = rows[b]
-        keys = attack_keys(ATTACK_IDS["apgd_rs" if entry.restart else entry.attack], entry.eps255, entry.restart, r)
-        got = _attacked_scores(params, test.ref[r], test.dist[r], jnp.asarray(direction[r], jnp.float32),
-                               jnp.float32(entry.eps255 / 255), keys, apply=apply, name=entry.attack,
-                               settings=entry.settings)
-        outs.append([np.asarray(x)[:k] for x in got])
-    return tuple(np.concatenate(parts) for parts in zip(*outs))
+def _settings(entry: Entry) -> dict[str, Any]:
+    """An entry's attack settings, ``<option>_frac: f`` resolved to ``<option> = f * eps``."""
+    eps = entry.eps255 / 255
+    return {k[: -len("_frac")] if k.endswith("_frac") else k: eps * v if k.endswith("_frac") else v
+            for k, v in entry.settings}
+
+
+def _run_attack_entry(model: WithParams, test: StudyPairs, rows: np.ndarray, direction: np.ndarray, entry: Entry,
+                      batch_size: int) -> dict[str, np.ndarray]:
+    """One white-box or Square entry on ``rows`` (``robustness.attack_pairs``): scores, adv,
+    linf, psnr, ssim."""
+    keys = pair_keys(ATTACK_IDS["apgd_rs" if entry.restart else entry.attack], entry.eps255, entry.restart,
+                     test.index[rows])
+    return attack_pairs(entry.attack, model, test.ref[rows], test.dist[rows], direction[rows], keys,
+                        eps=entry.eps255 / 255, batch_size=batch_size, settings=_settings(entry))
 
 
 class TransferSource:
@@ -554,7 +520,7 @@ class TransferSource:
 
     def __init__(self, model_path: str, test: StudyPairs, direction: np.ndarray, batch_size: int):
         params, config, _ = load_model(model_path)
-        self.params, self.apply = jax.device_put(params), apply_fn(config)
+        self.model = WithParams(apply_fn(config), jax.device_put(params))
         self.test, self.direction, self.batch_size = test, direction, batch_size
         self._cache: dict[tuple, np.ndarray] = {}
 
@@ -562,8 +528,8 @@ class TransferSource:
         key = (tuple(rows.tolist()), entry.eps255, entry.settings)
         if key not in self._cache:
             crafted = dataclasses.replace(entry, attack="apgd")
-            self._cache[key] = _run_attack_entry(self.params, self.apply, self.test, rows, self.direction, crafted,
-                                                 self.batch_size)[4]
+            self._cache[key] = _run_attack_entry(self.model, self.test, rows, self.direction, crafted,
+                                                 self.batch_size)["adv"]
         return self._cache[key]
 
 
@@ -579,12 +545,12 @@ def evaluate_model(model_path: str, test: StudyPairs, rows: np.ndarray, directio
     cached = _read_json(cache_path)
     record = cached if cached is not None and cached.get("spec") == spec else {"spec": spec, "entries": {}}
     params, model_cfg, _ = load_model(model_path)
-    apply = apply_fn(model_cfg)
     params = jax.device_put(params)
+    model = WithParams(apply_fn(model_cfg), params)
     if "clean" not in record or "gem_floor" not in record:
         got = [[np.asarray(x)[:k] for x in _clean_scores(params, test.ref[rows[b]], test.dist[rows[b]],
                                                          config=model_cfg)]
-               for b, k in _batches(len(rows), batch_size)]
+               for b, k in batch_plan(len(rows), min(batch_size, len(rows)))]
         record["clean"], record["gem_floor"] = (np.concatenate(parts).tolist() for parts in zip(*got))
         _write_json(cache_path, record)
     for entry in entries:
@@ -597,12 +563,12 @@ def evaluate_model(model_path: str, test: StudyPairs, rows: np.ndarray, directio
             if transfer is None:
                 raise ValueError("a transfer entry needs the source model's images (transfer=)")
             adv = transfer.images(sub, entry)
-            scores = np.concatenate([np.asarray(_scores_of(params, test.ref[sub[b]], adv[b], apply=apply))[:k]
-                                     for b, k in _batches(len(sub), batch_size)])
+            scores = score_arrays({"model": model}, test.ref[sub], adv, batch_size)["model"]
             stats = attacks.perturbation_stats(jnp.asarray(adv), as_float(jnp.asarray(test.dist[sub])))
             linf, psnr, ssim = (np.asarray(stats[k]) for k in ("linf", "psnr", "ssim"))
         else:
-            scores, linf, psnr, ssim, _ = _run_attack_entry(params, apply, test, sub, direction, entry, batch_size)
+            got = _run_attack_entry(model, test, sub, direction, entry, batch_size)
+            scores, linf, psnr, ssim = (got[k] for k in ("scores", "linf", "psnr", "ssim"))
         if linf.max() > entry.eps255 / 255 + 1e-6:
             raise AssertionError(f"{entry.name}: perturbation {linf.max() * 255:.3f}/255 exceeds the budget")
         changed = np.isfinite(psnr)
@@ -618,7 +584,7 @@ def evaluate_model(model_path: str, test: StudyPairs, rows: np.ndarray, directio
 # ----------------------------------------------------------------------------- analysis
 
 
-BASELINES = ("packaged", "clean", "plain_at", "aat")
+REFERENCE_ARMS = ("packaged", "clean", "plain_at", "aat")
 
 
 def _is_check(entry_name: str) -> bool:
@@ -630,11 +596,11 @@ def comparison_pairs(arms: Sequence[str]) -> list[tuple[str, str]]:
     arm against plain adversarial training, every AAT variant against today's AAT, the new AAT
     against itself without the consistency term, and every ``<arm>_long`` against ``<arm>``."""
     out = []
-    for b in BASELINES:
+    for b in REFERENCE_ARMS:
         if b not in arms:
             continue
         for a in arms:
-            later = a not in BASELINES or BASELINES.index(a) > BASELINES.index(b)
+            later = a not in REFERENCE_ARMS or REFERENCE_ARMS.index(a) > REFERENCE_ARMS.index(b)
             if later and (b in ("packaged", "clean") or a.startswith("aat")):
                 out.append((a, b))
     for variant in ("aat_full_nocons", "aat_full_v2"):
@@ -723,7 +689,8 @@ def analyse(preset: Preset, test: StudyPairs, records: Mapping[str, list[dict]],
         names = [k for k in rec["entries"] if k.endswith(f"@{e:g}") and not _is_check(k)]
         if not names:
             continue
-        white, _ = worst_case(clean[:n], {k: np.asarray(rec["entries"][k]["scores"])[:n] for k in names}, direction[rows])
+        white, _ = worst_case(clean[:n], {k: np.asarray(rec["entries"][k]["scores"])[:n] for k in names},
+                              direction[rows])
         masking[arm] = {"eps255": e, **masking_check(clean[:n], white, np.asarray(rec["entries"][sq[0]]["scores"]),
                                                       direction[rows], float(np.std(clean)) or 1.0)}
 
@@ -898,7 +865,8 @@ def _work_of(preset: Preset) -> dict:
     models = [(arm, s) for arm in preset.arms for s in range(preset.seeds)]
     rows = {s: len(np.flatnonzero(np.arange(preset.pairs) % preset.blocks == s % preset.blocks))
             for s in range(preset.seeds)}
-    entries = {(arm, s): [(e, rows[s] if e.limit is None else min(e.limit, rows[s])) for e in plan_entries(preset, s, ARMS[arm].finetune)]
+    entries = {(arm, s): [(e, rows[s] if e.limit is None else min(e.limit, rows[s]))
+                          for e in plan_entries(preset, s, ARMS[arm].finetune)]
                for arm, s in models}
     return {"models": models, "rows": rows, "entries": entries}
 
@@ -909,19 +877,19 @@ def print_plan(preset: Preset, init_from: str, data_dir: str = "data_cache", rep
     batch of the training size), each distinct attack program (compilation, then one batch of
     the evaluation size; Square with 1/20 of its queries, scaled), the clean forward pass.
     Takes a few minutes (it compiles what the study compiles). Excludes building the data set."""
-    from birqa_jax.data.runs import plain
+    from birqa_jax.data.from_config import plain
     from birqa_jax.train import loop
     from birqa_jax.train import step as training
 
     work = _work_of(preset)
     params, model_cfg, _ = load_model(init_from)
-    apply = apply_fn(model_cfg)
     params = jax.device_put(params)
+    model = WithParams(apply_fn(model_cfg), params)
     estimate = {"training_s": 0.0, "evaluation_s": 0.0, "compilation_s": 0.0}
     detail: dict[str, Any] = {"train": {}, "eval": {}}
 
     # Training: one compiled step per distinct (loss, attack, schedule); timed at the real sizes.
-    mesh = training.make_mesh()
+    mesh = parallel.make_mesh()
     rng = np.random.default_rng(0)
     seen_programs: dict[tuple, float] = {}
     for arm in preset.arms:
@@ -959,8 +927,8 @@ def print_plan(preset: Preset, init_from: str, data_dir: str = "data_cache", rep
     h, w = arm_config(preset.arms[0], 0, preset, init_from, data_dir).data.synthetic.crop_size
     ref = rng.integers(0, 256, (b, h, w, 3), np.uint8)
     dist = np.clip(ref.astype(int) + rng.integers(-20, 21, ref.shape), 0, 255).astype(np.uint8)
-    direction = jnp.asarray(np.where(np.arange(b) % 2, 1.0, -1.0), jnp.float32)
-    keys = attack_keys(0, 4, 0, np.arange(b))
+    direction = np.where(np.arange(b) % 2, 1.0, -1.0).astype(np.float32)
+    keys = pair_keys(0, 4, 0, np.arange(b))
     first, fwd = _timed(lambda: _clean_scores(params, ref, dist, config=model_cfg), repeats)
     estimate["compilation_s"] += max(first - fwd, 0.0)
     per_pair: dict[tuple, float] = {}
@@ -975,8 +943,9 @@ def print_plan(preset: Preset, init_from: str, data_dir: str = "data_cache", rep
                 opts = dict(settings)
                 scale = opts["queries"] / max(opts["queries"] // 20, 1)
                 settings = tuple(sorted({**opts, "queries": max(opts["queries"] // 20, 1)}.items()))
-            first, t = _timed(lambda: _attacked_scores(params, ref, dist, direction, jnp.float32(4 / 255), keys,
-                                                        apply=apply, name=name, settings=settings), 1)
+            entry = Entry(name, 4, settings)
+            first, t = _timed(lambda: attack_pairs(name, model, ref, dist, direction, keys, eps=4 / 255, batch_size=b,
+                                                   settings=_settings(entry)), 1)
             estimate["compilation_s"] += max(first - t, 0.0)
             per_pair[key] = t * scale / b
             detail["eval"][f"{name} {dict(settings)}"] = per_pair[key] * 1000
@@ -1040,7 +1009,8 @@ def run_study(preset_name: str, preset: Preset, out: str, data_dir: str, init_fr
             t1 = time.perf_counter()
             rows = test.rows(i % preset.blocks)
             print(f"evaluating {arm} seed {seed} on {len(rows)} pairs", flush=True)
-            records[arm].append(evaluate_model(model_path, test, rows, direction, plan_entries(preset, i, ARMS[arm].finetune),
+            records[arm].append(evaluate_model(model_path, test, rows, direction,
+                                               plan_entries(preset, i, ARMS[arm].finetune),
                                                os.path.join(out, "eval", arm, f"seed{seed}.json"),
                                                preset.eval_batch, work, transfer))
             t_train += t1 - t0
@@ -1052,7 +1022,8 @@ def run_study(preset_name: str, preset: Preset, out: str, data_dir: str, init_fr
     seconds = time.perf_counter() - t_start
     meta = {"photos": [SOURCES[g] for g in sorted(set(test.photo.tolist()))], "seconds": seconds, "work": work}
     result = {
-        "preset_name": preset_name, "preset": dataclasses.asdict(preset), "arms": {a: ARMS[a].description for a in preset.arms},
+        "preset_name": preset_name, "preset": dataclasses.asdict(preset),
+        "arms": {a: ARMS[a].description for a in preset.arms},
         "test_pairs": {"index": test.index, "photo": [SOURCES[g] for g in test.photo], "block": test.block,
                        "mos": test.mos, "dist_type": test.dist_type, "size": list(test.ref.shape[1:3])},
         "timings": {"total_s": seconds, "data_s": t_data, "finetune_s": t_train, "eval_s": t_eval},
@@ -1075,7 +1046,7 @@ def run_study(preset_name: str, preset: Preset, out: str, data_dir: str, init_fr
 def ship(arm: str, preset: Preset, out: str, data_dir: str, init_from: str, dest: str) -> dict:
     """Copy the seed-0 model of ``arm`` (trained with exactly ``configs/robust.py``'s config
     when that config names the arm) to ``dest`` and score the clean test pairs with it and with
-    the starting weights: the packaged robust weights' admission check (README, "Robustness":
+    the starting weights: the packaged robust weights' admission check (docs/robustness.md:
     the default ``birqa`` while its clean SROCC is within 0.01 of the clean weights')."""
     import shutil
 
@@ -1092,7 +1063,7 @@ def ship(arm: str, preset: Preset, out: str, data_dir: str, init_from: str, dest
         rows = np.arange(len(test.mos))
         scores = np.concatenate([np.asarray(_clean_scores(params, test.ref[rows[b]], test.dist[rows[b]],
                                                           config=config)[0])[:k]
-                                 for b, k in _batches(len(rows), preset.eval_batch)])
+                                 for b, k in batch_plan(len(rows), min(preset.eval_batch, len(rows)))])
         result[f"{label}_clean_srocc"] = srocc(scores, test.mos)
     result["delta"] = result["shipped_clean_srocc"] - result["start_clean_srocc"]
     shutil.copyfile(source, dest)

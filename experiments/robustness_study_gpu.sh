@@ -40,7 +40,7 @@ LOG="$OUT/log.txt"
   fi
 } 2>&1 | tee -a "$LOG"
 t0=$SECONDS
-timeout "${LIMIT:-540}" "$PY" experiments/robustness_study.py --preset "$PRESET" --out "$STUDY" \
+timeout "${LIMIT:-540}" "$PY" -m experiments.robustness_study --preset "$PRESET" --out "$STUDY" \
   --data_dir "${DATA_DIR:-/tmp/birqa_data}" 2>&1 | grep -v "^WARNING:absl" | tee -a "$LOG"
 rc=${PIPESTATUS[0]}
 note=""

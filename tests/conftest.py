@@ -53,11 +53,13 @@ def _xla_defines(flags):
 for _flag in sorted(_xla_defines([f for f in _FAST_COMPILE_FLAGS if f not in os.environ["XLA_FLAGS"]])):
     os.environ["XLA_FLAGS"] += f" --{_flag}={_FAST_COMPILE_FLAGS[_flag]}"
 
-import jax
-import numpy as np
-import pytest
+# Imported after the environment above is set: jax reads JAX_PLATFORMS on import, XLA_FLAGS on its first use.
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
-from birqa_jax.model import ModelConfig, init_params
+from birqa_jax import parallel  # noqa: E402
+from birqa_jax.model import ModelConfig, init_params  # noqa: E402
 
 _CACHE_KEY = pytest.StashKey[str]()
 
@@ -97,10 +99,10 @@ _TRAINING_GROUPS = {"test_multi_host_two_processes_match_one": "multihost",
                     "test_sharded_step_matches_one_device": "train_step",
                     "test_uint8_batches_train_exactly_as_their_float_batches": "train_step",
                     "test_nonfinite_batch_is_skipped_and_counted": "train_step"}
-_LONGEST_FIRST = ["tiny_run", "test_benchmarks", "test_attacks", "train_step", "multihost", "test_classical_reference",
-                  "test_robust_weights", "test_study", "test_model", "test_metric", "test_unit_facts", "test_cli",
-                  "test_features", "test_baselines", "test_entry_points", "test_losses", "test_robust_eval",
-                  "test_runner"]
+_LONGEST_FIRST = ["tiny_run", "test_benchmarks", "test_registry", "test_attacks", "train_step", "multihost",
+                  "test_classical_reference", "test_robust_weights", "test_study", "test_model", "test_metric",
+                  "test_unit_facts", "test_cli", "test_features", "test_baselines", "test_entry_points", "test_losses",
+                  "test_robust_eval", "test_runner"]
 
 
 def _group(nodeid: str) -> str:
@@ -210,10 +212,8 @@ def make_tiny_run_config(tmp_path_factory):
 def one_device_mesh(monkeypatch):
     """Make the trainer use one device: eight virtual devices on a 2-core machine only add
     overhead to a whole training run; the sharded step has its own tests."""
-    from birqa_jax.train import step as training
-
-    make_mesh = training.make_mesh
-    monkeypatch.setattr(training, "make_mesh", lambda devices=None: make_mesh(jax.devices()[:1]))
+    make_mesh = parallel.make_mesh
+    monkeypatch.setattr(parallel, "make_mesh", lambda devices=None: make_mesh(jax.devices()[:1]))
 
 
 @pytest.fixture(scope="session")
@@ -221,47 +221,32 @@ def tiny_run(tmp_path_factory, make_tiny_run_config):
     """``(workdir, config)`` of the session's one finished training run (the tiny run config,
     checkpoints every 10 steps, SSIM as test baseline, on one device), shared by every module
     that needs a trained run; its summary is ``<workdir>/results.json``."""
-    from birqa_jax.train import step as training
     from birqa_jax.train.loop import train_and_evaluate
 
     c = make_tiny_run_config()
     c.checkpoint_every = 10
     c.test_baselines = ("ssim",)
     workdir = str(tmp_path_factory.mktemp("tiny_run"))
-    make_mesh = training.make_mesh
+    make_mesh = parallel.make_mesh
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(training, "make_mesh", lambda devices=None: make_mesh(jax.devices()[:1]))
+        mp.setattr(parallel, "make_mesh", lambda devices=None: make_mesh(jax.devices()[:1]))
         train_and_evaluate(c, workdir)
     return workdir, c
 
 
 # The five TID2013 pairs of pyiqa's calibration table (the published MATLAB values of the
-# classical metrics are for these): shipped in pyiqa's wheel as site-packages/ResultsCalibra,
-# found without importing pyiqa (no torch needed). Tests that need them skip without it.
+# classical metrics are for these), kept in tests/data/tid2013_calibration as PNG.
 CALIBRATION_IMAGES = ("I03", "I04", "I06", "I08", "I19")
-
-
-def calibration_dir():
-    import importlib.util
-    import pathlib
-
-    spec = importlib.util.find_spec("pyiqa")
-    if spec is None or spec.origin is None:
-        return None
-    d = pathlib.Path(spec.origin).resolve().parents[1] / "ResultsCalibra"
-    return d if (d / "ref_dir" / "I03.bmp").is_file() else None
+CALIBRATION_DIR = os.path.join(os.path.dirname(__file__), "data", "tid2013_calibration")
 
 
 @pytest.fixture(scope="session")
 def calibration_pairs():
-    """(ref, dist) uint8 [5, H, W, 3] of the calibration pairs, in CALIBRATION_IMAGES order."""
+    """(ref, dist) uint8 [5, 384, 512, 3] of the calibration pairs, in CALIBRATION_IMAGES order."""
     from PIL import Image
 
-    d = calibration_dir()
-    if d is None:
-        pytest.skip("pyiqa's ResultsCalibra images are not installed (pip install -e .[crosscheck])")
-
     def load(sub: str) -> np.ndarray:
-        return np.stack([np.asarray(Image.open(d / sub / f"{n}.bmp").convert("RGB")) for n in CALIBRATION_IMAGES])
+        return np.stack([np.asarray(Image.open(os.path.join(CALIBRATION_DIR, sub, f"{n}.png")).convert("RGB"))
+                         for n in CALIBRATION_IMAGES])
 
     return load("ref_dir"), load("dist_dir")

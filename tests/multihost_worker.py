@@ -17,6 +17,7 @@ import jax
 import numpy as np
 import optax
 
+from birqa_jax import parallel
 from birqa_jax.model import BiRQA, load_model
 from birqa_jax.train import step as training
 from birqa_jax.train.checkpoints import Checkpoints
@@ -70,7 +71,7 @@ def main(model, steps, runs):
     # compile the initialisation (about 2 CPU-s) for the parameters the test already has.
     params, config, _ = load_model(model)
     tx = optimizer()
-    mesh = training.make_mesh()
+    mesh = parallel.make_mesh()
     step = training.make_train_step(BiRQA(config), tx, mesh)
     for run in runs:
         out, *rest = run.split(",")

@@ -113,7 +113,8 @@ def test_cli_scores_png_files_and_folders(tmp_path, model_file, tiny_config, tin
 
     assert cli.main(["score", str(a / "im0.png"), str(b / "im0.png"), "--params", model_file]) == 0
     printed = float(capsys.readouterr().out.strip())
-    assert printed == pytest.approx(birqa_jax.score(_img(0), _img(10), params=tiny_params, config=tiny_config), abs=1e-5)
+    expected = birqa_jax.score(_img(0), _img(10), params=tiny_params, config=tiny_config)
+    assert printed == pytest.approx(expected, abs=1e-5)
 
     out = tmp_path / "scores.csv"
     rc = cli.main(["score", "--ref-dir", str(a), "--dist-dir", str(b), "--out", str(out), "--params", model_file])

@@ -17,8 +17,8 @@ import scipy.signal
 from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from birqa_jax import classical
-from birqa_jax.classical import metrics as bl
+from birqa_jax import classical, imageops
+from birqa_jax.classical import float_mode as bl
 
 # ---------------------------------------------------------------- independent references (float64)
 
@@ -150,7 +150,7 @@ def test_box_downsample_reference_by_hand():
     # The JAX helper agrees on the same hand cases.
     x = jnp.asarray(rows[None, :, :, None])
     for f, mode, ref_mode in ((2, "symmetric", "reflect"), (2, "constant", "constant"), (3, "symmetric", "reflect")):
-        got = np.asarray(bl._box_downsample(x, f, mode))[0, :, :, 0]
+        got = np.asarray(imageops.box_downsample(x, f, mode))[0, :, :, 0]
         np.testing.assert_allclose(got, matlab_box_downsample_ref(rows, f, ref_mode), atol=1e-6)
 
 
@@ -159,7 +159,7 @@ def test_box_downsample_reference_by_hand():
 )
 def test_ssim_downsample_factor(hw, f):
     # 383 / 256 = 1.496 -> 1; 640 / 256 = 2.5 -> 3 with MATLAB's half-up rounding (Python: 2).
-    assert bl.ssim_downsample_factor(*hw) == f
+    assert imageops.matlab_downsample_factor(*hw) == f
 
 
 # ------------------------------------------------------------------------------ the baselines
@@ -186,7 +186,7 @@ def test_psnr_matches_skimage(small, mode):
 def test_ssim_without_downsampling_matches_skimage(small, mode):
     """Below 384 px the MATLAB downsampling factor is 1, so the default equals skimage too."""
     ref, dist = small
-    assert bl.ssim_downsample_factor(*ref.shape[1:3]) == 1
+    assert imageops.matlab_downsample_factor(*ref.shape[1:3]) == 1
     fn = functools.partial(bl.ssim, downsample=False) if mode == "eager" else _variant("ssim", mode)
     got = np.asarray(fn(_f32(ref), _f32(dist)))
     want = [
@@ -211,7 +211,7 @@ def test_ssim_with_matlab_downsampling(crop, f):
     img = crop() / 255.0
     ref, dist = _pairs(img, 3)
     ref, dist = ref[:2], dist[:2]
-    assert bl.ssim_downsample_factor(*img.shape[:2]) == f
+    assert imageops.matlab_downsample_factor(*img.shape[:2]) == f
     got = np.asarray(classical.get("ssim", "float")(_f32(ref), _f32(dist)))
     want = []
     for a, b in zip(ref, dist):
@@ -266,7 +266,7 @@ def test_registry_directions_and_ranking(small):
     strong = np.clip(ref + rng.normal(0, 0.1, ref.shape), 0, 1)
     assert classical.HIGHER_IS_BETTER == {
         "psnr": True, "psnr_y": True, "ssim": True, "ms_ssim": True, "gmsd": False, "vif": True, "fsim": True,
-        "cw_ssim": True, "nlpd": False,
+        "cw_ssim": True, "nlpd": False, "vsi": True,
     }
     for name, higher_is_better in classical.HIGHER_IS_BETTER.items():
         if classical.MIN_SIZE[name] > min(ref.shape[1:3]):

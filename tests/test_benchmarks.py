@@ -213,7 +213,8 @@ def test_input_speed_tiny_writes_json(tmp_path, capsys):
     disk = result["disk"]["kadid10k_fixture"]
     assert disk["pairs"] == 4 and disk["references"] == 2
     assert disk["raw_bytes_per_example"] > 48 * 64 * 3 > disk["png_bytes_per_example"] > 0
-    assert disk["raw_bytes_per_pair"] == pytest.approx(disk["raw_bytes_per_example"] + disk["raw_bytes_per_reference"] / 2)
+    assert disk["raw_bytes_per_pair"] == pytest.approx(
+        disk["raw_bytes_per_example"] + disk["raw_bytes_per_reference"] / 2)
     assert disk["raw_over_png"] == pytest.approx(disk["raw_bytes_per_pair"] / disk["png_bytes_per_pair"])
     assert result["best"] in input_speed.PATHS and isinstance(result["target_met"], bool)
     printed = capsys.readouterr().out

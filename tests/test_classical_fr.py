@@ -1,8 +1,8 @@
 """VIF, FSIM, CW-SSIM and NLPD (``classical.vif``, ``.fsim``, ``.cw_ssim``, ``.nlpd``) in both modes.
 
 1. Reference mode: the official MATLAB values pyiqa publishes for five TID2013 pairs
-   (``ResultsCalibra/results_official.csv``), when pyiqa's wheel (which ships the images) is
-   installed, as ``test_classical_reference.py`` does for PSNR/SSIM/MS-SSIM/GMSD.
+   (``ResultsCalibra/results_official.csv``; the images are in tests/data/tid2013_calibration),
+   as ``test_classical_reference.py`` does for PSNR/SSIM/MS-SSIM/GMSD.
 2. Float mode: reverse-mode gradients against central finite differences along a random
    direction, and finite gradients on identical, flat and saturated images.
 3. Properties both modes share (identical images score 1, batch independence, input checks).

@@ -1,4 +1,4 @@
-"""The 8-bit reference mode of the classical baselines (``classical.reference``).
+"""The 8-bit reference mode of the classical baselines (``classical.reference_mode``).
 
 1. Golden checks against an independent float64 transcription of the MATLAB code written here
    (``rgb2gray`` on uint8, ``ssim_index.m``, ``msssim.m``, ``GMSD.m``, ``psnr``), with MATLAB's
@@ -7,8 +7,8 @@
 2. Power: every one-line bug listed in ``MUTATIONS`` (swapped grey coefficients, no rounding,
    'same' instead of 'valid', ...) moves the transcription's scores on the same images by far
    more than the golden tolerance, so the golden checks fail if the JAX code has that bug.
-3. The MATLAB values pyiqa publishes for five TID2013 pairs (its ``ResultsCalibra``), when
-   pyiqa's package (which ships those images) is installed.
+3. The MATLAB values pyiqa publishes for five TID2013 pairs (its ``ResultsCalibra``; the
+   images are in tests/data/tid2013_calibration).
 4. Cross-checks against pyiqa and piq (optional: ``pip install -e .[crosscheck]``), skipped
    when they cannot be imported.
 """
@@ -30,7 +30,7 @@ from skimage import data
 from skimage.metrics import peak_signal_noise_ratio
 
 from birqa_jax import classical
-from birqa_jax.classical import reference as ref_mode
+from birqa_jax.classical import reference_mode as ref_mode
 
 # --------------------------------------------------- MATLAB transcription (float64, independent)
 
@@ -318,7 +318,7 @@ def test_reference_mode_tiny_images(tiny_pairs, name):
 
 
 def test_ssim_downsample_option_matches_ssim_m():
-    """``reference.ssim(downsample=True)`` is ssim.m's f x f pre-filter (f = 2 at 384 px)."""
+    """``reference_mode.ssim(downsample=True)`` is ssim.m's f x f pre-filter (f = 2 at 384 px)."""
     ref, dist = _pairs(data.astronaut()[:384, :512], seed=2)
     ref, dist = ref[:2], dist[:2]
     got = np.asarray(jax.jit(ref_mode.ssim, static_argnames="downsample")(_f32(ref), _f32(dist), downsample=True))
@@ -413,7 +413,7 @@ def test_float_mode_departs_from_reference(photo_pairs):
 
 
 def test_registry():
-    assert classical.NAMES == ("psnr", "psnr_y", "ssim", "ms_ssim", "gmsd", "vif", "fsim", "cw_ssim", "nlpd")
+    assert classical.NAMES == ("psnr", "psnr_y", "ssim", "ms_ssim", "gmsd", "vif", "fsim", "cw_ssim", "nlpd", "vsi")
     for name in classical.NAMES:
         fn, higher = classical.BASELINES[name]
         assert fn is classical.get(name) is classical.get(name, "reference")
@@ -468,7 +468,7 @@ def test_published_matlab_gmsd(calibration_pairs):
 def test_published_matlab_ms_ssim(calibration_pairs):
     """I04, I06, I08 agree to the printed precision (1e-4); I03 and I19 do not (0.6700 and
     0.8418 against 0.6733 and 0.8462), as pyiqa's own implementation does not (0.6698, 0.8418):
-    see ``reference.ms_ssim``. The transcription is the reference for those two."""
+    see ``reference_mode.ms_ssim``. The transcription is the reference for those two."""
     got = _scores("ms_ssim", *calibration_pairs)
     np.testing.assert_allclose(got[1:4], PUBLISHED["ms_ssim"][1:4], atol=1e-4)
     np.testing.assert_allclose(got, _want("ms_ssim", *calibration_pairs), atol=1e-5)

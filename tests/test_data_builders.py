@@ -200,7 +200,8 @@ def test_missing_image_fails_by_name_or_is_skipped_and_counted(tmp_path, capsys)
     root = tmp_path / "kadid10k"
     fx.write_kadid(root)
     (root / "images" / "I02_25_03.png").unlink()
-    with pytest.raises(FileNotFoundError, match=r"1 of 8 listed image files are missing \(needed by 1 of 5 examples\): .*I02_25_03.png"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"1 of 8 listed image files are missing \(needed by 1 of 5 examples\): .*I02_25_03.png"):
         build("kadid10k", tmp_path / "a", root)
     source = build("kadid10k", tmp_path / "b", root, skip_bad_images=True)
     assert len(source) == 4 and b"I02_25_03.png" not in [source[i]["dist_name"] for i in range(4)]
@@ -261,7 +262,8 @@ def test_live_wrong_variables(tmp_path):
 def test_csiq_wrong_header(tmp_path):
     root = tmp_path / "csiq"
     fx.write_csiq(root, header=("image", "dst_idx", "type", "dst_lev", "dmos_std", "dmos"))
-    with pytest.raises(ValueError, match="row 4 has columns .*expected image, dst_idx, dst_type, dst_lev, dmos_std, dmos"):
+    with pytest.raises(ValueError,
+                       match="row 4 has columns .*expected image, dst_idx, dst_type, dst_lev, dmos_std, dmos"):
         build("csiq", tmp_path, root)
 
 
@@ -314,7 +316,8 @@ def test_missing_files_and_examples_are_counted_apart(tmp_path):
     root = tmp_path / "kadid10k"
     fx.write_kadid(root)
     (root / "images" / "I02.png").unlink()  # the reference of two examples
-    with pytest.raises(FileNotFoundError, match=r"1 of 8 listed image files are missing \(needed by 2 of 5 examples\): \S*images/I02.png\."):
+    with pytest.raises(FileNotFoundError, match=r"1 of 8 listed image files are missing "
+                                                r"\(needed by 2 of 5 examples\): \S*images/I02.png\."):
         build("kadid10k", tmp_path, root)
 
 
@@ -372,7 +375,8 @@ def test_bapps_missing_patch_fails_by_name_or_is_skipped(tmp_path, capsys, part)
         build("bapps_2afc", tmp_path / "a", root)
     source = build("bapps_2afc", tmp_path / "b", root, skip_bad_images=True)
     assert [source[i]["name"].decode() for i in range(len(source))] == ["cnn/000000", "traditional/000000"]
-    assert "skipped 1 examples with missing or unreadable images (skip_bad_images=True): cnn/000001" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "skipped 1 examples with missing or unreadable images (skip_bad_images=True): cnn/000001" in out
 
 
 @pytest.mark.parametrize(
@@ -398,7 +402,8 @@ def test_live_without_realigned_scores_points_to_the_original_config(tmp_path):
     root = tmp_path / "live"
     expected = fx.write_live(root)["original"]
     (root / "dmos_realigned.mat").unlink()
-    with pytest.raises(FileNotFoundError, match=f"(?s){root / 'dmos_realigned.mat'} not found; .*`live/original`.*Expected layout"):
+    with pytest.raises(FileNotFoundError,
+                       match=f"(?s){root / 'dmos_realigned.mat'} not found; .*`live/original`.*Expected layout"):
         build("live", tmp_path, root)
     assert len(build("live/original", tmp_path, root)) == len(expected)
 
@@ -411,7 +416,8 @@ def test_pieapp_skips_a_row_that_lists_the_reference_itself(tmp_path, capsys):
     source = build("pieapp", tmp_path, root)
     assert [source[i]["dist_name"].decode() for i in range(len(source))] == [e.dist_name for e in expected]
     out = capsys.readouterr().out
-    assert out.count("pieapp: skipped 1 rows that list the reference itself as a distorted image: ref_B_per_image_score.csv line 3\n") == 1
+    assert out.count("pieapp: skipped 1 rows that list the reference itself as a distorted image: "
+                     "ref_B_per_image_score.csv line 3\n") == 1
 
 
 # --- A built dataset and its source folder. ---------------------------------------------------
@@ -440,7 +446,8 @@ def test_changed_source_is_an_error_naming_the_change(tmp_path):
     with pytest.raises(SourceChangedError) as error:
         build("kadid10k", tmp_path, root)
     message = str(error.value)
-    assert f"kadid10k: the source folder {root} differs from the files the dataset in {data_path} was built from" in message
+    assert (f"kadid10k: the source folder {root} differs from the files the dataset in {data_path} "
+            "was built from") in message
     assert f"2 changed: dmos.csv ({before} -> {after} bytes), images/I01.png (modified)" in message
     assert "1 gone: images/I03_11_02.png" in message
     assert f"delete {data_path} and load again" in message
@@ -468,7 +475,8 @@ def test_source_that_no_longer_reads_is_a_change(tmp_path):
     fx.write_kadid(root)
     build("kadid10k", tmp_path, root)
     (root / "dmos.csv").unlink()
-    with pytest.raises(SourceChangedError, match=f"(?s)it no longer reads: .*score file {root / 'dmos.csv'} not found.*load it without a source folder"):
+    with pytest.raises(SourceChangedError, match=f"(?s)it no longer reads: .*score file {root / 'dmos.csv'} not found"
+                                                 ".*load it without a source folder"):
         build("kadid10k", tmp_path, root)
 
 

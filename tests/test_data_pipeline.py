@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from birqa_jax import data
-from birqa_jax.train.anchors import two_sided_coverage
+from birqa_jax.train.theorem1 import two_sided_coverage
 
 NUM_EXAMPLES = 24  # 12 references x 2
 CROP = (8, 12)

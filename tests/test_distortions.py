@@ -29,8 +29,8 @@ def image() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def outputs(image) -> dict[tuple[int, int], np.ndarray]:
-    """distort(image, t, l) for every type and level, each with a fresh seed-0 generator."""
-    return {(t, l): distort(image, t, l, np.random.default_rng(0)) for t in TYPES for l in LEVELS}
+    """distort(image, t, lv) for every type and level, each with a fresh seed-0 generator."""
+    return {(t, lv): distort(image, t, lv, np.random.default_rng(0)) for t in TYPES for lv in LEVELS}
 
 
 def _gray(value: int, shape=(96, 128)) -> np.ndarray:
@@ -267,7 +267,7 @@ def test_non_eccentricity_moves_one_patch_within_the_margins():
         moved = np.argwhere((out != image).any(-1))
         if moved.size == 0:  # a zero offset
             continue
-        (top, left), (bottom, right) = moved.min(0), moved.max(0)
+        (top, left), (bottom, _right) = moved.min(0), moved.max(0)
         src_top, src_left = out[top, left, :2]
         np.testing.assert_array_equal(out[top:top + 16, left:left + 16, 0] - src_top, rows[:16, :16])
         assert 16 <= src_top <= 64 - 32 and 16 <= src_left <= 80 - 32

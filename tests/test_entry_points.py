@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from birqa_jax import cli, data
+from birqa_jax import absl_entry, data
 from birqa_jax.data.synthetic import KadidSyntheticConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -84,7 +84,7 @@ def test_ctrl_c_outside_the_loop_ends_without_a_traceback(capsys):
         raise KeyboardInterrupt
 
     with pytest.raises(SystemExit) as exit_:
-        cli.run_absl(main, "doc", argv=["train.py"])
+        absl_entry.run_absl(main, "doc", argv=["train.py"])
     assert exit_.value.code == 130 and capsys.readouterr().err.strip() == "interrupted"
 
 

@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 
-import jax
 import numpy as np
 import pytest
 import scipy.stats
@@ -21,7 +20,6 @@ from PIL import Image
 from birqa_jax import data
 from birqa_jax import metric as api
 from birqa_jax.evaluation import job as eval_lib
-from birqa_jax.train import step as training
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LABEL = "kadid_synthetic-test"
@@ -151,16 +149,16 @@ def test_workdir_without_model_is_a_clear_error(tiny_run, tmp_path):
     empty.mkdir()
     (empty / "config.json").write_text(open(os.path.join(workdir, "config.json")).read())
     with pytest.raises(eval_lib.EvalError, match="no exported model birqa.msgpack"):
-        eval_lib.load_run(str(empty))
+        eval_lib.open_run(str(empty))
     (empty / "birqa.msgpack").write_bytes(b"not a model")
     with pytest.raises(eval_lib.EvalError, match="not a (readable )?BiRQA model file"):
-        eval_lib.load_run(str(empty))
+        eval_lib.open_run(str(empty))
     with pytest.raises(eval_lib.EvalError, match="does not exist"):
-        eval_lib.load_run(str(tmp_path / "nowhere"))
+        eval_lib.open_run(str(tmp_path / "nowhere"))
 
 
 def test_relative_data_dir_is_in_the_user_cache_unless_the_current_folder_has_it(tmp_path, monkeypatch):
-    from birqa_jax.data.runs import data_dir_path
+    from birqa_jax.data.from_config import data_dir_path
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)

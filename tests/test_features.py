@@ -8,6 +8,7 @@ import pytest
 from absl.testing import parameterized
 from skimage import data, feature, metrics
 
+from birqa_jax import imageops as ops
 from birqa_jax.model import features as F
 
 
@@ -26,11 +27,11 @@ class WithAndWithoutJit(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
     def test_ycbcr_matches_float64_bt601(self):
         ref, _ = self.natural_pair
-        out = self.variant(F.rgb_to_ycbcr)(jnp.asarray(ref))
+        out = self.variant(ops.rgb_to_ycbcr)(jnp.asarray(ref))
         np.testing.assert_allclose(np.asarray(out), _luma64(ref), atol=2e-6)
         # Known points of the full-range matrix: white -> (1, .5, .5), pure red -> Cr = 1.
-        np.testing.assert_allclose(np.asarray(F.rgb_to_ycbcr(jnp.ones(3))), [1.0, 0.5, 0.5], atol=1e-6)
-        np.testing.assert_allclose(np.asarray(F.rgb_to_ycbcr(jnp.array([1.0, 0, 0])))[2], 1.0, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(ops.rgb_to_ycbcr(jnp.ones(3))), [1.0, 0.5, 0.5], atol=1e-6)
+        np.testing.assert_allclose(np.asarray(ops.rgb_to_ycbcr(jnp.array([1.0, 0, 0])))[2], 1.0, atol=1e-6)
 
     @chex.variants(with_jit=True, without_jit=True)
     @parameterized.parameters("astronaut", "coffee", "chelsea")
@@ -43,7 +44,7 @@ class WithAndWithoutJit(chex.TestCase):
         expected = metrics.structural_similarity(
             y, d, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1
         )
-        m = self.variant(F.ssim_map)(jnp.asarray(y, jnp.float32)[None, ..., None],
+        m = self.variant(ops.ssim_map)(jnp.asarray(y, jnp.float32)[None, ..., None],
                                      jnp.asarray(d, jnp.float32)[None, ..., None])
         assert m.shape == (1, 96, 128, 1)
         assert abs(float(m[0, 5:-5, 5:-5].mean()) - expected) < 1e-4
@@ -53,7 +54,7 @@ class WithAndWithoutJit(chex.TestCase):
         from scipy import ndimage
 
         x = np.random.default_rng(2).random((1, 23, 31, 2)).astype(np.float32)
-        out = self.variant(F.gaussian_filter)(jnp.asarray(x))
+        out = self.variant(ops.gaussian_filter)(jnp.asarray(x))
         ref = ndimage.gaussian_filter(x.astype(np.float64), sigma=(0, 1.5, 1.5, 0), truncate=3.5, mode="reflect")
         np.testing.assert_allclose(np.asarray(out), ref, atol=1e-6)
 
@@ -98,7 +99,7 @@ def test_information_map_drops_with_blur():
     y = _luma64(data.astronaut()[:64, :64] / 255.0)[..., 0]
     blurred = ndimage.gaussian_filter(y, 2.0)
     x = jnp.asarray(np.stack([y, blurred])[..., None], jnp.float32)
-    _, _, v, _, _ = F.local_moments(x, x)
+    _, _, v, _, _ = ops.local_moments(x, x)
     info = F.information_map(v)
     assert float(info[1].mean()) < 0.85 * float(info[0].mean())
 
@@ -131,12 +132,12 @@ def test_feature_stack_equals_its_definition_from_the_public_functions(natural_p
 
     @jax.jit
     def expected(r, d):
-        ycc_r, ycc_d = F.rgb_to_ycbcr(r), F.rgb_to_ycbcr(d)
+        ycc_r, ycc_d = ops.rgb_to_ycbcr(r), ops.rgb_to_ycbcr(d)
         y_r, y_d = ycc_r[..., :1], ycc_d[..., :1]
-        _, _, vx, vy, _ = F.local_moments(y_r, y_d)
+        _, _, vx, vy, _ = ops.local_moments(y_r, y_d)
         bits = lambda y: F.soft_lbp_bits(y, 0.02)  # noqa: E731
         return jnp.concatenate([
-            F.ssim_map(y_r, y_d), jnp.abs(ycc_r[..., 1:] - ycc_d[..., 1:]),
+            ops.ssim_map(y_r, y_d), jnp.abs(ycc_r[..., 1:] - ycc_d[..., 1:]),
             jnp.mean(jnp.abs(bits(y_r) - bits(y_d)), axis=-1), F.information_map(vx), F.information_map(vy), y_r, y_d,
         ], axis=-1)
 
@@ -147,17 +148,17 @@ def test_feature_stack_equals_its_definition_from_the_public_functions(natural_p
 
 
 def _gather_pad(x, r):
-    """``F._pad_planes``' forward without its rule: JAX transposes the gathers itself."""
-    return F._pad_symmetric(x, r, (x.ndim - 1, x.ndim - 2))
+    """``ops.pad_planes``' forward without its rule: JAX transposes the gathers itself."""
+    return ops.pad_symmetric(x, r, (x.ndim - 1, x.ndim - 2))
 
 
 def _autodiff_stack(monkeypatch):
     """feature_stack with JAX's own transposes in place of the stencils' custom rules (the same
     forward arithmetic): the reference for their gradients."""
-    monkeypatch.setattr(F, "_correlate_valid_vjp", F._shifted_sum)
-    monkeypatch.setattr(F, "_moment_rows", F._row_moments)
+    monkeypatch.setattr(ops, "_correlate_valid_vjp", ops._shifted_sum)
+    monkeypatch.setattr(ops, "_moment_rows", ops._row_moments)
+    monkeypatch.setattr(ops, "pad_planes", _gather_pad)
     monkeypatch.setattr(F, "_padded_soft_lbp_distance", F._soft_lbp_distance)
-    monkeypatch.setattr(F, "_pad_planes", _gather_pad)
     return F.feature_stack.__wrapped__
 
 
@@ -194,13 +195,13 @@ def test_feature_rules_differentiate_again_as_autodiff():
     """The gradient of a function of each custom rule's gradient (what the training loss's slope
     penalty takes) equals that of JAX's autodiff, rule by rule on small random inputs."""
     rng = np.random.default_rng(1)
-    taps = tuple(float(w) for w in F.gaussian_kernel())
+    taps = tuple(float(w) for w in ops.gaussian_kernel())
     p = jnp.asarray(rng.random((2, 2, 21, 23)), jnp.float32)  # a luma pair of 2 images, padded by 5
     cases = {  # name: (custom, plain, input)
-        "padding": (lambda x: F._pad_planes(x, 5), lambda x: _gather_pad(x, 5), p[..., 5:-5, 5:-5]),
-        "padding, reflected twice": (lambda x: F._pad_planes(x, 5), lambda x: _gather_pad(x, 5), p[..., :4, :3]),
-        "column pass": (lambda x: F._correlate_valid(x, taps, 3), lambda x: F._shifted_sum(x, taps, 3), p),
-        "row pass": (lambda x: F._moment_rows(x, taps), lambda x: F._row_moments(x, taps), p),
+        "padding": (lambda x: ops.pad_planes(x, 5), lambda x: _gather_pad(x, 5), p[..., 5:-5, 5:-5]),
+        "padding, reflected twice": (lambda x: ops.pad_planes(x, 5), lambda x: _gather_pad(x, 5), p[..., :4, :3]),
+        "column pass": (lambda x: ops.correlate_valid(x, taps, 3), lambda x: ops._shifted_sum(x, taps, 3), p),
+        "row pass": (lambda x: ops._moment_rows(x, taps), lambda x: ops._row_moments(x, taps), p),
         "LBP distance": (lambda x: F._padded_soft_lbp_distance(x, 5, 0.05),
                          lambda x: F._soft_lbp_distance(x, 5, 0.05), p),
     }

@@ -45,7 +45,9 @@ def test_negative_activations_get_gradient_only_with_the_fix(mode):
     params = jax.jit(head.init)(jax.random.key(0), levels)  # same parameter tree for every mode
 
     def grads(m):
-        fn = lambda lv: ReliabilityHead(hidden=4, gem_init=3.0, gem_input=m).apply(params, lv)[0].sum()
+        def fn(lv):
+            return ReliabilityHead(hidden=4, gem_init=3.0, gem_input=m).apply(params, lv)[0].sum()
+
         return jax.jit(jax.grad(fn))(levels)
 
     negative = np.asarray(levels[-1]) < 0
@@ -74,7 +76,7 @@ def test_gem_floor_fraction_counts_the_clamped_inputs(two_level_config, two_leve
     # The head's inputs, captured: the levels after the top-down pass.
     _, state = BiRQA(two_level_config).apply(two_level_params, ref, dist, capture_intermediates=True,
                                              mutable=["intermediates"])
-    levels = [state["intermediates"][f"scgb_0"]["__call__"][0][i] for i in range(2)]
+    levels = [state["intermediates"]["scgb_0"]["__call__"][0][i] for i in range(2)]
     want = np.mean([np.mean(np.asarray(f) < 1e-6, axis=(1, 2, 3)) for f in levels], axis=0)
     np.testing.assert_allclose(got, want, rtol=1e-6)
     assert got.shape == (2,) and 0 < got.min() and got.max() < 1

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from birqa_jax import parallel
 from birqa_jax.train import losses
 
 
@@ -104,7 +105,10 @@ def test_stop_gradient_anchors_get_no_gradient():
     mos = jnp.array([0.2, 0.4, 0.6, 0.8])
     anchor = jnp.array([True, False, False, True])
     pred = jnp.array([0.5, 0.9, 0.1, 0.3])  # every anchor-item pair mis-ordered
-    loss = lambda p, sg: losses.anchored_ranking_loss(p, mos, anchor, margin=0.05, stop_anchor_gradient=sg)
+
+    def loss(p, sg):
+        return losses.anchored_ranking_loss(p, mos, anchor, margin=0.05, stop_anchor_gradient=sg)
+
     g_free, g_stop = jax.grad(loss)(pred, False), jax.grad(loss)(pred, True)
     assert float(loss(pred, True)) == float(loss(pred, False))  # same value
     assert np.all(np.asarray(g_free)[[0, 3]] != 0)  # without: the anchors move too
@@ -141,7 +145,10 @@ def test_score_slopes_are_the_l1_norm_of_a_linear_score():
     rng = np.random.default_rng(3)
     w = jnp.asarray(rng.normal(size=(1, 4, 5, 3)), jnp.float32)
     dist = jnp.asarray(rng.random((2, 4, 5, 3)), jnp.float32)
-    score = lambda r, d: jnp.sum(w * d, axis=(1, 2, 3))
+
+    def score(r, d):
+        return jnp.sum(w * d, axis=(1, 2, 3))
+
     slopes = losses.score_slopes(score, dist, dist, h=0.01)
     np.testing.assert_allclose(np.asarray(slopes), float(jnp.abs(w).sum()), rtol=1e-4)
 
@@ -225,7 +232,7 @@ def test_consistency_needs_an_attack(tiny_config):
 
     weights = training.LossWeights(consistency=1.0)
     with pytest.raises(ValueError, match="needs an attack"):
-        training.make_train_step(BiRQA(tiny_config), optax.sgd(1e-3), training.make_mesh(), weights, None)
+        training.make_train_step(BiRQA(tiny_config), optax.sgd(1e-3), parallel.make_mesh(), weights, None)
 
 
 # ----------------------------------------------------------------------------- AAT containing plain AT

@@ -36,7 +36,8 @@ def photo_pair():
 
 def test_list_metrics_names_every_weight_set_and_baseline():
     names = birqa_jax.list_metrics()
-    assert names[0] == "birqa" and set(api.WEIGHTS) | set(BASELINES) == set(names)
+    learned = {n for n, m in api.METRICS.items() if isinstance(m, api.LearnedMetric)}
+    assert names[0] == "birqa" and learned | set(BASELINES) == set(names)
     assert {"psnr", "ssim", "ms_ssim", "gmsd"} <= set(names)
     assert "lower is better" in api.describe("gmsd") and "higher is better" in api.describe("birqa")
 
@@ -57,7 +58,8 @@ def test_every_packaged_weight_set_scores_an_identical_photograph_as_documented(
     for name, (lo, _, hi) in api.IDENTICAL_PAIR.items():
         assert lo <= birqa_jax.create_metric(name)(ref, ref) <= hi, name
         assert f"({lo:.2f}-{hi:.2f})" in api.describe(name)
-    assert set(api.IDENTICAL_PAIR) == {n for n in api.WEIGHTS if n != api.DEFAULT_METRIC}
+    learned = {n for n, m in api.METRICS.items() if isinstance(m, api.LearnedMetric)}
+    assert set(api.IDENTICAL_PAIR) == learned - {api.DEFAULT_METRIC}
 
 
 @pytest.mark.parametrize("batch_size", [0, -1, 2.5, "4", True])
@@ -145,7 +147,7 @@ def test_classical_metrics(name, photo_pair):
     assert m(ref[0], dist[0]) == pytest.approx(want, rel=1e-5)
     assert m.lower_better == (not higher_is_better) and m.params is None and m.config is None
     assert birqa_jax.score(ref, dist, metric=name)[0] == pytest.approx(want, rel=1e-5)
-    assert m.score_range == api.CLASSICAL_DOCS[name][0]
+    assert m.score_range == classical.METRICS[name].score_range
 
 
 def test_as_loss_direction_and_reduction(tiny, photo_pair):
@@ -168,7 +170,7 @@ def test_as_loss_direction_and_reduction(tiny, photo_pair):
     loss = tiny.as_loss()
 
     @jax.jit
-    def step(params, d):  # the README's training-loop pattern: params passed in, not closed over
+    def step(params, d):  # docs/using.md's training-loop pattern: params passed in, not closed over
         value, g = jax.value_and_grad(loss, argnums=2)(params, ref, d)
         return value, jnp.clip(d - 0.02 * jnp.sign(g), 0, 1)
 

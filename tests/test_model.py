@@ -104,7 +104,9 @@ def test_bfloat16_activations_stay_bfloat16(tiny_config, tiny_params):
 
 
 def test_parameter_counts_are_exact():
-    count = lambda cfg: param_count(jax.eval_shape(lambda: init_params(cfg)))
+    def count(cfg):
+        return param_count(jax.eval_shape(lambda: init_params(cfg)))
+
     assert count(ModelConfig()) == 429_372  # compact: well under 1M
     assert count(ModelConfig(widths=(16, 24, 32, 48))) == 110_500  # the packaged weights' config
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import math
 
+import jax
 import numpy as np
 import pytest
 import scipy.stats
-
-import jax
 
 from birqa_jax.adversarial import attacks
 from birqa_jax.evaluation import robustness as robust_eval
@@ -180,3 +179,38 @@ def test_bad_examples_raise(examples, two_level_config, two_level_params):
         robust_eval.evaluate_robustness(two_level_params, two_level_config, loud, attacks=("fgsm",))
     with pytest.raises(ValueError, match="at least 3"):
         robust_eval.evaluate_robustness(two_level_params, two_level_config, examples[:2], attacks=("fgsm",))
+
+
+# ----------------------------------------------------------------------------- the study's driver
+
+
+def test_pair_keys_depend_on_attack_eps_restart_and_pair_only():
+    a = robust_eval.pair_keys(2, 4, 0, np.array([5, 9]))
+    assert a.shape == (2, 2) and a.dtype == np.uint32
+    np.testing.assert_array_equal(a, robust_eval.pair_keys(2, 4, 0, np.array([9, 5]))[::-1])  # per pair, any order
+    for other in ((3, 4, 0), (2, 8, 0), (2, 4, 1)):
+        assert not np.array_equal(a, robust_eval.pair_keys(*other, np.array([5, 9])))
+
+
+def test_attack_pairs_is_the_same_attack_in_any_batching(examples_uint8, two_level_config, two_level_params):
+    """PGD's random start comes from each pair's own key, so the driver gives every pair the
+    same attacked image however the pairs are batched; its scores are the model's scores of
+    those images, and the perturbations stay within the budget."""
+    ref = np.concatenate([ex["ref"] for ex in examples_uint8[:3]])
+    dist = np.concatenate([ex["dist"] for ex in examples_uint8[:3]])
+    direction = np.array([1.0, -1.0, 1.0], np.float32)
+    keys = robust_eval.pair_keys(ATTACKS.index("pgd"), 8, 0, np.arange(3))
+    model = runner.WithParams(apply_fn(two_level_config), two_level_params)
+
+    def run(batch):
+        return robust_eval.attack_pairs("pgd", model, ref, dist, direction, keys, eps=8 / 255, batch_size=batch,
+                                        settings={"steps": 2})
+
+    whole, split = run(3), run(2)
+    np.testing.assert_array_equal(whole["adv"], split["adv"])
+    np.testing.assert_allclose(whole["scores"], split["scores"], rtol=1e-6)
+    want = apply_fn(two_level_config)(two_level_params, jax.numpy.asarray(ref / np.float32(255)), whole["adv"])
+    np.testing.assert_allclose(whole["scores"], np.asarray(want), rtol=1e-5, atol=1e-6)
+    assert whole["linf"].max() <= 8 / 255 + 1e-6 and np.all(whole["linf"] > 0)
+    with pytest.raises(ValueError, match="one length"):
+        robust_eval.attack_pairs("pgd", model, ref, dist, direction[:2], keys, eps=8 / 255, batch_size=2)

@@ -128,7 +128,8 @@ def test_new_arms_comparisons_and_the_decision_rule():
     assert study.decide([], preset) is None
     assert study.decide(comparisons(0.001, -0.5), preset, "aat_full_v2") is None  # only aat_full's rows given
     # The arms differ from plain AT only where their description says.
-    assert study.ARMS["aat_full_nocons"].overrides == {**study.ARMS["aat_full"].overrides, "loss.scaled_consistency": 0.0}
+    assert study.ARMS["aat_full_nocons"].overrides == {**study.ARMS["aat_full"].overrides,
+                                                       "loss.scaled_consistency": 0.0}
     assert {k: v for k, v in study.ARMS["aat_full"].overrides.items() if k in study.ARMS["plain_at"].overrides} == \
         study.ARMS["plain_at"].overrides
     assert study.ARMS["aat_full_long"].overrides["num_steps"] == study.LONG_STEPS
@@ -154,13 +155,6 @@ def test_scale_diagnostics_by_hand():
     # Shrinking the scale by 4 shrinks the raw damage, not the damage in MOS units.
     s = paired.scale_diagnostics(clean / 4, worst / 4, mos, direction)
     assert s["damage"] == pytest.approx(0.025) and s["damage_mos"] == pytest.approx(0.2)
-
-
-def test_attack_keys_depend_on_attack_eps_and_pair_only():
-    a = study.attack_keys(2, 4, 0, np.array([5, 9]))
-    np.testing.assert_array_equal(a, study.attack_keys(2, 4, 0, np.array([9, 5]))[::-1])  # per pair, any order
-    assert not np.array_equal(a, study.attack_keys(2, 8, 0, np.array([5, 9])))
-    assert not np.array_equal(a, study.attack_keys(2, 4, 1, np.array([5, 9])))
 
 
 # ----------------------------------------------------------------------------- the split

@@ -6,17 +6,17 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import multihost_worker  # shares the batches and the optimiser with the workers (tests/ is on sys.path)
 import numpy as np
 import optax
 import pytest
 
+from birqa_jax import parallel
+from birqa_jax.model import BiRQA, save_model
 from birqa_jax.train import step as training
 from birqa_jax.train.checkpoints import Checkpoints
-from birqa_jax.model import BiRQA, save_model
 
 HERE = os.path.dirname(__file__)
-sys.path.insert(0, HERE)
-import multihost_worker  # noqa: E402  (shares the batches and the optimiser with the workers)
 
 
 def _flat(params):
@@ -40,7 +40,7 @@ def _run(config, params, devices, batches, weights=training.LossWeights(), attac
     """(final state, metrics of every step) of plain SGD over ``batches`` on ``devices``."""
     # Plain SGD: Adam and clipping would hide a gradient scaled by the device count.
     tx = optax.sgd(1e-3)
-    mesh = training.make_mesh(devices)
+    mesh = parallel.make_mesh(devices)
     step = training.make_train_step(BiRQA(config), tx, mesh, weights, attack)
     state = training.replicate(training.create_train_state(params, tx, 0), mesh)
     metrics = []
@@ -112,7 +112,7 @@ def test_uint8_batches_train_exactly_as_their_float_batches(two_level_config, tw
     mos = rng.random(8, dtype=np.float32)
     host = lambda x: x.astype(np.float32) / np.float32(255)  # noqa: E731
     tx = optax.sgd(1e-3)  # the schedule of make_optimizer starts at 0: the first step would not move
-    mesh = training.make_mesh(jax.devices()[:1])
+    mesh = parallel.make_mesh(jax.devices()[:1])
     step = training.make_train_step(BiRQA(two_level_config), tx, mesh)
     out = []
     for batch in ({"ref": host(ref), "dist": host(dist), "mos": mos}, {"ref": ref, "dist": dist, "mos": mos}):
@@ -138,7 +138,7 @@ def test_nonfinite_batch_is_skipped_and_counted(two_level_config, two_level_para
     assert metrics["finite"] == 0.0 and int(state.nonfinite) == 1 and int(state.consecutive_nonfinite) == 1
     np.testing.assert_array_equal(_flat(state.params), _flat(two_level_params))
     tx = training.make_optimizer(1e-3, 10, 2, 1e-4, 1.0)
-    mesh = training.make_mesh()
+    mesh = parallel.make_mesh()
     step = training.make_train_step(BiRQA(two_level_config), tx, mesh)
     state = training.replicate(training.create_train_state(two_level_params, tx, 0), mesh)
     state, _ = step(state, training.global_batch(bad, mesh))
@@ -175,7 +175,7 @@ def _two_processes(model, steps, *runs):
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    assert all(p.returncode == 0 for p in procs), "\n".join(l[-3000:] for l in logs)
+    assert all(p.returncode == 0 for p in procs), "\n".join(log[-3000:] for log in logs)
 
 
 def test_multi_host_two_processes_match_one(tmp_path, two_level_config, two_level_params):
@@ -188,7 +188,7 @@ def test_multi_host_two_processes_match_one(tmp_path, two_level_config, two_leve
     _two_processes(init, steps, out, f"{resumed},{run},1")
     assert not resumed.exists()  # the run with checkpoints left at step 1
     tx = multihost_worker.optimizer()
-    mesh = training.make_mesh(jax.devices()[:1])
+    mesh = parallel.make_mesh(jax.devices()[:1])
     step = training.make_train_step(BiRQA(two_level_config), tx, mesh)
     state = training.replicate(training.create_train_state(two_level_params, tx, 0), mesh)
     for b in multihost_worker.global_batches(steps):
@@ -208,7 +208,7 @@ def test_multi_host_two_processes_match_one(tmp_path, two_level_config, two_leve
 
 def _metrics(workdir):
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        return [json.loads(l) for l in f]
+        return [json.loads(line) for line in f]
 
 
 def _final_params(workdir, config):
@@ -224,7 +224,7 @@ def _final_params(workdir, config):
 
 def test_train_resume_is_exact_and_loss_falls(tmp_path, tiny_run, one_device_mesh):
     from birqa_jax import metric as api
-    from birqa_jax.data.runs import MODEL_FILE
+    from birqa_jax.runs import MODEL_FILE
     from birqa_jax.train.loop import train_and_evaluate
 
     once, tiny_run_config = tiny_run  # the session's uninterrupted run

@@ -186,7 +186,9 @@ def _luma_chroma(x):
 
 
 def _local_variance(y):
-    f = lambda v: ndi.gaussian_filter(v, 1.5, mode="reflect", truncate=3.5)
+    def f(v):
+        return ndi.gaussian_filter(v, 1.5, mode="reflect", truncate=3.5)
+
     return f(y * y) - f(y) ** 2
 
 
@@ -201,14 +203,18 @@ def test_every_feature_channel_against_its_definition(natural_pair):
     np.testing.assert_allclose(ch["y_dist"], y_d, atol=1e-6)
     np.testing.assert_allclose(ch["d_cb"], np.abs(ycc_r[..., 1] - ycc_d[..., 1]), atol=1e-6)
     np.testing.assert_allclose(ch["d_cr"], np.abs(ycc_r[..., 2] - ycc_d[..., 2]), atol=1e-6)
-    c = features.SSIM_C2
+    c = 0.03**2  # the information map's C (features.INFO_C)
     v_r, v_d = _local_variance(y_r), _local_variance(y_d)
     np.testing.assert_allclose(ch["info_ref"], np.log1p(np.maximum(v_r, 0) / c), atol=2e-3)
     np.testing.assert_allclose(ch["info_dist"], np.log1p(np.maximum(v_d, 0) / c), atol=2e-3)
-    g = lambda v: ndi.gaussian_filter(v, 1.5, mode="reflect", truncate=3.5)
+
+    def g(v):
+        return ndi.gaussian_filter(v, 1.5, mode="reflect", truncate=3.5)
+
     mx, my = g(y_r), g(y_d)
     cov = g(y_r * y_d) - mx * my
-    ssim = ((2 * mx * my + features.SSIM_C1) * (2 * cov + c)) / ((mx**2 + my**2 + features.SSIM_C1) * (v_r + v_d + c))
+    c1, c2 = 0.01**2, 0.03**2  # SSIM: (K1 L)^2, (K2 L)^2 with K = (0.01, 0.03), L = 1
+    ssim = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx**2 + my**2 + c1) * (v_r + v_d + c2))
     np.testing.assert_allclose(ch["ssim"], ssim, atol=2e-3)
     # Soft LBP: mean over the 8 neighbours of |sigmoid((n_k - c) / t)| differences, edge padding.
     t = 0.02
@@ -231,7 +237,10 @@ def test_every_feature_channel_against_its_definition(natural_pair):
 
 def test_pgd_random_start_covers_both_sides_of_the_ball():
     dist = jnp.full((2, 16, 16, 3), 0.5)
-    flat = lambda x: jnp.zeros(x.shape[0])  # zero gradient: PGD stays at its random start
+
+    def flat(x):  # zero gradient: PGD stays at its random start
+        return jnp.zeros(x.shape[0])
+
     eps = 8 / 255
     start = np.asarray(attacks.pgd(flat, dist, eps=eps, rng=jax.random.key(0), steps=1)) - 0.5
     assert start.min() < -0.8 * eps and start.max() > 0.8 * eps

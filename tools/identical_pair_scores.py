@@ -3,7 +3,7 @@
 Scores each image against itself: six scikit-image photographs at full size and as 32x32,
 96x96 and 256x192 (width x height) centre crops, plus a few textureless images for contrast.
 Prints each set's (lowest, median, highest) over the photographs (the range rounded outwards) in the form of
-``birqa_jax.metric.IDENTICAL_PAIR``; copy them there and into the README's "The score's scale"
+``birqa_jax.metric.IDENTICAL_PAIR``; copy them there and into docs/using.md's "The score's scale"
 when a weight file changes.
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 from skimage import data
 
 import birqa_jax
-from birqa_jax.metric import WEIGHTS
+from birqa_jax.metric import METRICS, LearnedMetric
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
 CROPS = ((32, 32), (96, 96), (256, 192))  # width x height
@@ -35,7 +35,7 @@ def main() -> None:
     photos = photographs()
     flat = {"uniform grey 64x64": np.full((64, 64, 3), 128, np.uint8),
             "retina 96x96 centre crop (dark)": data.retina()[658:754, 658:754]}
-    by_file = {file: name for name, (file, _) in WEIGHTS.items()}  # "birqa" is another set's alias
+    by_file = {m.weights: name for name, m in METRICS.items() if isinstance(m, LearnedMetric)}  # "birqa": an alias
     for name in by_file.values():
         m = birqa_jax.create_metric(name)
         scores = np.array([m(x, x) for x in photos.values()])

@@ -67,8 +67,9 @@ class Target:
 TARGETS = {
     "birqa_jax/model/features.py": Target(("tests/test_features.py", "tests/test_model.py"), 20),
     "birqa_jax/model/pyramid.py": Target(("tests/test_model.py", "tests/test_gem.py"), 20),
-    "birqa_jax/classical/metrics.py": Target(("tests/test_baselines.py", "tests/test_classical_reference.py"), 10),
-    "birqa_jax/classical/reference.py": Target(("tests/test_classical_reference.py", "tests/test_baselines.py"), 10),
+    "birqa_jax/classical/float_mode.py": Target(("tests/test_baselines.py", "tests/test_classical_reference.py"), 10),
+    "birqa_jax/classical/reference_mode.py": Target(
+        ("tests/test_classical_reference.py", "tests/test_baselines.py"), 10),
     "birqa_jax/adversarial/attacks.py": Target(("tests/test_attacks.py",), 20),
     "birqa_jax/train/step.py": Target(("tests/test_training.py", "tests/test_losses.py"), 15),
     "birqa_jax/train/losses.py": Target(("tests/test_losses.py",), 15),
@@ -132,7 +133,8 @@ def _skipped(tree: ast.Module) -> set[int]:
                 isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
             drop(body[0])
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            for a in node.args.posonlyargs + node.args.args + node.args.kwonlyargs + [node.args.vararg, node.args.kwarg]:
+            for a in (node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+                      + [node.args.vararg, node.args.kwarg]):
                 if a is not None and a.annotation is not None:
                     drop(a.annotation)
             if node.returns is not None:
@@ -246,7 +248,8 @@ def make_tree(tests_at: str | None = None):
             shutil.copy2(src, os.path.join(TREE, f))
     if tests_at:
         shutil.rmtree(os.path.join(TREE, "tests"))
-        archive = subprocess.run(["git", "archive", tests_at, "tests"], cwd=ROOT, check=True, capture_output=True).stdout
+        archive = subprocess.run(["git", "archive", tests_at, "tests"], cwd=ROOT, check=True,
+                                 capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", TREE], input=archive, check=True)
 
 
@@ -422,7 +425,8 @@ def cmd_run(modules: list[str], seed: int, timeout: float, retest: bool, limit: 
     os.makedirs(OUT, exist_ok=True)
     for n, m in enumerate(todo):
         if m.module not in maps_by_module:
-            maps_by_module[m.module] = {} if tests else {t: coverage_map(t, timeout * 10) for t in TARGETS[m.module].tests}
+            maps_by_module[m.module] = ({} if tests else
+                                        {t: coverage_map(t, timeout * 10) for t in TARGETS[m.module].tests})
         r = run_mutant(m, maps_by_module[m.module], timeout, tests)
         r["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         with open(RESULTS, "a") as f:

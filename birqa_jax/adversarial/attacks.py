@@ -1,6 +1,6 @@
 """L-inf adversarial attacks on full-reference quality scores, as pure jit/vmap-safe functions.
 
-Threat model (README, "Robustness"): pixels live in [0, 1]; the reference stays fixed and only the
+Threat model (docs/robustness.md): pixels live in [0, 1]; the reference stays fixed and only the
 distorted image is perturbed, inside the L-inf ball of radius ``eps`` around it (``eps`` in
 [0, 1] units: 4/255, not the 8/255 of [-1, 1] code) intersected with [0, 1].
 
@@ -23,7 +23,7 @@ accepted proposals) is kept per item.
 
 Every attack returns only the adversarial batch, so it can run inside a jitted train step (wrap
 it in ``jax.lax.stop_gradient`` there). ``run_attack`` adds the perturbation statistics of
-``perturbation_stats`` and the evaluation protocol's default settings (README, "Robustness"); it
+``perturbation_stats`` and the evaluation protocol's default settings (docs/robustness.md); it
 takes a model as a pure ``score_fn(params, ref, dist)`` plus ``params``, traced, so that one
 compiled attack serves every weight set of a model config.
 """
@@ -40,8 +40,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from birqa_jax.imageops import luma, psnr, ssim_map
 from birqa_jax.inputs import as_float, check_batch, check_pair, check_values
-from birqa_jax.model.features import rgb_to_ycbcr, ssim_map
 
 ScoreFn = Callable[[jax.Array, jax.Array], jax.Array]
 Objective = Callable[[jax.Array], jax.Array]
@@ -133,8 +133,17 @@ def ranking_objective(score_fn: ScoreFn, ref: jax.Array, mos: jax.Array, anchor_
       score_fn: ``(ref, dist) -> [B]`` differentiable quality score.
       ref: [B, H, W, 3] float32 in [0, 1], the fixed reference.
       mos: [B] labels of the attacked items.
-      anchor_scores, anchor_mos: [A] clean scores (constants) and labels of the anchors.
+      anchor_scores: [A] clean scores of the anchors; treated as constants (no gradient).
+      anchor_mos: [A] labels of the anchors, on the scale of ``mos``.
       temperature: softness t, in score units (about the labels' resolution).
+
+    Returns:
+      The objective, ``x: [B, H, W, 3] -> [B]``: per item, the mean soft violation over the
+      anchors whose label differs from the item's (0 when there is none).
+
+    Raises:
+      ValueError: ``ref`` is not a float [B, H, W, 3] batch, ``mos`` is not [B], or
+        ``anchor_scores`` and ``anchor_mos`` are not 1-D of one length.
     """
     check_batch("ref", ref)
     _check_per_item("mos", mos, ref.shape[0])
@@ -435,7 +444,7 @@ def spatial_activity_map(x: jax.Array) -> jax.Array:
       a flat image), then a 3x3 maximum filter.
     """
     check_batch("x", x)
-    y = rgb_to_ycbcr(x)[..., :1]
+    y = luma(x)
     h, w = y.shape[1:3]
     yp = jnp.pad(y, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="symmetric")
 
@@ -595,25 +604,23 @@ def perturbation_stats(adv: jax.Array, dist: jax.Array) -> dict[str, jax.Array]:
     """Size of each perturbation: L-inf, PSNR and SSIM of ``adv`` against ``dist``.
 
     Args:
-      adv, dist: [B, H, W, 3] float32 in [0, 1].
+      adv: [B, H, W, 3] float32 in [0, 1], the attacked images.
+      dist: [B, H, W, 3] float32 in [0, 1], the images before the attack (same shape).
 
     Returns:
       ``{"linf": [B], "psnr": [B], "ssim": [B]}`` float32: max |adv - dist|; PSNR in dB for peak
-      1 (inf for identical images); SSIM on BT.601 luma (``features.ssim_map``, Gaussian sigma
+      1 (inf for identical images); SSIM on BT.601 luma (``imageops.ssim_map``, Gaussian sigma
       1.5, reflected borders) averaged over the whole image.
+
+    Raises:
+      ValueError: the inputs are not float [B, H, W, 3] batches of one shape (at trace time).
     """
     check_pair(adv, dist, who="perturbation_stats")
-    diff = adv - dist
-    linf = jnp.max(jnp.abs(diff), axis=(1, 2, 3))
-    psnr = -10.0 * jnp.log10(jnp.mean(diff**2, axis=(1, 2, 3)))
-    y_adv, y_dist = rgb_to_ycbcr(adv)[..., :1], rgb_to_ycbcr(dist)[..., :1]
-    ssim = jnp.mean(ssim_map(y_adv, y_dist), axis=(1, 2, 3))
-    return {"linf": linf, "psnr": psnr, "ssim": ssim}
+    linf = jnp.max(jnp.abs(adv - dist), axis=(1, 2, 3))
+    ssim = jnp.mean(ssim_map(luma(adv), luma(dist)), axis=(1, 2, 3))
+    return {"linf": linf, "psnr": psnr(adv, dist), "ssim": ssim}
 
 
-# uint8 value v -> float32 v / 255, correctly rounded as numpy's host conversion does. On the
-# device a table lookup keeps it exact: XLA rewrites a division by the constant 255 into a
-# multiplication by its reciprocal, which is one ulp off for about half of the values.
 def _check_images(ref, dist) -> None:
     """Static checks of an attack's pair: [B, H, W, 3] of one shape, both uint8 or both float."""
     if ref.dtype == np.uint8 and dist.dtype == np.uint8:
@@ -662,17 +669,28 @@ def run_attack(
         parameters are a traced argument, so any number of weight sets of one ``score_fn``
         share that compilation. Pass the same function object across calls (a new closure
         compiles anew, and a closure over weights makes them compile-time constants).
-      ref, dist: [B, H, W, 3], float32 in [0, 1] or uint8 0..255 (converted on the device).
+      ref: [B, H, W, 3] references, float32 in [0, 1] or uint8 0..255 (converted on the
+        device); never perturbed.
+      dist: [B, H, W, 3] images to perturb, of ``ref``'s shape, float32 in [0, 1] or uint8.
       direction: [B] float32 of +1 (push the score up) or -1 (push it down).
       eps: L-inf budget in (0, 1], [0, 1] pixel units (4/255, ...).
-      rng: PRNG key, or [B] keys (``item_keys``); used by pgd and square, ignored by the others.
+      rng: PRNG key, or [B] keys (``item_keys``); used by pgd, square and apgd with
+        ``random_start=True``, ignored by the others.
       params: the model's parameters (a pytree), or None for a ``score_fn`` without any.
       validate: check the values of ``ref``, ``dist`` (in [0, 1]) and ``direction`` (+1 or -1)
         on the host; a caller that has checked them already (the robustness evaluation, with
         its batches on the device) passes False to skip the device-to-host copies.
+      **overrides: settings of the attack function (its keyword-only options besides ``eps``
+        and ``rng``), as Python scalars; they replace the defaults above.
 
     Returns:
-      ``(adv, stats)``: adv [B, H, W, 3] float32, stats as ``perturbation_stats(adv, dist)``.
+      ``(adv, stats)``: adv [B, H, W, 3] float32 within ``eps`` of ``dist`` (L-inf) and in
+      [0, 1], stats as ``perturbation_stats(adv, dist)``.
+
+    Raises:
+      ValueError: an unknown attack or setting, images that are not [B, H, W, 3] of one shape
+        (or not both uint8 or both float), ``direction`` not [B], ``eps`` outside (0, 1], and,
+        with ``validate``, float values outside [0, 1] or a ``direction`` other than +1/-1.
     """
     check_settings(name, overrides)
     _check_images(ref, dist)

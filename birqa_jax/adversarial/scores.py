@@ -1,4 +1,4 @@
-"""Robustness scores of a quality metric under attack (host-side NumPy; README, "Robustness").
+"""Robustness scores of a quality metric under attack (host-side NumPy; docs/robustness.md).
 
 Inputs are 1-D arrays of per-image values (MOS, clean scores, attacked scores) on the host;
 all scores are returned as Python floats.
@@ -48,7 +48,15 @@ def absolute_gain(clean: ArrayLike, attacked: ArrayLike) -> float:
     """Mean score change ``mean(f' - f)``, both min-max scaled on the clean scores ``f``.
 
     Args:
-      clean, attacked: [N] scores of the same images before and after the attack.
+      clean: [N] finite scores of the images before the attack, not all equal.
+      attacked: [N] finite scores of the same images after the attack.
+
+    Returns:
+      The mean change, in units of the clean scores' range (positive: the attack raised them).
+
+    Raises:
+      ValueError: an input that is not a non-empty finite 1-D array, shapes that differ, or
+        clean scores that are all equal.
     """
     f, fa = _scaled_pair(clean, attacked)
     return float(np.mean(fa - f))
@@ -63,7 +71,15 @@ def robustness_score(clean: ArrayLike, attacked: ArrayLike) -> float:
     log10(1e6) = 6.
 
     Args:
-      clean, attacked: [N] scores of the same images before and after the attack.
+      clean: [N] finite scores of the images before the attack, not all equal.
+      attacked: [N] finite scores of the same images after the attack.
+
+    Returns:
+      R, at most 6; negative when the attack moves scores further than the scale allows.
+
+    Raises:
+      ValueError: an input that is not a non-empty finite 1-D array, shapes that differ, or
+        clean scores that are all equal.
     """
     f, fa = _scaled_pair(clean, attacked)
     return float(np.mean(np.log10(np.maximum(1.0 - f, f) / (np.abs(f - fa) + 1e-6))))

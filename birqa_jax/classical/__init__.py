@@ -2,24 +2,35 @@
 the baselines BiRQA is compared with, in two modes behind one lookup,
 ``get(name, mode) -> fn(ref, dist) -> [B]``:
 
-- ``"reference"`` (default; ``reference.py``, and the ``*_reference`` functions of ``vif.py``,
+- ``"reference"`` (default; ``reference_mode.py``, and the ``*_reference`` functions of ``vif.py``,
   ``fsim.py``, ``cw_ssim.py`` and ``nlpd.py``): the published MATLAB algorithms on the 8-bit
   images, for scores that match published tables;
-- ``"float"`` (``metrics.py``, ``vif.vif``, ``fsim.fsim``, ``cw_ssim.cw_ssim``, ``nlpd.nlpd``):
+- ``"float"`` (``float_mode.py``, ``vif.vif``, ``fsim.fsim``, ``cw_ssim.cw_ssim``, ``nlpd.nlpd``):
   differentiable versions on unrounded values, for losses.
 
-``NAMES`` lists the metrics; ``BASELINES`` maps each to ``(reference-mode jitted fn,
-higher_is_better)``; ``MIN_SIZE`` gives the smallest short side of each. ``psnr``, ``ssim``,
-``ms_ssim``, ``gmsd`` below are the float functions (un-jitted); ``reference`` holds their
-reference ones; ``vif``, ``fsim``, ``cw_ssim`` and ``nlpd`` are the modules that hold both modes
-of those metrics.
+``METRICS`` holds one ``ClassicalMetric`` entry per metric (both functions, direction, range,
+smallest size, description, options); ``NAMES`` lists them, ``BASELINES`` maps each to
+``(reference-mode jitted fn, higher_is_better)`` and ``MIN_SIZE`` gives the smallest short side
+of each, all read from ``METRICS``. ``psnr``, ``ssim``, ``ms_ssim``, ``gmsd`` below are the
+float functions (un-jitted); ``reference_mode`` holds their reference ones; ``vif``, ``fsim``,
+``cw_ssim`` and ``nlpd`` are the modules that hold both modes of those metrics.
 """
 
-from birqa_jax.classical import cw_ssim, fsim, nlpd, reference, vif
-from birqa_jax.classical.metrics import MS_SSIM_MIN_SIZE, gmsd, ms_ssim, psnr, ssim
-from birqa_jax.classical.registry import BASELINES, HIGHER_IS_BETTER, MIN_SIZE, MODES, NAMES, get
+from birqa_jax.classical import cw_ssim, fsim, nlpd, reference_mode, vif
+from birqa_jax.classical.float_mode import MS_SSIM_MIN_SIZE, gmsd, ms_ssim, psnr, ssim
+from birqa_jax.classical.registry import (
+    BASELINES,
+    HIGHER_IS_BETTER,
+    METRICS,
+    MIN_SIZE,
+    MODES,
+    NAMES,
+    ClassicalMetric,
+    Defaults,
+    get,
+)
 
 __all__ = [
-    "BASELINES", "HIGHER_IS_BETTER", "MIN_SIZE", "MODES", "MS_SSIM_MIN_SIZE", "NAMES", "cw_ssim", "fsim", "get",
-    "gmsd", "ms_ssim", "nlpd", "psnr", "reference", "ssim", "vif",
+    "BASELINES", "HIGHER_IS_BETTER", "METRICS", "MIN_SIZE", "MODES", "MS_SSIM_MIN_SIZE", "NAMES", "ClassicalMetric",
+    "Defaults", "cw_ssim", "fsim", "get", "gmsd", "ms_ssim", "nlpd", "psnr", "reference_mode", "ssim", "vif",
 ]

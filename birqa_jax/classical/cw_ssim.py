@@ -22,9 +22,8 @@ their product.
 ``reference`` runs on MATLAB ``rgb2gray`` of the 8-bit images; ``float`` on unrounded BT.601
 luma x 255, differentiable (the modulus and the ratio are guarded near 0, where MATLAB divides 0
 by 0 for a flat image: a window without band energy in either image scores 1, one with energy in
-one image only 0). Inputs ``[B, H, W,
-3]`` float RGB in [0, 1] with at least ``CW_SSIM_MIN_SIZE`` px on the short side; ``[B]``
-float32 in [0, 1], higher = better, 1 for identical images.
+one image only 0). Inputs ``[B, H, W, 3]`` float RGB in [0, 1] with at least ``CW_SSIM_MIN_SIZE``
+px on the short side; ``[B]`` float32 in [0, 1], higher = better, 1 for identical images.
 """
 
 from __future__ import annotations
@@ -36,8 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from birqa_jax.classical.metrics import _luma
-from birqa_jax.classical.reference import _gray
+from birqa_jax.classical.reference_mode import gray_8bit
+from birqa_jax.imageops import luma
 from birqa_jax.inputs import check_pair
 
 LEVELS, ORIENTS, WINDOW = 4, 8, 7
@@ -154,19 +153,33 @@ def cw_ssim_reference(ref: jax.Array, dist: jax.Array) -> jax.Array:
     images (not differentiable).
 
     Args:
-      ref, dist: [B, H, W, 3] float RGB in [0, 1], at least 64 px on the short side.
-    Returns [B] float32 in [0, 1], higher = better; 1 for identical images.
+      ref: [B, H, W, 3] float RGB in [0, 1], at least ``CW_SSIM_MIN_SIZE`` (64) px on the short
+        side.
+      dist: the distorted images, of ``ref``'s shape.
+
+    Returns:
+      [B] float32 in [0, 1], higher = better; 1 for identical images.
+
+    Raises:
+      ValueError: the inputs are not float [B, H, W, 3] batches of one shape, or too small.
     """
     check_pair(ref, dist, who="cw_ssim", min_size=CW_SSIM_MIN_SIZE)
-    return cw_ssim_from_grey(_gray(ref)[..., 0], _gray(dist)[..., 0])
+    return cw_ssim_from_grey(gray_8bit(ref)[..., 0], gray_8bit(dist)[..., 0])
 
 
 def cw_ssim(ref: jax.Array, dist: jax.Array) -> jax.Array:
     """Differentiable CW-SSIM: the same algorithm on unrounded BT.601 luma x 255.
 
     Args:
-      ref, dist: [B, H, W, 3] float32 RGB in [0, 1], at least 64 px on the short side.
-    Returns [B] float32 in [0, 1], higher = better.
+      ref: [B, H, W, 3] float32 RGB in [0, 1], at least ``CW_SSIM_MIN_SIZE`` (64) px on the
+        short side.
+      dist: the distorted images, of ``ref``'s shape.
+
+    Returns:
+      [B] float32 in [0, 1], higher = better; 1 for identical images.
+
+    Raises:
+      ValueError: the inputs are not float [B, H, W, 3] batches of one shape, or too small.
     """
     check_pair(ref, dist, who="cw_ssim", min_size=CW_SSIM_MIN_SIZE)
-    return cw_ssim_from_grey(255.0 * _luma(ref)[..., 0], 255.0 * _luma(dist)[..., 0])
+    return cw_ssim_from_grey(255.0 * luma(ref)[..., 0], 255.0 * luma(dist)[..., 0])

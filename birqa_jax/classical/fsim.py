@@ -37,8 +37,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from birqa_jax.classical.metrics import _box_downsample
-from birqa_jax.classical.reference import to_8bit
+from birqa_jax.classical.reference_mode import to_8bit
+from birqa_jax.imageops import box_downsample, matlab_downsample_factor, safe_sqrt, scharr_magnitude, similarity
 from birqa_jax.inputs import check_pair
 
 SCALES, ORIENTS = 4, 4
@@ -47,12 +47,6 @@ NOISE_K, PC_EPSILON = 2.0, 1e-4
 T1, T2, T3, T4, LAMBDA = 0.85, 160.0, 200.0, 200.0, 0.03
 FSIM_MIN_SIZE = 8  # short side after the downsampling (the 3x3 gradient and the median need a few pixels)
 _YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
-_SCHARR = np.array([3.0, 10.0, 3.0]) / 16.0
-
-
-def downsample_factor(height: int, width: int) -> int:
-    """``max(1, round(min(H, W) / 256))`` with MATLAB's half-up rounding (2 at 384 px, 4 at 1080)."""
-    return max(1, math.floor(min(height, width) / 256 + 0.5))
 
 
 def _grid(n: int) -> np.ndarray:
@@ -98,49 +92,26 @@ def _filters(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return filters.astype(np.float32), em_n, noise
 
 
-def _safe_sqrt(v: jax.Array) -> jax.Array:
-    """sqrt with a zero (not infinite) derivative at 0."""
-    pos = v > 0
-    return jnp.where(pos, jnp.sqrt(jnp.where(pos, v, 1.0)), 0.0)
-
-
 def phase_congruency(y: jax.Array) -> jax.Array:
     """``phasecong2`` of FeatureSIM.m on grey planes ``y`` [B, h, w] (0..255): [B, h, w] in [0, 1]."""
     h, w = y.shape[1:]
     filters, em_n, noise = _filters(h, w)
     eo = jnp.fft.ifft2(jnp.fft.fft2(y)[:, None, None] * filters)  # [B, S, O, h, w]
     even, odd = jnp.real(eo), jnp.imag(eo)
-    amp = _safe_sqrt(even * even + odd * odd)
+    amp = safe_sqrt(even * even + odd * odd)
     sum_e, sum_o = jnp.sum(even, axis=1), jnp.sum(odd, axis=1)  # [B, O, h, w]
-    x_energy = _safe_sqrt(sum_e * sum_e + sum_o * sum_o) + PC_EPSILON
+    x_energy = safe_sqrt(sum_e * sum_e + sum_o * sum_o) + PC_EPSILON
     mean_e, mean_o = (sum_e / x_energy)[:, None], (sum_o / x_energy)[:, None]
     energy = jnp.sum(even * mean_e + odd * mean_o - jnp.abs(even * mean_o - odd * mean_e), axis=1)
     # Noise: the median of the finest scale's squared amplitude estimates a Rayleigh parameter.
     finest = (even[:, 0] ** 2 + odd[:, 0] ** 2).reshape(y.shape[0], ORIENTS, -1)
     noise_power = -jnp.median(finest, axis=-1) / math.log(0.5) / jnp.asarray(em_n, jnp.float32)
-    tau = _safe_sqrt(noise_power * jnp.asarray(noise / 2.0, jnp.float32))
+    tau = safe_sqrt(noise_power * jnp.asarray(noise / 2.0, jnp.float32))
     threshold = (tau * math.sqrt(math.pi / 2) + NOISE_K * math.sqrt(2 - math.pi / 2) * tau) / 1.7
     energy_all = jnp.sum(jnp.maximum(energy - threshold[..., None, None], 0.0), axis=1)
     amp_all = jnp.sum(amp, axis=(1, 2))
     has = amp_all > 0
     return jnp.where(has, energy_all / jnp.where(has, amp_all, 1.0), 0.0)
-
-
-def _gradient_magnitude(y: jax.Array) -> jax.Array:
-    """|grad y| with the Scharr pair / 16, conv2 'same' (zero borders): [B, h, w] -> [B, h, w]."""
-    h, w = y.shape[1:]
-    p = jnp.pad(y, ((0, 0), (1, 1), (1, 1)))
-
-    def win(dr: int, dc: int) -> jax.Array:
-        return p[:, 1 + dr : 1 + dr + h, 1 + dc : 1 + dc + w]
-
-    gx = sum(t * (win(dr, 1) - win(dr, -1)) for dr, t in zip((-1, 0, 1), _SCHARR))
-    gy = sum(t * (win(1, dc) - win(-1, dc)) for dc, t in zip((-1, 0, 1), _SCHARR))
-    return _safe_sqrt(gx * gx + gy * gy)
-
-
-def _similarity(a: jax.Array, b: jax.Array, t: float) -> jax.Array:
-    return (2.0 * a * b + t) / (a * a + b * b + t)
 
 
 def _yiq(v: jax.Array) -> jax.Array:
@@ -150,18 +121,18 @@ def _yiq(v: jax.Array) -> jax.Array:
 
 def fsim_from_rgb255(ref: jax.Array, dist: jax.Array) -> jax.Array:
     """FSIMc of FeatureSIM.m on RGB values 0..255 ``ref, dist`` [B, H, W, 3]: [B] float32."""
-    f = downsample_factor(*ref.shape[1:3])
+    f = matlab_downsample_factor(*ref.shape[1:3])
     planes = _yiq(jnp.concatenate([ref, dist], axis=0))
     if f > 1:
-        planes = _box_downsample(planes.transpose(0, 2, 3, 1), f, "constant").transpose(0, 3, 1, 2)
+        planes = box_downsample(planes.transpose(0, 2, 3, 1), f, "constant").transpose(0, 3, 1, 2)
     if min(planes.shape[2:]) < FSIM_MIN_SIZE:
         raise ValueError(f"fsim: {planes.shape[2]}x{planes.shape[3]} after downsampling is below {FSIM_MIN_SIZE} px")
     b = ref.shape[0]
     y = planes[:, 0]
-    pc, grad = phase_congruency(y), _gradient_magnitude(y)
+    pc, grad = phase_congruency(y), scharr_magnitude(y)
     pc_max = jnp.maximum(pc[:b], pc[b:])
-    sim = _similarity(pc[:b], pc[b:], T1) * _similarity(grad[:b], grad[b:], T2)
-    iq = _similarity(planes[:b, 1], planes[b:, 1], T3) * _similarity(planes[:b, 2], planes[b:, 2], T4)
+    sim = similarity(pc[:b], pc[b:], T1) * similarity(grad[:b], grad[b:], T2)
+    iq = similarity(planes[:b, 1], planes[b:, 1], T3) * similarity(planes[:b, 2], planes[b:, 2], T4)
     # MATLAB's real((S_I S_Q)^0.03): a negative product (opposite hues) is weighted by
     # |.|^0.03 cos(0.03 pi). The floor keeps the power's derivative finite at 0.
     mag = jnp.maximum(jnp.abs(iq), 1e-30)
@@ -177,9 +148,16 @@ def fsim_reference(ref: jax.Array, dist: jax.Array) -> jax.Array:
     """FSIMc of FeatureSIM.m on the 8-bit RGB images (not differentiable).
 
     Args:
-      ref, dist: [B, H, W, 3] float RGB in [0, 1]; at least 8 px on the short side after the
-        downsampling by ``downsample_factor(H, W)``.
-    Returns [B] float32, higher = better; 1 for identical images.
+      ref: [B, H, W, 3] float RGB in [0, 1]; at least 8 px on the short side after the
+        downsampling by ``matlab_downsample_factor(H, W)``.
+      dist: the distorted images, of ``ref``'s shape.
+
+    Returns:
+      [B] float32, higher = better; 1 for identical images.
+
+    Raises:
+      ValueError: the inputs are not float [B, H, W, 3] batches of one shape, or too small
+        after the downsampling.
     """
     check_pair(ref, dist, who="fsim")
     return fsim_from_rgb255(to_8bit(ref), to_8bit(dist))

@@ -25,8 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from birqa_jax.classical.metrics import _luma
-from birqa_jax.classical.reference import _gray
+from birqa_jax.classical.reference_mode import gray_8bit
+from birqa_jax.imageops import luma
 from birqa_jax.inputs import check_pair
 
 LEVELS = 6
@@ -106,19 +106,32 @@ def nlpd_reference(ref: jax.Array, dist: jax.Array) -> jax.Array:
     """NLPD as ``NLP_dist.m`` on the 8-bit ``rgb2gray`` images / 255 (not differentiable).
 
     Args:
-      ref, dist: [B, H, W, 3] float RGB in [0, 1], at least 33 px on the short side.
-    Returns [B] float32 >= 0, lower = better; 0 for identical 8-bit images.
+      ref: [B, H, W, 3] float RGB in [0, 1], at least ``NLPD_MIN_SIZE`` (33) px on the short side.
+      dist: the distorted images, of ``ref``'s shape.
+
+    Returns:
+      [B] float32 >= 0, lower = better; 0 for identical 8-bit images.
+
+    Raises:
+      ValueError: the inputs are not float [B, H, W, 3] batches of one shape, or too small.
     """
     check_pair(ref, dist, who="nlpd", min_size=NLPD_MIN_SIZE)
-    return nlpd_from_grey(_gray(ref)[..., 0] / 255.0, _gray(dist)[..., 0] / 255.0)
+    return nlpd_from_grey(gray_8bit(ref)[..., 0] / 255.0, gray_8bit(dist)[..., 0] / 255.0)
 
 
 def nlpd(ref: jax.Array, dist: jax.Array) -> jax.Array:
     """Differentiable NLPD: the same algorithm on unrounded BT.601 luma in [0, 1].
 
     Args:
-      ref, dist: [B, H, W, 3] float32 RGB in [0, 1], at least 33 px on the short side.
-    Returns [B] float32 >= 0, lower = better; 0 for identical images.
+      ref: [B, H, W, 3] float32 RGB in [0, 1], at least ``NLPD_MIN_SIZE`` (33) px on the short
+        side.
+      dist: the distorted images, of ``ref``'s shape.
+
+    Returns:
+      [B] float32 >= 0, lower = better; 0 for identical images.
+
+    Raises:
+      ValueError: the inputs are not float [B, H, W, 3] batches of one shape, or too small.
     """
     check_pair(ref, dist, who="nlpd", min_size=NLPD_MIN_SIZE)
-    return nlpd_from_grey(_luma(ref)[..., 0], _luma(dist)[..., 0])
+    return nlpd_from_grey(luma(ref)[..., 0], luma(dist)[..., 0])

@@ -4,10 +4,10 @@
 [0, 1]:
 
 - ``mode="reference"`` (the default; evaluation and the training loop's test baselines):
-  ``classical.reference``, the published MATLAB algorithms on the 8-bit images (``round(255 x)``,
+  ``classical.reference_mode``, the published MATLAB algorithms on the 8-bit images (``round(255 x)``,
   MATLAB ``rgb2gray`` with integer rounding, 0..255 values), so the numbers can stand next to
   published tables. Not differentiable.
-- ``mode="float"``: ``classical.metrics``, the differentiable versions on unrounded BT.601 luma
+- ``mode="float"``: ``classical.float_mode``, the differentiable versions on unrounded BT.601 luma
   in [0, 1], for losses and gradients. Not comparable with published tables (SSIM differs by up
   to 0.1 where its downsampling applies, GMSD by a factor of 2 on near-identical pairs).
 
@@ -33,71 +33,137 @@ nlpd      ``NLP_dist.m`` on 8-bit grey / 255 (within    the same on unrounded Y 
           1.1e-3 of the published values, not exact)    (``classical.nlpd``)
 ========  ===========================================  ============================================
 
-``BASELINES`` maps each name to ``(reference-mode fn, higher_is_better)``: what existing
-callers (``evaluation.job``, ``train.loop``) score with. GMSD and NLPD are lower-better.
+Each metric is one ``ClassicalMetric`` entry of ``METRICS`` (name -> entry, in the order
+``NAMES`` lists them): both jitted functions, direction, documented range, smallest size, a
+one-line description, the keyword options both functions take. Everything else here is read
+from it: ``NAMES``, ``HIGHER_IS_BETTER``, ``MIN_SIZE``, ``get`` and ``BASELINES`` (name ->
+``(reference-mode fn, higher_is_better)``, what ``evaluation.job`` and ``train.loop`` score
+with). A new metric is one entry. GMSD and NLPD are lower-better.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import jax
 
-from birqa_jax.classical import cw_ssim, fsim, metrics, nlpd, reference, vif
+from birqa_jax.classical import cw_ssim, float_mode, fsim, nlpd, reference_mode, vif, vsi
 
-NAMES = ("psnr", "psnr_y", "ssim", "ms_ssim", "gmsd", "vif", "fsim", "cw_ssim", "nlpd")
+Fn = Callable[..., jax.Array]
 MODES = ("reference", "float")
-HIGHER_IS_BETTER = {
-    "psnr": True, "psnr_y": True, "ssim": True, "ms_ssim": True, "gmsd": False, "vif": True, "fsim": True,
-    "cw_ssim": True, "nlpd": False,
-}
-# Smallest short side each metric accepts (in both modes).
-MIN_SIZE = {
-    "psnr": 1, "psnr_y": 1, "ssim": 11, "ms_ssim": metrics.MS_SSIM_MIN_SIZE, "gmsd": 4, "vif": vif.VIF_MIN_SIZE,
-    "fsim": fsim.FSIM_MIN_SIZE, "cw_ssim": cw_ssim.CW_SSIM_MIN_SIZE,
-    "nlpd": nlpd.NLPD_MIN_SIZE,
-}
-
-_psnr_float = jax.jit(metrics.psnr, static_argnames="luma")
-
-_FNS: dict[tuple[str, str], Callable[[jax.Array, jax.Array], jax.Array]] = {
-    ("psnr", "reference"): jax.jit(reference.psnr),
-    ("psnr_y", "reference"): jax.jit(reference.psnr_y),
-    ("ssim", "reference"): jax.jit(reference.ssim),  # ssim_index.m: no downsampling
-    ("ms_ssim", "reference"): jax.jit(reference.ms_ssim),
-    ("gmsd", "reference"): jax.jit(reference.gmsd),
-    ("vif", "reference"): jax.jit(vif.vif_reference),
-    ("fsim", "reference"): jax.jit(fsim.fsim_reference),
-    ("cw_ssim", "reference"): jax.jit(cw_ssim.cw_ssim_reference),
-    ("nlpd", "reference"): jax.jit(nlpd.nlpd_reference),
-    # The float mode exactly as the baselines registry held it before the reference mode.
-    ("psnr", "float"): _psnr_float,
-    ("psnr_y", "float"): functools.partial(_psnr_float, luma=True),
-    ("ssim", "float"): jax.jit(metrics.ssim, static_argnames="downsample"),  # with the downsampling
-    ("ms_ssim", "float"): jax.jit(metrics.ms_ssim),
-    ("gmsd", "float"): jax.jit(metrics.gmsd),
-    ("vif", "float"): jax.jit(vif.vif),
-    ("fsim", "float"): jax.jit(fsim.fsim),
-    ("cw_ssim", "float"): jax.jit(cw_ssim.cw_ssim),
-    ("nlpd", "float"): jax.jit(nlpd.nlpd),
-}
 
 
-def get(name: str, mode: str = "reference") -> Callable[[jax.Array, jax.Array], jax.Array]:
+class Defaults(NamedTuple):
+    """The default of a keyword option in each mode (the modes may differ)."""
+
+    reference: Any
+    float: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassicalMetric:
+    """Everything about one classical metric.
+
+    Attributes:
+      name: its name (a ``create_metric`` name).
+      reference_fn: jitted ``fn(ref, dist, **options) -> [B]``, the 8-bit reference mode.
+      float_fn: jitted ``fn(ref, dist, **options) -> [B]``, the differentiable float mode.
+      higher_is_better: the direction of the score.
+      score_range: the documented (low, high) of the score.
+      min_size: the smallest short side (px) both modes accept.
+      description: one line on what it computes (``birqa list`` prints it).
+      options: keyword option -> its ``Defaults`` in each mode; both functions take it, as a
+        static argument under ``jax.jit``.
+    """
+
+    name: str
+    reference_fn: Fn = dataclasses.field(repr=False)
+    float_fn: Fn = dataclasses.field(repr=False)
+    higher_is_better: bool
+    score_range: tuple[float, float]
+    min_size: int
+    description: str
+    options: Mapping[str, Defaults] = dataclasses.field(default_factory=dict)
+
+
+_psnr_float = jax.jit(float_mode.psnr, static_argnames="luma")
+
+METRICS: dict[str, ClassicalMetric] = {m.name: m for m in (
+    ClassicalMetric(
+        "psnr", jax.jit(reference_mode.psnr), _psnr_float, higher_is_better=True, score_range=(0.0, math.inf),
+        min_size=1, description="PSNR in dB on 8-bit RGB (MATLAB psnr); identical images give inf"),
+    ClassicalMetric(
+        "psnr_y", jax.jit(reference_mode.psnr_y), functools.partial(_psnr_float, luma=True), higher_is_better=True,
+        score_range=(0.0, math.inf), min_size=1,
+        description="PSNR in dB on 8-bit grey (MATLAB rgb2gray); identical images give inf"),
+    ClassicalMetric(
+        "ssim", jax.jit(reference_mode.ssim, static_argnames="downsample"),
+        jax.jit(float_mode.ssim, static_argnames="downsample"), higher_is_better=True, score_range=(-1.0, 1.0),
+        min_size=11, description="SSIM on 8-bit grey as ssim_index.m (no downsampling)",
+        # ssim_index.m has no downsampling; the float mode keeps ssim.m's.
+        options={"downsample": Defaults(reference=False, float=True)}),
+    ClassicalMetric(
+        "ms_ssim", jax.jit(reference_mode.ms_ssim), jax.jit(float_mode.ms_ssim), higher_is_better=True,
+        score_range=(0.0, 1.0), min_size=float_mode.MS_SSIM_MIN_SIZE,
+        description="MS-SSIM on 8-bit grey as msssim.m; needs 161 px on the short side"),
+    ClassicalMetric(
+        "gmsd", jax.jit(reference_mode.gmsd), jax.jit(float_mode.gmsd), higher_is_better=False,
+        score_range=(0.0, 0.5), min_size=4,
+        description="GMSD on 8-bit grey as GMSD.m: deviation of gradient similarity; 0 = identical"),
+    ClassicalMetric(
+        "vif", jax.jit(vif.vif_reference), jax.jit(vif.vif), higher_is_better=True, score_range=(0.0, math.inf),
+        min_size=vif.VIF_MIN_SIZE,
+        description="VIF on 8-bit grey as vifvec.m: share of the reference's wavelet-domain information kept; "
+                    "1 = identical, above 1 for contrast enhancement; needs 72 px on the short side"),
+    ClassicalMetric(
+        "fsim", jax.jit(fsim.fsim_reference), jax.jit(fsim.fsim), higher_is_better=True, score_range=(0.0, 1.0),
+        min_size=fsim.FSIM_MIN_SIZE,
+        description="FSIMc on 8-bit RGB as FeatureSIM.m: phase congruency, gradient and chroma similarity; "
+                    "1 = identical"),
+    ClassicalMetric(
+        "cw_ssim", jax.jit(cw_ssim.cw_ssim_reference), jax.jit(cw_ssim.cw_ssim), higher_is_better=True,
+        score_range=(0.0, 1.0), min_size=cw_ssim.CW_SSIM_MIN_SIZE,
+        description="CW-SSIM on 8-bit grey as cwssim_index.m: structural similarity of complex steerable pyramid "
+                    "coefficients (4th level, 8 orientations), insensitive to small shifts; 1 = identical"),
+    ClassicalMetric(
+        "nlpd", jax.jit(nlpd.nlpd_reference), jax.jit(nlpd.nlpd), higher_is_better=False,
+        score_range=(0.0, math.inf), min_size=nlpd.NLPD_MIN_SIZE,
+        description="NLPD on 8-bit grey as NLP_dist.m: distance of divisively normalised Laplacian pyramid "
+                    "coefficients (6 levels); 0 = identical"),
+    ClassicalMetric(
+        "vsi", jax.jit(vsi.vsi_reference), jax.jit(vsi.vsi), higher_is_better=True, score_range=(0.0, 1.0),
+        min_size=vsi.VSI_MIN_SIZE,
+        description="VSI on 8-bit RGB as VSI.m: saliency (SDSP), gradient and chroma similarity, weighted by "
+                    "saliency; 1 = identical"),
+)}
+
+NAMES = tuple(METRICS)
+HIGHER_IS_BETTER = {name: m.higher_is_better for name, m in METRICS.items()}
+MIN_SIZE = {name: m.min_size for name, m in METRICS.items()}  # the smallest short side, in both modes
+
+
+def get(name: str, mode: str = "reference") -> Fn:
     """The jitted baseline ``name`` (one of ``NAMES``) in ``mode`` ("reference" or "float").
 
-    The same function object on every call, so its compilation cache is shared.
+    Args:
+      name: a key of ``METRICS``.
+      mode: "reference" (8-bit, as published) or "float" (differentiable).
+
+    Returns:
+      ``fn(ref, dist, **options) -> [B]`` on [B, H, W, 3] float RGB in [0, 1]; the same object
+      on every call, so its compilation cache is shared.
     """
-    if name not in NAMES:
+    if name not in METRICS:
         raise ValueError(f"unknown classical metric {name!r}; choose from {', '.join(NAMES)}")
     if mode not in MODES:
         raise ValueError(
             f"unknown mode {mode!r} for {name}; choose 'reference' (8-bit, as published) or 'float' (differentiable)"
         )
-    return _FNS[name, mode]
+    return METRICS[name].reference_fn if mode == "reference" else METRICS[name].float_fn
 
 
-BASELINES: dict[str, tuple[Callable[[jax.Array, jax.Array], jax.Array], bool]] = {
-    name: (get(name, "reference"), HIGHER_IS_BETTER[name]) for name in NAMES
-}
+BASELINES: dict[str, tuple[Fn, bool]] = {name: (m.reference_fn, m.higher_is_better) for name, m in METRICS.items()}

@@ -35,8 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from birqa_jax.classical.metrics import _luma
-from birqa_jax.classical.reference import _gray
+from birqa_jax.classical.reference_mode import gray_8bit
+from birqa_jax.imageops import luma
 from birqa_jax.inputs import check_pair
 
 M = 3  # block side of the GSM vectors
@@ -188,13 +188,18 @@ def vif_reference(ref: jax.Array, dist: jax.Array) -> jax.Array:
     """VIF as ``vifvec.m`` on the 8-bit ``rgb2gray`` images (not differentiable).
 
     Args:
-      ref, dist: [B, H, W, 3] float RGB in [0, 1], at least ``VIF_MIN_SIZE`` (72) px on the
-        short side.
-    Returns [B] float32, higher = better; 1 for identical images (NaN for a flat reference, as
-    MATLAB).
+      ref: [B, H, W, 3] float RGB in [0, 1], at least ``VIF_MIN_SIZE`` (72) px on the short side.
+      dist: the distorted images, of ``ref``'s shape.
+
+    Returns:
+      [B] float32, higher = better; 1 for identical images (NaN for a flat reference, as
+      MATLAB).
+
+    Raises:
+      ValueError: the inputs are not float [B, H, W, 3] batches of one shape, or too small.
     """
     check_pair(ref, dist, who="vif", min_size=VIF_MIN_SIZE)
-    num, den = vif_from_grey(_gray(ref)[..., 0], _gray(dist)[..., 0])
+    num, den = vif_from_grey(gray_8bit(ref)[..., 0], gray_8bit(dist)[..., 0])
     return num / den
 
 
@@ -214,10 +219,16 @@ def vif(ref: jax.Array, dist: jax.Array) -> jax.Array:
     a masked gain).
 
     Args:
-      ref, dist: [B, H, W, 3] float32 RGB in [0, 1], at least ``VIF_MIN_SIZE`` (72) px on the
-        short side.
-    Returns [B] float32, higher = better; 1 for identical (non-flat) images.
+      ref: [B, H, W, 3] float32 RGB in [0, 1], at least ``VIF_MIN_SIZE`` (72) px on the short
+        side.
+      dist: the distorted images, of ``ref``'s shape.
+
+    Returns:
+      [B] float32, higher = better; 1 for identical (non-flat) images.
+
+    Raises:
+      ValueError: the inputs are not float [B, H, W, 3] batches of one shape, or too small.
     """
     check_pair(ref, dist, who="vif", min_size=VIF_MIN_SIZE)
-    num, den = vif_from_grey(255.0 * _luma(ref)[..., 0], 255.0 * _luma(dist)[..., 0], FLOAT_RIDGE)
+    num, den = vif_from_grey(255.0 * luma(ref)[..., 0], 255.0 * luma(dist)[..., 0], FLOAT_RIDGE)
     return num / jnp.maximum(den, _FLOAT_DEN_FLOOR)

@@ -16,6 +16,7 @@ registers them with TFDS::
 
 from birqa_jax.data.bapps import Bapps2afc
 from birqa_jax.data.csiq import Csiq
+from birqa_jax.data.from_config import data_dir_path, load_data
 from birqa_jax.data.kadid10k import Kadid10k
 from birqa_jax.data.live import Live
 from birqa_jax.data.pieapp import PieApp
@@ -33,7 +34,6 @@ from birqa_jax.data.pipeline import (
     train_dataset,
 )
 from birqa_jax.data.source import IQASource
-from birqa_jax.data.runs import MODEL_FILE, Run, RunError, load_data, load_run
 from birqa_jax.data.splits import held_out_split, official_split, split_indices
 from birqa_jax.data.synthetic import (
     KadidSynthetic,
@@ -53,13 +53,11 @@ __all__ = [
     "KadidSynthetic",
     "KadidSyntheticConfig",
     "Live",
-    "MODEL_FILE",
     "PieApp",
     "Pipal",
-    "Run",
-    "RunError",
     "Tid2008",
     "Tid2013",
+    "data_dir_path",
     "default_workers",
     "eval_examples",
     "example_columns",
@@ -67,7 +65,6 @@ __all__ = [
     "held_out_split",
     "iterate",
     "load_data",
-    "load_run",
     "load_source",
     "mos_band_dataset",
     "official_split",

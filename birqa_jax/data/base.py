@@ -15,19 +15,17 @@ reference in ``"references"``, whose other fields are placeholders: no score, no
 
 Storage (the builders' ``storage`` option, ``"png"`` by default): ``"png"`` stores images
 losslessly as PNG bytes in a ``tfds.features.Image`` feature, decoded with Pillow by
-``tfds.data_source`` (uint8 [H, W, 3]); TensorFlow is never imported. PNG over a zlib
-``Tensor``: measured with Pillow on one core for a 384x512 natural image, PNG (compression level
-1) is 359 KB and takes 16 ms to encode and 6 ms to decode, raw zlib 480 KB, 11 ms and 3 ms; PNG
-is a quarter smaller, and official RGB PNG files (KADID-10k, CSIQ, BAPPS) are stored byte for
-byte without re-encoding. ``"raw"`` stores the uint8 pixels as they are
-(``tfds.features.Tensor``, bytes encoding): nothing to decode when read, for about twice PNG's
-bytes (``kadid_synthetic``: 149 KB against 81 KB per pair, 1.85 times; README, "Datasets"). A raw
-build lives in ``<data_dir>/raw/``, beside the PNG build of the same dataset in ``<data_dir>/``.
+``tfds.data_source`` (uint8 [H, W, 3]); TensorFlow is never imported. PNG rather than zlib
+bytes in a ``Tensor``: PNG is about a quarter smaller, for a slower encode and decode, and
+official RGB PNG files (KADID-10k, CSIQ, BAPPS) are stored byte for byte without re-encoding
+(benchmarks/README.md, "Design measurements behind the code", has the numbers). ``"raw"``
+stores the uint8 pixels as they are (``tfds.features.Tensor``, bytes encoding): nothing to
+decode when read, for about twice PNG's bytes (docs/datasets.md). A raw build lives in
+``<data_dir>/raw/``, beside the PNG build of the same dataset in ``<data_dir>/``.
 
 Records are written uncompressed (``ARRAY_RECORD_OPTIONS``): ArrayRecord's default compression
-(brotli) does not shrink PNG bytes and costs raw pixels a decompression at every read (measured
-for a 590 KB raw 384x512 record on one core: 10 ms to write and 1.5 ms to read compressed, 0.5
-and 0.3 ms uncompressed). Readers take either kind.
+(brotli) does not shrink PNG bytes and costs raw pixels a decompression at every read
+(benchmarks/README.md has the numbers). Readers take either kind.
 
 Per-example metadata (reference id, group, distortion type and level, scores, image size) is
 also written to the dataset's ``metadata.json`` and read back by
@@ -52,9 +50,9 @@ import abc
 import collections
 import contextlib
 import dataclasses
-import json
 import inspect
 import io
+import json
 import os
 import pathlib
 import stat
@@ -333,6 +331,12 @@ class ExampleColumns:
         self._columns: dict[str, list] = collections.defaultdict(list)
 
     def append(self, **values: int | float) -> None:
+        """Adds one example's values to their columns (numpy scalars stored as Python numbers).
+
+        Args:
+          **values: column name -> the example's number. Every example should name the same
+            columns, so that position i of each column is example i.
+        """
         for key, value in values.items():
             self._columns[key].append(value.item() if isinstance(value, np.generic) else value)
 
@@ -426,6 +430,7 @@ class IQABuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     @tfds.core.utils.classproperty
     @classmethod
     def code_path(cls) -> epath.Path:
+        """The file that defines the builder class (TFDS's ``code_path`` of a builder)."""
         # tfds 4.9.10 resolves this through the `importlib_resources` backport, which it only
         # installs on Python < 3.9; the class's own file is the same answer.
         return epath.Path(inspect.getfile(cls))

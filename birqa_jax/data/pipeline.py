@@ -325,7 +325,7 @@ def _copy_window(out: np.ndarray, image: np.ndarray, y: int, x: int, flip: bool)
         out[...] = window
         return
     # numpy copies a mirrored [h, w, 3] window pixel by pixel, 3 bytes at a time; one channel
-    # at a time it is 4x faster (0.24 instead of 1.06 ms for 384x384 on one core).
+    # at a time is several times faster (benchmarks/README.md has the numbers).
     for c in range(window.shape[-1]):
         out[:, :, c] = window[:, ::-1, c]
 
@@ -396,7 +396,9 @@ def train_dataset(
       batch_size: GLOBAL batch size B, a multiple of ``process_count``.
       crop_size: (h, w); must fit every chosen image (checked here from the metadata).
       seed: non-negative int.
-      process_index, process_count: this process gets rows ``[p * B / P, (p + 1) * B / P)``.
+      process_index: p, this process's index in [0, P); it gets rows ``[p * B / P, (p + 1) * B / P)``
+        of every global batch.
+      process_count: P >= 1, the number of processes that share the global batch.
       uint8: images as stored, uint8 0..255, rather than float32 (the same pixels: ``v / 255``
         gives the float batch bitwise; the training loop sends uint8 and converts on the device).
 
@@ -404,6 +406,12 @@ def train_dataset(
       ``grain.MapDataset``; ``ds[k]`` is this process's part of global batch ``k``, a dict with
       ref, dist float32 [B / P, h, w, 3] in [0, 1] (uint8 with ``uint8``); mos, mos_raw float32
       [B / P]; ref_id, dist_type int32 [B / P].
+
+    Raises:
+      ValueError: ``indices`` not a non-empty 1-D integer array inside the source, a negative
+        or non-integer ``seed``, ``batch_size`` not a positive multiple of ``process_count``,
+        ``process_index`` outside [0, P), or a ``crop_size`` larger than one of the chosen images
+        (named). An image whose stored size differs is reported when its batch is read.
     """
     indices = _check_indices(indices, len(source))
     rows = _process_rows(batch_size, process_index, process_count)
@@ -437,13 +445,24 @@ def mos_band_dataset(
     (:func:`select_anchors`) over the global batch; crop and flip as in :func:`train_dataset`.
 
     Args:
+      source: data source of a pair dataset (``load_source``).
+      indices: [N] example indices to draw from.
+      batch_size: GLOBAL batch size B, a multiple of ``process_count``.
       band_width: R > 0, in normalised MOS units.
       num_anchors: anchors per GLOBAL batch, 0..B.
       anchor_rule: ``"spread"``, ``"random"`` or ``"quantile"``.
-      Other arguments as for :func:`train_dataset`.
+      crop_size: (h, w), as for :func:`train_dataset`.
+      seed: non-negative int.
+      process_index: p in [0, P), as for :func:`train_dataset`.
+      process_count: P >= 1, as for :func:`train_dataset`.
+      uint8: uint8 images as stored rather than float32, as for :func:`train_dataset`.
 
     Returns:
       ``grain.MapDataset`` of the :func:`train_dataset` batches plus ``anchor`` bool [B / P].
+
+    Raises:
+      ValueError: as :func:`train_dataset`, and for ``band_width <= 0``, an unknown
+        ``anchor_rule`` or ``num_anchors`` outside [0, B].
     """
     indices = _check_indices(indices, len(source))
     rows = _process_rows(batch_size, process_index, process_count)
@@ -527,8 +546,14 @@ def eval_examples(
     model compiles once per distinct size.
 
     Args:
+      source: data source of a pair dataset (``load_source``).
+      indices: [N] example indices, read in this order.
       uint8: yield the images as stored, uint8 0..255 (a quarter of float32's bytes; the
         scoring loop ``evaluation.runner`` converts them on the device), not float32.
+      workers: threads that read ahead (None: :func:`default_workers`).
+
+    Raises:
+      ValueError: ``indices`` not a non-empty 1-D integer array inside the source.
 
     Yields:
       ref, dist float32 [1, H, W, 3] in [0, 1] (uint8 [1, H, W, 3] with ``uint8``); mos,

@@ -4,8 +4,8 @@ A pair dataset stores every reference image once, in its split ``"references"``,
 of ``"full"`` points at its reference by ``ref_id`` (:mod:`birqa_jax.data.base`).
 :class:`IQASource` joins them again: ``source[i]`` is the example with ``ref`` and ``dist``, as a
 dataset whose examples held both images would give it, but the reference comes from a bounded
-cache of decoded references, so a reference is decoded once and not once per pair (a 512x384
-PNG takes about 5 ms to decode on one core: half the cost of a KADID-10k pair).
+cache of decoded references, so a reference is decoded once and not once per pair (decoding
+it is about half the reading cost of a KADID-10k pair; benchmarks/README.md has the numbers).
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ class IQASource:
 
     @property
     def dataset_info(self) -> Any:
+        """The build's ``tfds`` DatasetInfo, metadata included."""
         return self.examples.dataset_info
 
     def __len__(self) -> int:

@@ -54,9 +54,9 @@ MOS_TABLE = "kadid10k_type_level_mos.csv"
 # immunohistochemistry validated it). ``split="photos"`` with these as test photographs keeps
 # that training set and tests on three unseen photographs (configs/study_*.py).
 UNSEEN_BY_DEFAULT = ("astronaut", "chelsea", "immunohistochemistry")
-# num_workers=None: worker processes for a build of at least this many examples, else none.
-# Spawning a worker costs about 2 s (importing tfds and grain); the default 5,000 pairs take
-# about 50 s in one process (distortion 55 %, PNG encoding 35 %).
+# num_workers=None: worker processes for a build of at least this many examples, else none:
+# spawning a worker (importing tfds and grain) only pays for a build of that size
+# (benchmarks/README.md has the numbers).
 AUTO_WORKERS, AUTO_WORKERS_MIN_EXAMPLES = 2, 1000
 
 
@@ -106,9 +106,19 @@ class ReferenceCrop:
 
     @property
     def name(self) -> str:
+        """The reference's name, ``<source>_y<y>_x<x>``."""
         return f"{self.source}_y{self.y}_x{self.x}"
 
     def image(self, crop_size: tuple[int, int]) -> np.ndarray:
+        """The crop's pixels.
+
+        Args:
+          crop_size: (h, w) of the crop; it must fit in the photograph at (y, x), as it does for
+            the crops :func:`reference_crops` makes with this size.
+
+        Returns:
+          uint8 [h, w, 3], C-contiguous.
+        """
         h, w = crop_size
         window = _source_image(self.source)[self.y : self.y + h, self.x : self.x + w]
         return np.ascontiguousarray(window)

@@ -39,11 +39,11 @@ import numpy as np
 from birqa_jax import classical, data
 from birqa_jax.adversarial import ATTACKS
 from birqa_jax.data.distortions import DISTORTION_NAMES
-from birqa_jax.data import runs
-from birqa_jax.data.runs import MODEL_FILE, Run, RunError, load_data
+from birqa_jax.data.from_config import data_dir_path, load_data
 from birqa_jax.evaluation import report, robustness, runner, stats
 from birqa_jax.inputs import positive_int
 from birqa_jax.model import MIN_SIZE, apply_fn
+from birqa_jax.runs import MODEL_FILE, Run, RunError, load_run
 
 MODEL_METRIC = "birqa"
 METRICS = (MODEL_METRIC, *classical.NAMES)
@@ -60,10 +60,10 @@ class EvalError(Exception):
     """A problem with the run folder, a dataset or an option, worded for the command line."""
 
 
-def load_run(workdir: str) -> Run:
-    """``data.runs.load_run``, its errors worded as EvalError for the command line."""
+def open_run(workdir: str) -> Run:
+    """``runs.load_run``, its errors worded as EvalError for the command line."""
     try:
-        return runs.load_run(workdir)
+        return load_run(workdir)
     except RunError as e:
         raise EvalError(str(e)) from e
 
@@ -86,7 +86,7 @@ def _columns(source: Any, dataset: str) -> dict[str, np.ndarray]:
     return columns
 
 
-def held_out_split(data_config: ml_collections.ConfigDict) -> EvalSet:
+def test_set(data_config: ml_collections.ConfigDict) -> EvalSet:
     """The test split of a training config's ``data`` block (dataset, split rule, split id)."""
     try:
         source, splits = load_data(data_config)
@@ -101,7 +101,7 @@ def held_out_split(data_config: ml_collections.ConfigDict) -> EvalSet:
 def full_set(label: str, name: str, data_dir: str, manual_dir: str = "") -> EvalSet:
     """Every example of dataset ``name`` (cross-dataset evaluation), built first if needed."""
     try:
-        source = data.load_source(name, runs.data_dir_path(data_dir), manual_dir or None)
+        source = data.load_source(name, data_dir_path(data_dir), manual_dir or None)
     except FileNotFoundError as e:
         raise EvalError(f"{label} ({name}): {e}") from e
     _columns(source, name)
@@ -133,11 +133,13 @@ def evaluate_set(
     """Correlations of every metric with MOS on ``eval_set``, overall and per distortion type.
 
     Args:
+      eval_set: the examples to score (an ``EvalSet``).
       score_fns: metric name (a key of ``MIN_SIDE``) -> ``runner.WithParams(apply, params)`` (a
         model) or ``fn(ref, dist) -> [b]`` on float32 [b, H, W, 3] in [0, 1].
       batch_size: pairs per call (consecutive pairs of one size), split over all local devices
         (``runner.score_examples``; the images travel as uint8).
-      progress, verbose: show a progress bar; print what runs and what is skipped.
+      progress: show a progress bar.
+      verbose: print what runs and what is skipped.
 
     Returns ``(summary, preds)``: summary holds dataset, split, n, image_size, results (metric ->
     ``stats.correlations`` plus n_excluded), per_type (metric -> type name -> correlations),
@@ -198,9 +200,8 @@ def write_set_plots(eval_set: EvalSet, summary: Mapping[str, Any], preds: Mappin
         title = f"{name} on {eval_set.label} (n = {finite.sum()})"
         higher_is_better = name == MODEL_METRIC or classical.HIGHER_IS_BETTER[name]
         xlabel = f"{name} score ({'higher' if higher_is_better else 'lower'} = better quality)"
-        paths.append(report.scatter_with_fit(pred, mos, stats.fit_logistic(pred, mos),
-                                            os.path.join(out, f"scatter_{_safe_name(eval_set.label)}_{name}.png"), title,
-                                            xlabel))
+        path = os.path.join(out, f"scatter_{_safe_name(eval_set.label)}_{name}.png")
+        paths.append(report.scatter_with_fit(pred, mos, stats.fit_logistic(pred, mos), path, title, xlabel))
         if summary["per_type"][name]:
             paths.append(report.per_type_bars(
                 summary["per_type"][name], os.path.join(out, f"per_type_{_safe_name(eval_set.label)}_{name}.png"),
@@ -276,8 +277,9 @@ def robustness_examples(eval_set: EvalSet, max_examples: int, crop: Sequence[int
     small = (columns["height"][indices] < h) | (columns["width"][indices] < w)
     if small.any():
         i = int(np.flatnonzero(small)[0])
+        size = f"{columns['height'][indices[i]]}x{columns['width'][indices[i]]}"
         raise EvalError(f"robustness crop {h}x{w} exceeds image {int(indices[i])} of {eval_set.label} "
-                        f"({columns['height'][indices[i]]}x{columns['width'][indices[i]]}, height x width like the crop)")
+                        f"({size}, height x width like the crop)")
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(indices, min(max_examples, len(indices)), replace=False))
     out = []
@@ -317,7 +319,7 @@ def _set_markdown(label: str, summary: Mapping[str, Any]) -> str:
 def _eval_sets(config: ml_collections.ConfigDict, trained: Run | None) -> list[EvalSet]:
     sets = []
     if config.own_test_split:
-        sets.append(held_out_split(trained.config.data if trained is not None else config.data))
+        sets.append(test_set(trained.config.data if trained is not None else config.data))
     for label, entry in config.cross.items():
         missing = [k for k in ("name", "data_dir") if k not in entry]
         if missing:
@@ -371,7 +373,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None, out: str 
             raise EvalError(str(e)) from None
     if r.enabled and workdir is None:
         raise EvalError("the robustness evaluation attacks BiRQA and needs --workdir (a trained run)")
-    trained = load_run(workdir) if workdir is not None else None
+    trained = open_run(workdir) if workdir is not None else None
     out = out or (os.path.join(workdir, "eval") if workdir is not None else BASELINES_OUT)
     sets = _eval_sets(config, trained)
     score_fns = _score_fns(metrics, trained)

@@ -1,7 +1,7 @@
 """Paired comparisons of models on the same images: SROCC with bootstrap CIs over images and
 seeds, verdicts, per-image worst cases over attacks, and the checks of a robustness study.
 
-The design these serve (experiments/robustness_study.py, README "Robustness"): several arms
+The design these serve (experiments/robustness_study.py, docs/robustness.md): several arms
 (training recipes), each fine-tuned with several seeds; seed k of every arm is scored on the
 same block of test pairs with the same attack keys. An arm's value is the mean over its seeds
 of SROCC on their blocks; its CI resamples images within each block with the same indices for
@@ -40,14 +40,17 @@ def bootstrap_indices(n: int, replicates: int, seed: int) -> np.ndarray:
 
 @dataclasses.dataclass
 class PairedEstimate:
-    """SROCC (or a weighted sum of SROCCs) of one arm: the point value (mean over seeds of the full-sample SROCC), the
-    bootstrap replicates of that mean [R], and the per-seed full-sample values."""
+    """SROCC (or a weighted sum of SROCCs) of one arm: the point value (mean over seeds of the
+    full-sample SROCC), the bootstrap replicates of that mean [R], and the per-seed full-sample
+    values."""
 
     value: float
     replicates: np.ndarray
     per_seed: list[float]
 
     def ci(self) -> tuple[float, float]:
+        """The 95% percentile bootstrap CI ``(lo, hi)``: the 2.5th and 97.5th percentiles of the
+        replicates, NaN replicates ignored."""
         lo, hi = np.nanpercentile(self.replicates, [2.5, 97.5])
         return float(lo), float(hi)
 
@@ -66,8 +69,9 @@ def combine(metrics: Sequence[PairedEstimate], weights: Sequence[float]) -> Pair
     replicate and seed by seed."""
     w = np.asarray(weights, np.float64)
     return PairedEstimate(float(sum(wi * m.value for wi, m in zip(w, metrics))),
-                  sum(wi * m.replicates for wi, m in zip(w, metrics)),
-                  [float(sum(wi * m.per_seed[s] for wi, m in zip(w, metrics))) for s in range(len(metrics[0].per_seed))])
+                          sum(wi * m.replicates for wi, m in zip(w, metrics)),
+                          [float(sum(wi * m.per_seed[s] for wi, m in zip(w, metrics)))
+                           for s in range(len(metrics[0].per_seed))])
 
 
 def trapezoid_weights(x: Sequence[float]) -> np.ndarray:
@@ -100,7 +104,8 @@ def compare(a: PairedEstimate, b: PairedEstimate, margin: float = NON_INFERIORIT
             "seeds_positive": int(sum(d > 0 for d in seeds)), "verdict": verdict(float(lo), float(hi), margin)}
 
 
-def worst_case(clean: np.ndarray, attacked: Mapping[str, np.ndarray], direction: np.ndarray) -> tuple[np.ndarray, list[str]]:
+def worst_case(clean: np.ndarray, attacked: Mapping[str, np.ndarray],
+               direction: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Per image, the score that moved furthest in its scrambling ``direction`` among the clean
     score and every attacked one: the AutoAttack-style ensemble. Returns the scores [n] and the
     name of the attack that won each image ("clean" where none moved it the right way)."""

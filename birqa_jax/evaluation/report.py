@@ -53,11 +53,20 @@ def scatter_with_fit(
     """Predicted score vs MOS with the fitted logistic curve; SROCC and PLCC in a text box.
 
     Args:
-      pred, mos: [n] raw predictions and MOS normalised to [0, 1], higher = better.
+      pred: [n] raw predictions (n >= 3, finite).
+      mos: [n] MOS normalised to [0, 1], higher = better.
       fit: :func:`stats.fit_logistic` of ``pred`` and ``mos``; a failed fit draws no curve
         and says so in the legend.
       path: output ``.png`` (6.4 x 4.8 in at 100 dpi: 640 x 480 px).
+      title: the figure's title.
       xlabel: the x axis label (name the metric's direction: GMSD is lower-better).
+
+    Returns:
+      ``path`` as a string.
+
+    Raises:
+      ValueError: ``path`` does not end in ``.png``, or ``pred`` and ``mos`` are not finite
+        1-D arrays of one length with at least 3 items (:func:`stats.correlations`).
     """
     pred = np.asarray(pred, dtype=np.float64)
     mos = np.asarray(mos, dtype=np.float64)
@@ -91,8 +100,17 @@ def per_type_bars(per_type_dict: Mapping[str, Mapping], path: str | os.PathLike,
     """Horizontal bars of |SROCC| per distortion type, each labelled with its value.
 
     Args:
-      per_type_dict: type name -> correlations dict (:func:`stats.per_type`).
-      path: output ``.png``, 8 in wide (800 px) and 0.3 in per type (at least 3 in) high.
+      per_type_dict: type name -> correlations dict (:func:`stats.per_type`); its ``"srocc"``
+        is drawn, types from top to bottom in the mapping's order.
+      path: output ``.png``, 8 in wide (800 px) and 0.3 in per type plus 1.2 in (at least
+        3 in) high.
+      title: the figure's title.
+
+    Returns:
+      ``path`` as a string.
+
+    Raises:
+      ValueError: ``per_type_dict`` is empty, or ``path`` does not end in ``.png``.
     """
     if not per_type_dict:
         raise ValueError("per_type_dict is empty: nothing to plot")
@@ -125,6 +143,14 @@ def robustness_curves(
         score) may be included. The x axis shows eps * 255 on a symmetric-log base-2 scale, so
         the usual budgets {1, 2, 4, 8, 16}/255 are evenly spaced.
       path: output ``.png`` (6.4 x 4.8 in at 100 dpi: 640 x 480 px).
+      title: the figure's title.
+
+    Returns:
+      ``path`` as a string.
+
+    Raises:
+      ValueError: ``results`` is empty, an attack has no eps or one outside [0, 1], or ``path``
+        does not end in ``.png``.
     """
     if not results:
         raise ValueError("results is empty: nothing to plot")
@@ -164,6 +190,15 @@ def curves_with_bands(
         clean value), "mean": [K], "lo": [K], "hi": [K]} (the band from lo to hi, e.g. a 95%
         bootstrap interval). The x axis is as in ``robustness_curves``.
       path: output ``.png`` (6.4 x 4.8 in at 100 dpi: 640 x 480 px).
+      title: the figure's title.
+      ylabel: the y axis label: the metric drawn.
+
+    Returns:
+      ``path`` as a string.
+
+    Raises:
+      ValueError: ``curves`` is empty, a method's eps are not strictly increasing in [0, 1], or
+        ``path`` does not end in ``.png``.
     """
     if not curves:
         raise ValueError("curves is empty: nothing to plot")

@@ -1,4 +1,4 @@
-"""Adversarial robustness of a BiRQA model on a set of image pairs (the protocol of the README's "Robustness" section).
+"""Adversarial robustness of a BiRQA model on a set of image pairs (the protocol of docs/robustness.md).
 
 For every attack of ``adversarial.ATTACKS`` and every L-inf budget eps ([0, 1] pixel units):
 
@@ -12,6 +12,10 @@ For every attack of ``adversarial.ATTACKS`` and every L-inf budget eps ([0, 1] p
   distorted image) and its summary;
 - per attack, the area under SROCC-vs-eps from eps = 0 (the clean SROCC) to the largest eps,
   divided by that range (``adversarial.eps_integral``).
+
+``attack_pairs`` and ``pair_keys`` are the batched attack driver for studies that attack many
+models on the same pairs (``experiments/robustness_study.py``): keys that depend only on the
+attack, the budget, the restart and the pair, so every model meets the same random starts.
 
 Correlations here are signed (BiRQA is higher = better): a scrambled ranking can drive them
 below zero, which an absolute value would hide.
@@ -143,13 +147,14 @@ def evaluate_robustness(
     """Clean and attacked SROCC/PLCC, gain, R and perturbation sizes of BiRQA on ``examples``.
 
     Args:
-      params, model_config: a BiRQA model (``birqa_jax.load_model``).
+      params: the BiRQA model's parameters (a pytree, as ``birqa_jax.load_model`` returns them).
+      model_config: the ``ModelConfig`` that built ``params``.
       examples: N >= 3 one-pair dicts: ref, dist [1, H, W, 3], uint8 0..255 or float in [0, 1],
         all of one size (crop them first); mos [1], higher = better.
       attacks: names from ``adversarial.ATTACKS``; run with ``adversarial.run_attack``'s defaults.
       eps_list: L-inf budgets in (0, 1], [0, 1] pixel units; sorted ascending in the result.
-      seed: seeds the random attacks (pgd start, square); each (attack, eps, direction, batch)
-        folds its indices into ``PRNGKey(seed)``.
+      seed: seeds the random attacks (pgd's start, square, apgd with ``random_start``); each
+        (attack, eps, direction, batch) folds its indices into ``PRNGKey(seed)``.
       batch_size: pairs per attack call. Every batch has ``min(batch_size, N)`` rows (the last
         is padded with copies of the final pair, whose results are dropped; attacks treat items
         independently), so each attack compiles once for all batches, budgets and directions, and
@@ -245,7 +250,7 @@ def evaluate_robustness(
 
 def srocc_curves(result: Mapping[str, Any]) -> dict[str, dict[float, float]]:
     """Attack name -> {eps: SROCC under the scrambling attack}, with eps = 0 the clean SROCC:
-    the input of ``plots.robustness_curves``."""
+    the input of ``report.robustness_curves``."""
     clean = result["clean"]["srocc"]
     return {
         name: {0.0: clean, **{s["eps"]: s["srocc"] for s in entry["scramble"]}}
@@ -280,3 +285,71 @@ def robustness_markdown(result: Mapping[str, Any]) -> str:
                  _num(worst["linf_max"] * 255, 2), _num(worst["psnr_mean"], 1)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def pair_keys(attack_id: int, eps255: float, restart: int, pair_ids: Sequence[int]) -> np.ndarray:
+    """Per-pair attack keys as raw key data [B, 2] uint32 (``rng`` of ``run_attack``).
+
+    A function of (``attack_id``, the budget ``eps255`` in 1/255 to 1e-3, ``restart``, pair id)
+    only: every model attacked on a pair, in any batch and order, meets the same random start
+    and the same Square proposals.
+    """
+    key = jax.random.PRNGKey(0)
+    for part in (attack_id, round(eps255 * 1000), restart):
+        key = jax.random.fold_in(key, part)
+    ids = np.asarray(pair_ids, np.uint32)
+    return np.asarray(jax.vmap(lambda i: jax.random.fold_in(key, i))(ids))
+
+
+def attack_pairs(
+    name: str,
+    model: runner.WithParams,
+    ref: np.ndarray,
+    dist: np.ndarray,
+    direction: np.ndarray,
+    keys: np.ndarray,
+    *,
+    eps: float,
+    batch_size: int,
+    settings: Mapping[str, Any] | None = None,
+) -> dict[str, np.ndarray]:
+    """Attack every pair with ``adversarial.run_attack`` and score the attacked images.
+
+    Args:
+      name: a key of ``adversarial.ATTACKS``.
+      model: the model's pure score function and parameters (``runner.WithParams``); the
+        attack compiles once per function object, settings and batch shape, for any parameters.
+      ref: [N, H, W, 3] references, uint8 0..255 or float in [0, 1] (values not checked).
+      dist: [N, H, W, 3] images to attack, of ``ref``'s shape and dtype kind (both uint8 or
+        both float).
+      direction: [N] of +1 (push the score up) or -1 (push it down).
+      keys: [N, 2] raw key data (``pair_keys``), one per pair.
+      eps: L-inf budget in (0, 1].
+      batch_size: pairs per attack call; every call has exactly ``min(batch_size, N)`` rows (the
+        last batch padded with copies of the final pair, whose results are dropped).
+      settings: the attack's settings (Python scalars), as ``run_attack``'s keywords.
+
+    Returns:
+      ``{"scores": [N] float64, "adv": [N, H, W, 3] float32, "linf", "psnr", "ssim": [N]}``: the
+      model's scores of the attacked images and the perturbations' sizes
+      (``adversarial.perturbation_stats``).
+
+    Raises:
+      ValueError: ``ref``, ``dist``, ``direction`` and ``keys`` differ in length, or
+        ``adversarial.run_attack`` rejects the attack, its settings, the images or the budget.
+    """
+    n = len(dist)
+    if not (len(ref) == n == len(direction) == len(keys)):
+        raise ValueError(f"ref, dist, direction and keys must have one length, got {len(ref)}, {n}, "
+                         f"{len(direction)}, {len(keys)}")
+    parts: dict[str, list[np.ndarray]] = {"adv": [], "linf": [], "psnr": [], "ssim": []}
+    for rows, real in runner.batch_plan(n, min(batch_size, n)):
+        adv, st = attacks_lib.run_attack(name, model.fn, ref[rows], dist[rows], np.asarray(direction[rows], np.float32),
+                                         eps=eps, rng=keys[rows], params=model.params, validate=False,
+                                         **dict(settings or {}))
+        parts["adv"].append(np.asarray(adv)[:real])
+        for k in ("linf", "psnr", "ssim"):
+            parts[k].append(np.asarray(st[k])[:real])
+    out = {k: np.concatenate(v) for k, v in parts.items()}
+    out["scores"] = runner.score_arrays({"model": model}, ref, out["adv"], min(batch_size, n))["model"]
+    return out

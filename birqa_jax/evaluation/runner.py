@@ -49,8 +49,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from birqa_jax.inputs import as_float
-
-BATCH_AXIS = "batch"
+from birqa_jax.parallel import AXIS, make_mesh
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -89,6 +88,7 @@ def cache_size(fn: Callable) -> int:
 
 
 def round_up(n: int, multiple: int) -> int:
+    """The smallest multiple of ``multiple`` (a positive int) that is >= ``n``."""
     return -(-n // multiple) * multiple
 
 
@@ -127,7 +127,7 @@ def _host(x, name: str) -> np.ndarray:
 
 @functools.lru_cache(maxsize=None)
 def _mesh(devices: tuple) -> Mesh:
-    return Mesh(np.asarray(devices, dtype=object), (BATCH_AXIS,))
+    return make_mesh(devices)
 
 
 class _Scorer:
@@ -140,7 +140,7 @@ class _Scorer:
             raise ValueError("no devices to score on")
         self.n_devices = len(devices)
         mesh = _mesh(devices)
-        self.rows_sharding = NamedSharding(mesh, PartitionSpec(BATCH_AXIS))
+        self.rows_sharding = NamedSharding(mesh, PartitionSpec(AXIS))
         replicated = NamedSharding(mesh, PartitionSpec())
         self.fns = {}
         for name, fn in score_fns.items():
@@ -182,11 +182,18 @@ def score_arrays(score_fns: ScoreFns, ref, dist, batch_size: int | None = None, 
 
     Args:
       score_fns: name -> ``WithParams`` or plain ``fn(ref, dist) -> [b]`` (module docstring).
-      ref, dist: uint8 (0..255) or float in [0, 1] (each its own), one shape. Values are not
-        checked.
+      ref: [N, H, W, 3] references, uint8 (0..255) or float in [0, 1]. Values are not checked.
+      dist: [N, H, W, 3] distorted images of ``ref``'s shape, uint8 or float (its own dtype).
       batch_size: pairs per batch (None: all N), rounded up to a multiple of the device count;
         every batch has ``min(that, N rounded up to the device count)`` rows, the last padded.
       devices: the devices to split batches over (default: all local devices).
+
+    Returns:
+      name -> [N] float64 scores, in the order of the pairs (``[0]`` arrays when N = 0).
+
+    Raises:
+      ValueError: images that are not [N, H, W, 3] uint8 or float, shapes that differ, no
+        devices, or a score function that does not return one score per row.
     """
     ref, dist = _host(ref, "ref"), _host(dist, "dist")
     if ref.shape != dist.shape:
@@ -242,12 +249,18 @@ def score_examples(
         mos_raw, ref_id, dist_type). Consecutive pairs of one shape and dtypes are scored
         together, up to ``batch_size`` rounded up to a multiple of the device count; batch rows
         follow the rule of the module docstring.
-      total, progress: show a progress bar over ``total`` pairs.
+      batch_size: pairs per batch (at least 1), rounded up to a multiple of the device count.
+      total: the number of pairs, for the progress bar only (None: unknown).
+      progress: show a progress bar over the pairs.
       devices: the devices to split batches over (default: all local devices).
 
     Returns:
-      name -> predictions [N] for each function, plus every metadata key [N] (no examples:
-      empty predictions and no metadata).
+      name -> predictions [N] float64 for each function, plus every metadata key [N] (no
+      examples: empty predictions and no metadata).
+
+    Raises:
+      ValueError: images that are not uint8 or float batches [b, H, W, 3], ref and dist shapes
+        that differ, no devices, or a score function that does not return one score per row.
     """
     from tqdm import tqdm
 

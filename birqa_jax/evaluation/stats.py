@@ -192,10 +192,17 @@ def two_afc_score(d0: ArrayLike, d1: ArrayLike, judge: ArrayLike) -> float:
     """BAPPS 2AFC score: mean of ``(d0<d1)*(1-judge) + (d0>d1)*judge + (d0==d1)*0.5``.
 
     Args:
-      d0, d1: [n] distances of patches p0 and p1 to the reference (lower = more similar). Pass
-        a negated score for a higher-better metric.
+      d0: [n] distances of patches p0 to the reference (lower = more similar). Pass a negated
+        score for a higher-better metric.
+      d1: [n] distances of patches p1 to the reference, likewise.
       judge: [n] fraction of people who preferred p1, in [0, 1].
-    Returns the score in [0, 1]; human agreement is the ceiling, not 1. Needs n >= 1.
+
+    Returns:
+      The score in [0, 1]; human agreement is the ceiling, not 1.
+
+    Raises:
+      ValueError: inputs that are not finite real 1-D arrays of one length n >= 1, or a
+        ``judge`` outside [0, 1].
     """
     a, b, j = (_as_vector(v, name) for v, name in ((d0, "d0"), (d1, "d1"), (judge, "judge")))
     if not a.size == b.size == j.size:
@@ -217,12 +224,18 @@ def per_type(
     """:func:`correlations` within each distortion type.
 
     Args:
-      pred, mos: [n] scores.
+      pred: [n] a metric's scores.
+      mos: [n] human scores, higher = better.
       types: [n] type labels (ints or strings).
       names: optional label -> display name (e.g. ``{1: "Gaussian blur"}``); labels not in it
         keep ``str(label)``.
-    Returns display name -> correlations dict, in sorted label order. Raises ValueError when a
-    type has fewer than 3 items.
+
+    Returns:
+      Display name -> :func:`correlations` dict, in sorted label order.
+
+    Raises:
+      ValueError: as :func:`correlations` for ``pred`` and ``mos``, ``types`` not 1-D of
+        length n, or a type with fewer than 3 items.
     """
     p, m = _pair(pred, mos)
     t = np.asarray(types)

@@ -5,21 +5,16 @@ Conventions: images are NHWC float32 RGB in [0, 1]; ``ref`` is the pristine refe
 size (borders use symmetric padding, scipy's ``mode='reflect'``), so the stack can be fed to a
 convolutional pyramid at full resolution.
 
-The definitions are this project's reconstruction (see the README): the paper names
+The definitions are this project's reconstruction (docs/reconstruction.md): the paper names
 the features (SSIM map, YCbCr colour difference, LBP texture, information map) but does not
-publish their exact form.
+publish their exact form. The image operations they are built from (colour conversion,
+Gaussian moments, the SSIM terms and their constants) live in ``birqa_jax.imageops``.
 
-Layout: internally every map is a plane [N, H, W] (the reference's and the distorted image's
-lumas are stacked on a leading axis, ``_padded_pair``), so the stencils run along the minor
-axes, and the feature stack is assembled on the channel axis once at the end.
-
-Gradients: the stencils (the Gaussian moments' row and column passes and the soft LBP distance)
-carry hand-written reverse-mode rules (``jax.custom_vjp``) that read the cotangent through the
-same shifted windows as the forward pass, where JAX's own transpose would place one padded copy
-per window and tap; the symmetric padding of the planes has one that folds the borders back
-(``_pad_planes``). The values are those of JAX's autodiff up to float rounding (the tests
-compare them). Forward-mode differentiation (``jax.jvp``, ``jax.jacfwd``) through these
-functions is therefore not available: JAX raises an error that says so.
+Layout: every map is a plane [N, H, W] (the two lumas padded once and stacked on a leading
+axis, ``imageops.padded_pair``); the feature stack is assembled on the channel axis at the end.
+The soft LBP distance carries a hand-written reverse-mode rule (``jax.custom_vjp``), as the
+stencils of ``imageops`` do, so forward-mode differentiation through the features is not
+available.
 """
 
 from __future__ import annotations
@@ -31,19 +26,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-# ITU-R BT.601 full-range (JPEG) RGB -> YCbCr, for values in [0, 1]; chroma offset 0.5.
-_YCBCR_MATRIX = np.array(
-    [
-        [0.299, 0.587, 0.114],
-        [-0.168735892, -0.331264108, 0.5],
-        [0.5, -0.418687589, -0.081312411],
-    ],
-    dtype=np.float64,
+from birqa_jax.imageops import (
+    gaussian_kernel,
+    pad_symmetric,
+    padded_moments,
+    padded_pair,
+    ssim_from_moments,
+    ycbcr_channel,
 )
-_YCBCR_OFFSET = np.array([0.0, 0.5, 0.5], dtype=np.float64)
 
-SSIM_C1 = 0.01**2
-SSIM_C2 = 0.03**2
+# The information map's constant C of log(1 + sigma^2 / C). Its value equals SSIM's C2 for data
+# range 1 (0.03^2) but it is a constant of its own: changing SSIM's constants leaves it alone.
+INFO_C = 0.03**2
 
 # Offsets (row, col) of the 8 LBP neighbours at radius 1, in the order and rounding of
 # skimage.feature.local_binary_pattern: neighbour p sits at angle 2*pi*p/8.
@@ -63,236 +57,6 @@ def _bilinear_taps(rp: float, cp: float) -> tuple[tuple[int, int, float], ...]:
 
 
 _LBP_TAPS = tuple(_bilinear_taps(rp, cp) for rp, cp in _LBP_OFFSETS)
-
-
-def rgb_to_ycbcr(rgb: jax.Array) -> jax.Array:
-    """BT.601 full-range YCbCr. ``rgb``: [..., 3] in [0, 1] -> [..., 3], Y in [0, 1], Cb/Cr in [0, 1]."""
-    return jnp.stack([_ycbcr_channel(rgb, k) for k in range(3)], axis=-1)
-
-
-def _ycbcr_channel(rgb: jax.Array, k: int) -> jax.Array:
-    """Channel ``k`` (0 = Y, 1 = Cb, 2 = Cr) of ``rgb_to_ycbcr``: [..., 3] -> [...].
-
-    Written out as three multiply-adds in a fixed order rather than as a matrix product: on the
-    CPU a [..., 3] x [3, 3] dot is a library GEMM call with tiny dimensions that took about half
-    of the feature stage's time, where multiply-adds fuse into the loops that read the channel
-    (and a slice ``[..., :1]`` of the stack computes the luma alone). Every caller goes through
-    here, so the luma rounds the same way in the model, the classical metrics and the tests."""
-    m = _YCBCR_MATRIX[k]
-    v = rgb[..., 0] * jnp.asarray(m[0], rgb.dtype) + rgb[..., 1] * jnp.asarray(m[1], rgb.dtype) \
-        + rgb[..., 2] * jnp.asarray(m[2], rgb.dtype)
-    return v + jnp.asarray(_YCBCR_OFFSET[k], rgb.dtype) if _YCBCR_OFFSET[k] else v
-
-
-def gaussian_kernel(sigma: float = 1.5, truncate: float = 3.5) -> np.ndarray:
-    """Normalised 1-D Gaussian taps, radius ``int(truncate * sigma + 0.5)`` as scipy.ndimage."""
-    radius = int(truncate * sigma + 0.5)
-    x = np.arange(-radius, radius + 1, dtype=np.float64)
-    k = np.exp(-0.5 * (x / sigma) ** 2)
-    return k / k.sum()
-
-
-def _pad_symmetric(x: jax.Array, r: int, axes: tuple[int, ...] = (1, 2)) -> jax.Array:
-    """``jnp.pad(x, r, mode="symmetric")`` on ``axes`` (scipy's ``mode='reflect'``), as gathers of
-    constant indices: the same values, but XLA builds the padded tensor in one or two fused loops
-    where padding by concatenation materialises a copy per axis and per border."""
-    for axis in axes:
-        x = jnp.take(x, _symmetric_index(x.shape[axis], r), axis=axis, mode="clip")
-    return x
-
-
-def _symmetric_index(n: int, r: int) -> np.ndarray:
-    """Source index of each position of a length-``n`` axis padded symmetrically by ``r``."""
-    return np.pad(np.arange(n), r, mode="symmetric")
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
-def _pad_planes(x: jax.Array, r: int) -> jax.Array:
-    """``_pad_symmetric`` of the last two axes (planes [..., H, W] -> [..., H+2r, W+2r]): the
-    columns first, then the rows, which XLA compiles to two small gathers whose result stays
-    in the row-major layout that the stencils read. Its gradient folds the padded borders back
-    onto the image (``_fold_planes``) where JAX's transpose of the gathers is a scatter-add."""
-    return _pad_symmetric(x, r, (x.ndim - 1, x.ndim - 2))
-
-
-def _fold_axis(g: jax.Array, r: int, axis: int) -> jax.Array:
-    """The transpose of symmetric padding by ``r`` along ``axis``: the interior plus each
-    border strip reversed onto the edge it mirrors."""
-    n = g.shape[axis] - 2 * r
-    if r > n:  # reflected more than once (tiny images): sum the copies by index
-        moved = jnp.moveaxis(g, axis, 0)
-        out = jnp.zeros((n, *moved.shape[1:]), g.dtype).at[_symmetric_index(n, r)].add(moved)
-        return jnp.moveaxis(out, 0, axis)
-    widths = [(0, 0)] * g.ndim
-    inner = jax.lax.slice_in_dim(g, r, r + n, axis=axis)
-    head = jax.lax.rev(jax.lax.slice_in_dim(g, 0, r, axis=axis), (axis,))
-    tail = jax.lax.rev(jax.lax.slice_in_dim(g, n + r, n + 2 * r, axis=axis), (axis,))
-    widths[axis] = (0, n - r)
-    out = inner + jnp.pad(head, widths)
-    widths[axis] = (n - r, 0)
-    return out + jnp.pad(tail, widths)
-
-
-def _fold_planes(r, g):
-    return (_fold_axis(_fold_axis(g, r, g.ndim - 2), r, g.ndim - 1),)
-
-
-_pad_planes.defvjp(lambda x, r: (_pad_planes(x, r), None), lambda r, _, g: _fold_planes(r, g))
-
-
-def _correlate_valid(xp: jax.Array, taps, axis: int) -> jax.Array:
-    """Correlate the padded ``xp`` with ``taps`` along ``axis`` (output shorter by ``len(taps) - 1``)
-    as a sum of shifted slices, which XLA fuses into one loop over the output; its gradient is
-    the same form on the zero-padded cotangent (``_correlate_full``)."""
-    return _correlate_valid_vjp(xp, tuple(float(w) for w in taps), axis)
-
-
-def _shifted_sum(xp: jax.Array, taps: tuple[float, ...], axis: int) -> jax.Array:
-    n = xp.shape[axis] - len(taps) + 1
-    out = None
-    for i, w in enumerate(taps):
-        term = jax.lax.slice_in_dim(xp, i, i + n, axis=axis) * jnp.asarray(w, xp.dtype)
-        out = term if out is None else out + term
-    return out
-
-
-def _correlate_full(g: jax.Array, taps: tuple[float, ...], axis: int) -> jax.Array:
-    """The transpose of ``_correlate_valid``: ``sum_i taps[i] * g`` shifted by i along ``axis``
-    (zeros outside; output longer by ``len(taps) - 1``), as a valid correlation of ``g``
-    zero-padded once with the reversed taps."""
-    widths = [(0, 0)] * g.ndim
-    widths[axis] = (len(taps) - 1, len(taps) - 1)
-    return _shifted_sum(jnp.pad(g, widths), taps[::-1], axis)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
-def _correlate_valid_vjp(xp, taps, axis):
-    return _shifted_sum(xp, taps, axis)
-
-
-_correlate_valid_vjp.defvjp(lambda xp, taps, axis: (_shifted_sum(xp, taps, axis), None),
-                            lambda taps, axis, _, g: (_correlate_full(g, taps, axis),))
-
-
-def _filter_axis(x: jax.Array, taps: np.ndarray, axis: int) -> jax.Array:
-    """Correlate ``x`` with symmetric ``taps`` along ``axis`` (symmetric padding, same size)."""
-    return _correlate_valid(_pad_symmetric(x, len(taps) // 2, (axis,)), taps, axis)
-
-
-def gaussian_filter(x: jax.Array, sigma: float = 1.5, truncate: float = 3.5) -> jax.Array:
-    """Separable Gaussian blur of ``x`` [N, H, W, C] over H and W (scipy ``mode='reflect'``)."""
-    taps = gaussian_kernel(sigma, truncate)
-    return _filter_axis(_filter_axis(x, taps, 1), taps, 2)
-
-
-def local_moments(x: jax.Array, y: jax.Array, sigma: float = 1.5):
-    """Gaussian-weighted local means, variances and covariance of ``x`` and ``y`` [N, H, W, C].
-
-    Population (not sample) statistics, as ``use_sample_covariance=False`` in skimage. Both
-    images are padded once, as planes (``_padded_pair``), and the five filters share one pass
-    (``_padded_moments``).
-    """
-    taps = gaussian_kernel(sigma)
-    n, c = x.shape[0], x.shape[-1]
-    p = _padded_pair(_to_planes(x), _to_planes(y), len(taps) // 2)
-    return tuple(_from_planes(m, n, c) for m in _padded_moments(p, taps))
-
-
-def _to_planes(v: jax.Array) -> jax.Array:
-    """[N, H, W, C] -> planes [N * C, H, W] (plane n * C + k is channel k of image n; for C = 1
-    the move costs nothing)."""
-    n, h, w, c = v.shape
-    return jnp.moveaxis(v, 3, 1).reshape(n * c, h, w)
-
-
-def _from_planes(v: jax.Array, n: int, c: int) -> jax.Array:
-    """Planes [N * C, H, W] back to [N, H, W, C]."""
-    return jnp.moveaxis(v.reshape(n, c, *v.shape[1:]), 1, 3)
-
-
-def _padded_pair(x: jax.Array, y: jax.Array, r: int) -> jax.Array:
-    """The planes ``x`` and ``y`` [B, H, W] padded by ``r`` and stacked, [2, B, H+2r, W+2r] (x
-    first). Each image is padded on its own and the two are stacked after (stacked first, the
-    pair ended up on the minor axis of XLA's layout for the padded planes). On planes a pixel's
-    neighbours along a row are the next elements in memory, so XLA vectorises each stencil along
-    the row. With the pair [x | y] and the five moments on the minor axis instead, the feature stage at
-    1080x1920 took 263 ms instead of 112 forward and 683 ms instead of 219 for its VJP on a
-    2-core CPU (the two forms alternated in one process, medians of 7)."""
-    return jnp.stack([_pad_planes(x, r), _pad_planes(y, r)])
-
-
-def _padded_moments(p: jax.Array, taps: np.ndarray):
-    """``local_moments`` of the planes ``p`` = [x, y] ([2, B, H+2r, W+2r]), already
-    symmetrically padded by the taps' radius r, each as [B, H, W].
-
-    The row pass forms the five moment planes of each shifted row window itself, so only the
-    two padded images are read and only the row-filtered moments are written; the column pass
-    filters those. Centring on 0.5 (moments are shift-invariant) shrinks the float32
-    cancellation in E[x^2] - E[x]^2 about fourfold for images in [0, 1].
-    """
-    taps = tuple(float(w) for w in taps)
-    mx, my, mxx, myy, mxy = _correlate_valid(_moment_rows(p, taps), taps, 3)
-    vx = mxx - mx * mx
-    vy = myy - my * my
-    cxy = mxy - mx * my
-    return mx + 0.5, my + 0.5, vx, vy, cxy
-
-
-def _row_moments(p: jax.Array, taps: tuple[float, ...]) -> jax.Array:
-    """[xs, ys, xs^2, ys^2, xs*ys] (xs = x - 0.5) of the planes ``p`` = [x, y] filtered along
-    the rows, [5, B, H, W+2r]. Each moment is accumulated on its own and the five are stacked
-    once: the same sums in the same order as a stack per window, but XLA fuses the eleven
-    windows into the loop that writes each moment instead of materialising one stack per
-    window."""
-    h = p.shape[2] - len(taps) + 1
-    acc = [None] * 5
-    for i, w in enumerate(taps):
-        win = jax.lax.slice_in_dim(p, i, i + h, axis=2) - 0.5
-        xs, ys = win[0], win[1]
-        wi = jnp.asarray(w, p.dtype)
-        for j, t in enumerate((xs, ys, xs * xs, ys * ys, xs * ys)):
-            acc[j] = t * wi if acc[j] is None else acc[j] + t * wi
-    return jnp.stack(acc)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
-def _moment_rows(p, taps):
-    return _row_moments(p, taps)
-
-
-def _moment_rows_bwd(taps, p, g):
-    # Window i of the forward reads rows i..i+H of p, so the cotangent g_j of moment j reaches
-    # p row k as sum_i taps[i] g_j[k - i] (a full correlation) times the derivative of moment j
-    # at that row, which depends on p's own value there: d/dx = g0 + 2 xs g2 + ys g4 and
-    # d/dy = g1 + 2 ys g3 + xs g4.
-    a0, a1, a2, a3, a4 = _correlate_full(g, taps, 2)
-    xs, ys = p[0] - 0.5, p[1] - 0.5
-    return (jnp.stack([a0 + 2 * xs * a2 + ys * a4, a1 + 2 * ys * a3 + xs * a4]),)
-
-
-_moment_rows.defvjp(lambda p, taps: (_row_moments(p, taps), p), _moment_rows_bwd)
-
-
-def ssim_map(x: jax.Array, y: jax.Array, sigma: float = 1.5) -> jax.Array:
-    """Per-pixel SSIM of ``x`` and ``y`` [N, H, W, C] in [0, 1] (data range 1), same shape.
-
-    Its mean over ``[5:-5, 5:-5]`` equals ``skimage.metrics.structural_similarity(x, y,
-    gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1)``.
-    """
-    return ssim_from_moments(*local_moments(x, y, sigma))
-
-
-def ssim_terms(mx, my, vx, vy, cxy):
-    """SSIM's luminance and contrast-structure terms from the ``local_moments``, each as
-    ``(numerator, denominator)``: ``l = (2 mx my + C1) / (mx^2 + my^2 + C1)`` and ``cs = (2 cxy
-    + C2) / (vx + vy + C2)``. MS-SSIM uses ``cs`` alone at its finer scales."""
-    return (2 * mx * my + SSIM_C1, mx * mx + my * my + SSIM_C1), (2 * cxy + SSIM_C2, vx + vy + SSIM_C2)
-
-
-def ssim_from_moments(mx, my, vx, vy, cxy) -> jax.Array:
-    """The SSIM map ``l * cs`` from the ``local_moments`` (one division)."""
-    (ln, ld), (cn, cd) = ssim_terms(mx, my, vx, vy, cxy)
-    return (ln * cn) / (ld * cd)
 
 
 def _window(x: jax.Array, top: int, left: int, h: int, w: int, axes: tuple[int, int]) -> jax.Array:
@@ -321,7 +85,7 @@ def lbp_neighbours(y: jax.Array) -> jax.Array:
     Sampling positions, order and interpolation follow skimage's ``local_binary_pattern`` with
     P=8, R=1; borders use edge padding (skimage pads with zeros, which invents texture).
     """
-    return jnp.stack(_padded_neighbours(_pad_symmetric(y, 1), 1), axis=-1)
+    return jnp.stack(_padded_neighbours(pad_symmetric(y, 1), 1), axis=-1)
 
 
 def _soft_bit(neighbour: jax.Array, centre: jax.Array, temperature: float) -> jax.Array:
@@ -337,7 +101,7 @@ def soft_lbp_bits(y: jax.Array, temperature: float) -> jax.Array:
     As ``temperature`` -> 0 the bits become the hard code ``neighbour_k >= centre``; with
     ``temperature == 0`` the hard step is returned (not differentiable; for testing).
     """
-    return jnp.stack([_soft_bit(v, y, temperature) for v in _padded_neighbours(_pad_symmetric(y, 1), 1)], axis=-1)
+    return jnp.stack([_soft_bit(v, y, temperature) for v in _padded_neighbours(pad_symmetric(y, 1), 1)], axis=-1)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
@@ -397,7 +161,7 @@ def lbp_code(y: jax.Array) -> jax.Array:
     return bits @ jnp.asarray(2.0 ** np.arange(8), y.dtype)
 
 
-def information_map(v: jax.Array, c: float = SSIM_C2) -> jax.Array:
+def information_map(v: jax.Array, c: float = INFO_C) -> jax.Array:
     """log(1 + sigma^2 / c) from a local variance ``v``; detail raises it, blur lowers it."""
     return jnp.log1p(jnp.maximum(v, 0.0) / c)
 
@@ -410,13 +174,14 @@ def feature_stack(
     ref: jax.Array,
     dist: jax.Array,
     lbp_temperature: float = 0.02,
-    info_c: float = SSIM_C2,
+    info_c: float = INFO_C,
     include_luma: bool = True,
 ) -> jax.Array:
     """All BiRQA features of a pair, stacked on the channel axis.
 
     Args:
-      ref, dist: [N, H, W, 3] float32 RGB in [0, 1].
+      ref: [N, H, W, 3] float RGB in [0, 1] (computed in float32).
+      dist: [N, H, W, 3], the distorted images, of ``ref``'s shape.
       lbp_temperature: temperature of the soft LBP bits (in units of luma).
       info_c: the constant C of the information map log(1 + sigma^2 / C).
       include_luma: also carry Y of the reference and of the distorted image.
@@ -426,20 +191,20 @@ def feature_stack(
       ``include_luma``): SSIM map on Y, |dCb|, |dCr|, mean |soft LBP bit difference| on Y,
       information map of ref and of dist.
     """
-    # The channels come from _ycbcr_channel, as rgb_to_ycbcr's do: a one-ulp change of luma
+    # The channels come from ycbcr_channel, as rgb_to_ycbcr's do: a one-ulp change of luma
     # moves the SSIM and information maps by up to ~1e-4 in flat regions (their variances are
     # divided by C2 ~ 1e-3), so the model and the public functions must round alike. Every map
-    # is computed as a plane [N, H, W] (see _padded_pair) and the planes are stacked once.
+    # is computed as a plane [N, H, W] (see imageops.padded_pair) and the planes are stacked once.
     ref, dist = ref.astype(jnp.float32), dist.astype(jnp.float32)
-    y_r, y_d = _ycbcr_channel(ref, 0), _ycbcr_channel(dist, 0)  # [N, H, W] each
+    y_r, y_d = ycbcr_channel(ref, 0), ycbcr_channel(dist, 0)  # [N, H, W] each
     taps = gaussian_kernel()
     r = len(taps) // 2
     # Both lumas padded once; the moments' filters and the LBP neighbours read the same planes.
-    p = _padded_pair(y_r, y_d, r)
-    mx, my, vx, vy, cxy = _padded_moments(p, taps)
+    p = padded_pair(y_r, y_d, r)
+    mx, my, vx, vy, cxy = padded_moments(p, taps)
     planes = [
         ssim_from_moments(mx, my, vx, vy, cxy),
-        *(jnp.abs(_ycbcr_channel(ref, k) - _ycbcr_channel(dist, k)) for k in (1, 2)),
+        *(jnp.abs(ycbcr_channel(ref, k) - ycbcr_channel(dist, k)) for k in (1, 2)),
         _padded_soft_lbp_distance(p, r, lbp_temperature),
         information_map(vx, info_c),
         information_map(vy, info_c),
@@ -450,4 +215,5 @@ def feature_stack(
 
 
 def num_features(include_luma: bool = True) -> int:
+    """The number of channels of ``feature_stack``: 8, or 6 without the two lumas."""
     return len(FEATURE_NAMES) if include_luma else len(FEATURE_NAMES) - 2

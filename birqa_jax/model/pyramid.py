@@ -3,7 +3,7 @@
 Functional Flax linen: parameters live outside the module (``model.init`` / ``model.apply``).
 The names CSRAM (bottom-up gated residual), SCGB (top-down cross-gating) and the
 reliability-aware head come from the paper; their exact form is this project's reconstruction
-(see ``ModelConfig`` and the README), every open choice being a field of ``ModelConfig``.
+(see ``ModelConfig`` and docs/reconstruction.md), every open choice being a field of ``ModelConfig``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ GELU_MIN = -0.1701
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Every architectural choice of the model. Where the paper is silent the defaults are this
-    project's reconstruction (README, "What is reconstructed").
+    project's reconstruction (docs/reconstruction.md).
 
     widths: channels of each pyramid level; the number of levels is ``len(widths)``. Level l
       works at 1/2^(l+1) of the input resolution (each level starts with a stride-2 3x3 conv).
@@ -53,7 +53,7 @@ class ModelConfig:
 
     widths: tuple[int, ...] = (32, 48, 64, 96)
     lbp_temperature: float = 0.02
-    info_c: float = features.SSIM_C2
+    info_c: float = features.INFO_C
     include_luma: bool = True
     cross_gate_coarse: bool = True
     gem_init: float = 3.0
@@ -76,6 +76,15 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        """The config of a dict of its fields (as ``to_dict`` writes it); fields left out keep
+        their defaults.
+
+        Args:
+          d: field name -> value (``widths`` as any sequence of ints).
+
+        Raises:
+          ValueError: a key that is not a field, or a value the config rejects.
+        """
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -83,6 +92,7 @@ class ModelConfig:
         return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field as a JSON-able dict (``widths`` as a list); ``from_dict`` reads it back."""
         d = dataclasses.asdict(self)
         d["widths"] = list(self.widths)
         return d
@@ -164,6 +174,18 @@ class UpsampledConv(nn.Module):
 
     @nn.compact
     def __call__(self, coarse, shape):
+        """The 3x3 conv (with bias) of the nearest 2x upsampling of ``coarse``, cropped to ``shape``.
+
+        Args:
+          coarse: [N, h, w, Ci].
+          shape: (H, W) of the output: H is 2h or 2h - 1, W is 2w or 2w - 1.
+
+        Returns:
+          [N, H, W, features] in ``dtype``.
+
+        Raises:
+          ValueError: ``shape`` is not a 2x upsampling of (h, w).
+        """
         kernel = self.param("kernel", nn.linear.default_kernel_init, (3, 3, coarse.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
         coarse, bias = nn.dtypes.promote_dtype(coarse, bias, dtype=self.dtype)
@@ -178,6 +200,7 @@ class PyramidLevel(nn.Module):
 
     @nn.compact
     def __call__(self, x):
+        """[N, H, W, C] -> [N, ceil(H / 2), ceil(W / 2), width] in ``dtype``."""
         x = nn.gelu(nn.Conv(self.width, (3, 3), strides=(2, 2), dtype=self.dtype, name="down")(x))
         return x + nn.gelu(nn.Conv(self.width, (3, 3), dtype=self.dtype, name="conv")(x))
 
@@ -194,6 +217,15 @@ class CSRAM(nn.Module):
 
     @nn.compact
     def __call__(self, coarse, fine):
+        """The coarse level with the fine cues injected.
+
+        Args:
+          coarse: [N, h, w, C], the level being updated.
+          fine: [N, H, W, Cf], the next finer level, with h = ceil(H / 2) and w = ceil(W / 2).
+
+        Returns:
+          [N, h, w, C].
+        """
         width = coarse.shape[-1]
         m = _down(fine)
         h = jnp.concatenate([coarse, m], axis=-1)
@@ -243,6 +275,16 @@ class SCGB(nn.Module):
 
     @nn.compact
     def __call__(self, fine, coarse):
+        """Both levels after the gating.
+
+        Args:
+          fine: [N, H, W, Cf].
+          coarse: [N, h, w, Cc], the next coarser level, with h = ceil(H / 2) and w = ceil(W / 2).
+
+        Returns:
+          ``(fine, coarse)`` of the input shapes; ``coarse`` is returned unchanged without
+          ``cross``.
+        """
         g = UpsampledConv(fine.shape[-1], self.dtype, name="fine_gate")(coarse, fine.shape[1:3])
         new_fine = fine * (2.0 * nn.sigmoid(g))
         if self.cross:
@@ -261,6 +303,16 @@ class ReliabilityHead(nn.Module):
 
     @nn.compact
     def __call__(self, levels: Sequence[jax.Array]):
+        """The score of a batch from its pyramid levels.
+
+        Args:
+          levels: L maps [B, H_l, W_l, C_l], finest first (any float dtype: pooled in float32).
+
+        Returns:
+          ``(score [B], per-level scores [B, L], weights [B, L])``, float32; the weights are
+          positive and sum to 1 over the levels. Sows ``gem_floor_<l>`` [B] into the
+          ``"intermediates"`` collection (see ``gem_floor_fraction``).
+        """
         scores, logits = [], []
         for i, f in enumerate(levels):
             f = f.astype(jnp.float32)
@@ -297,7 +349,7 @@ def gem_pool(f: jax.Array, p: jax.Array, gem_input: str = "clamp") -> jax.Array:
         x = jnp.maximum(f, 1e-6)
     # x ** p as exp(p log x), valid as x > 0 here. The general power (signs, integer exponents,
     # zeros) made the pooling of the two finest levels the costliest loops of the forward on the
-    # CPU: 22 and 21 ms of a 540x960 forward with 32-48-64-96 widths, 6.5 and 7.3 ms this way.
+    # CPU (benchmarks/README.md has the numbers).
     return jnp.mean(jnp.exp(p * jnp.log(x)), axis=(1, 2)) ** (1.0 / p)
 
 
@@ -336,6 +388,17 @@ class BiRQA(nn.Module):
 
     @nn.compact
     def __call__(self, ref, dist, return_levels: bool = False):
+        """The quality score of each pair.
+
+        Args:
+          ref: [B, H, W, 3] float32 RGB in [0, 1], H and W >= ``MIN_SIZE`` (not checked).
+          dist: [B, H, W, 3], the distorted images, of ``ref``'s shape.
+          return_levels: also return the head's per-level scores and weights.
+
+        Returns:
+          The score [B] float32, higher = better; with ``return_levels`` the tuple (score [B],
+          per-level scores [B, L], weights [B, L]).
+        """
         cfg = self.config
         dtype = jnp.dtype(cfg.dtype)
         x = features.feature_stack(
@@ -355,7 +418,8 @@ class BiRQA(nn.Module):
                 levels[i], levels[i + 1]
             )
 
-        score, level_scores, weights = ReliabilityHead(cfg.head_hidden, cfg.gem_init, cfg.gem_input, name="head")(levels)
+        score, level_scores, weights = ReliabilityHead(cfg.head_hidden, cfg.gem_init, cfg.gem_input,
+                                                       name="head")(levels)
         if return_levels:
             return score, level_scores, weights
         return score
@@ -369,8 +433,9 @@ def _init_fn(config: ModelConfig):
 def init_params(config: ModelConfig = ModelConfig(), rng: jax.Array | int = 0, size: int = MIN_SIZE):
     """Initialise parameters (float32) for ``config``; they do not depend on the image size.
 
-    An int seed makes an ``rbg`` key: its init compiles in a few seconds on the CPU where the
-    default threefry key takes over ten (values are reproducible per backend).
+    An int seed makes an ``rbg`` key, whose init compiles much faster on the CPU than with the
+    default threefry key (benchmarks/README.md has the numbers); values are reproducible per
+    backend.
     """
     if isinstance(rng, int):
         rng = jax.random.key(rng, impl="rbg")
@@ -379,6 +444,7 @@ def init_params(config: ModelConfig = ModelConfig(), rng: jax.Array | int = 0, s
 
 
 def param_count(params) -> int:
+    """The number of scalars in a parameter pytree (its leaves' sizes summed; shape structs count)."""
     return sum(int(p.size) for p in jax.tree_util.tree_leaves(params))
 
 

@@ -9,46 +9,17 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Any
 
 import jax
 import numpy as np
 from flax import serialization
 
+from birqa_jax.files import atomic_write_bytes
 from birqa_jax.model.pyramid import ModelConfig, init_params
 
 FORMAT = "birqa-jax"
 VERSION = 1
-
-
-def temp_file_beside(path: str | os.PathLike) -> tuple[int, str]:
-    """A new empty file in ``path``'s folder, with the permissions a plain new file gets there:
-    ``(fd, its path)``, to be renamed onto ``path`` once complete (a rename within one folder is
-    atomic). OSError when the folder cannot be written."""
-    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600
-    return fd, tmp
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part."""
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fd, tmp = temp_file_beside(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_model(path: str | os.PathLike, params, config: ModelConfig, meta: dict[str, Any] | None = None) -> None:

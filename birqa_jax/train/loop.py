@@ -23,13 +23,15 @@ import jax
 import ml_collections
 import numpy as np
 
+from birqa_jax import parallel
 from birqa_jax.classical import BASELINES
 from birqa_jax.data import iterate, mos_band_dataset, train_dataset
-from birqa_jax.data.runs import CONFIG_FILE, MODEL_FILE, load_data, model_config, plain
+from birqa_jax.data.from_config import load_data, plain
 from birqa_jax.evaluation import report, runner
 from birqa_jax.evaluation.job import EvalSet, evaluate_set
+from birqa_jax.files import atomic_write_bytes
 from birqa_jax.model import BiRQA, ModelConfig, apply_fn, init_params, load_model, save_model
-from birqa_jax.model.weights import atomic_write_bytes
+from birqa_jax.runs import CONFIG_FILE, MODEL_FILE, model_config
 from birqa_jax.train import step as training
 from birqa_jax.train.checkpoints import Checkpoints
 
@@ -162,7 +164,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at:
     model_cfg = model_config(config)
     tx = training.make_optimizer(*optimizer_args(config))
     schedule = training.make_schedule(*optimizer_args(config)[:3])
-    mesh = training.make_mesh()
+    mesh = parallel.make_mesh()
     if config.batch_size % mesh.devices.size:
         raise ValueError(f"batch_size {config.batch_size} is not a multiple of the {mesh.devices.size} devices")
 
@@ -246,8 +248,11 @@ def finetune(config: ml_collections.ConfigDict, source=None, splits=None) -> tup
 
     Args:
       config: a training config (``configs/*.py``), typically with ``init_from`` set.
-      source, splits: the data set and its split indices (``data.runs.load_data(config.data)``,
-        loaded here when None); pass them to reuse one decoded source across runs.
+      source: the data set (a data source of ``data.load_data(config.data)``); pass it with
+        ``splits`` to reuse one decoded source across runs. When either is None both are
+        loaded here.
+      splits: split name -> example indices, as ``data.load_data`` returns them; training reads
+        ``splits["train"]``.
 
     Returns:
       ``(params, model_config, log)``: the final parameters on the host, the model config, and
@@ -256,7 +261,7 @@ def finetune(config: ml_collections.ConfigDict, source=None, splits=None) -> tup
     if source is None or splits is None:
         source, splits = load_data(config.data)
     model_cfg = model_config(config)
-    mesh = training.make_mesh()
+    mesh = parallel.make_mesh()
     tx = training.make_optimizer(*optimizer_args(config))
     state = training.replicate(training.create_train_state(initial_params(config, model_cfg), tx, config.seed), mesh)
     train_step = train_step_for(config, mesh)

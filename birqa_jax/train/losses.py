@@ -5,7 +5,7 @@
 Ranking margins: a pair (i, j) with y_i != y_j is asked for a prediction gap of at least
 ``margin + margin_rel * |y_i - y_j|``: an absolute margin, a margin relative to the label gap,
 or both. An absolute margin larger than a pair's label gap asks the predictions to spread
-further apart than the labels (``anchors.mos_spacing`` measures how often that happens).
+further apart than the labels (``theorem1.mos_spacing`` measures how often that happens).
 """
 
 from __future__ import annotations
@@ -122,11 +122,16 @@ def clean_anchored_ranking_loss(
       pred: [B] scores of the attacked images.
       anchor_pred: [B] scores of the same items' clean images (every item is an anchor).
       mos: [B] normalised MOS, higher = better.
-      margin, margin_rel, kind: as in ``ranking_loss``.
+      margin: absolute margin, in score units (as in ``ranking_loss``).
+      margin_rel: margin per unit of label gap ``|mos_j - mos_i|`` (as in ``ranking_loss``).
+      kind: ``"hinge"`` or ``"logistic"`` (as in ``ranking_loss``).
       mask: optional [B] weights of the items (padding).
 
     Returns:
       Scalar mean penalty over the counted pairs (0 when no pair has distinct labels).
+
+    Raises:
+      ValueError: ``kind`` is neither ``"hinge"`` nor ``"logistic"``.
     """
     w = _weights(pred, mask)
     anchor_pred = jax.lax.stop_gradient(anchor_pred)
@@ -146,15 +151,20 @@ def scaled_consistency_loss(pred: jax.Array, pred_clean: jax.Array, mask: jax.Ar
     alike, so the *value* cannot be lowered by collapsing the score scale (the plain
     ``consistency_loss`` can). With ``stop_variance`` (the default) the variance is a constant
     of the gradient, which then still points towards a smaller scale (d/da of a^2 g / sg(V) >
-    0): measured, it shrank the slope of score against MOS from 0.66 to 0.31 in 100 steps
-    (experiments/README.md). ``stop_variance=False`` differentiates the variance too, and the
-    gradient along a pure rescaling is zero.
+    0), and in training the score scale does shrink under it (docs/robustness.md).
+    ``stop_variance=False`` differentiates the variance too, and the gradient along a pure
+    rescaling is zero.
 
     Args:
-      pred, pred_clean: [B] scores of the attacked and of the clean images.
+      pred: [B] scores of the attacked images.
+      pred_clean: [B] scores of the same items' clean images.
       mask: optional [B] weights of the items.
-      eps: floor of the variance (a constant batch).
+      eps: added to the variance (a constant batch divides by ``eps``).
       stop_variance: hold the variance constant in the gradient.
+
+    Returns:
+      Scalar: the weighted mean squared gap divided by (the weighted variance of
+      ``pred_clean`` + ``eps``).
     """
     w = _weights(pred, mask)
     n = jnp.maximum(w.sum(), 1.0)
@@ -170,7 +180,7 @@ def score_slope(pred: jax.Array, mos: jax.Array, eps: float = 1e-12) -> jax.Arra
 
     The scale of a model's scores in label units: 1 when scores move one for one with MOS. A
     recipe that lowers its attack damage by shrinking every score shows it as a falling slope
-    (README, "Robustness"). [B], [B] -> scalar."""
+    (docs/robustness.md). [B], [B] -> scalar."""
     pc = pred - pred.mean()
     mc = mos - mos.mean()
     return (pc * mc).sum() / ((mc * mc).sum() + eps)
@@ -198,8 +208,10 @@ def score_slopes(
 
     Args:
       score_fn: ``(ref, dist) -> [B]``, differentiable, e.g. the model with its parameters bound.
-      ref, dist: [B, H, W, 3] float32 in [0, 1]; ``dist + h * s`` may leave [0, 1] by ``h`` (a
-        probe, not an image the model is scored on).
+      ref: [B, H, W, 3] float32 in [0, 1], the references.
+      dist: [B, H, W, 3] float32 in [0, 1]; ``dist + h * s`` may leave [0, 1] by ``h`` (a probe,
+        not an image the model is scored on).
+      h: the finite-difference step, in [0, 1] pixel units.
       pred: ``score_fn(ref, dist)`` when the caller has it already (saves a forward pass).
 
     Returns:

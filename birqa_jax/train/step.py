@@ -1,7 +1,7 @@
 """Train state, optimiser, and the data-parallel train step (clean and adversarial).
 
 The step follows the pmap programming model written with ``jax.shard_map`` over a 1-D device
-mesh with axis ``"data"``: every device runs the same program on its slice of the global batch.
+mesh with axis ``parallel.AXIS``: every device runs the same program on its slice of the global batch.
 Predictions are all-gathered so that the batch losses (PLCC, ranking) see the GLOBAL batch:
 the updated parameters then do not depend on the number of devices.
 
@@ -9,14 +9,14 @@ Gradient convention (the pmap model; ``shard_map`` runs with ``check_vma=False``
 replicated argument is just a per-device copy, as under ``pmap``): every device differentiates
 the same global loss with respect to its copy of the parameters. The transpose of the
 all-gather sums the N devices' identical cotangents, so each device's gradient is N times its
-own items' share, and ``pmean`` over ``"data"`` yields exactly the full-batch gradient. A test
+own items' share, and ``pmean`` over that axis yields exactly the full-batch gradient. A test
 checks 8 devices against 1 for the same global batch.
 
 Adversarial training plugs in through ``attack``: inside the same jitted step the attack runs on
 the non-anchor items, its output is ``stop_gradient``-ed, and the update uses the clean anchors
 and the attacked items (Anchored Adversarial Training), or attacks every item (plain
-adversarial training). ``AttackSpec`` and ``LossWeights`` hold every option of it (README,
-"Robustness"); their defaults are the behaviour before the options existed.
+adversarial training). ``AttackSpec`` and ``LossWeights`` hold every option of it
+(docs/robustness.md).
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ from jax.sharding import PartitionSpec as P
 from birqa_jax.adversarial import attacks
 from birqa_jax.inputs import as_float
 from birqa_jax.model import BiRQA
+from birqa_jax.parallel import AXIS
 from birqa_jax.train import losses
-from birqa_jax.train.anchors import aat_diagnostics
+from birqa_jax.train.theorem1 import aat_diagnostics
 
-AXIS = "data"
 OBJECTIVES = ("away", "rank")
 
 
@@ -211,6 +211,17 @@ def make_optimizer(
 
 
 def create_train_state(params, tx: optax.GradientTransformation, seed: int) -> TrainState:
+    """The state before the first step.
+
+    Args:
+      params: the model's parameters (a pytree); the state holds them as given, not a copy.
+      tx: the optimiser; its state is initialised from ``params``.
+      seed: seeds the state's PRNG key (the attacks' random starts).
+
+    Returns:
+      A ``TrainState`` at step 0 with ``rng`` the raw key data of ``jax.random.key(seed)`` and
+      both non-finite counters at 0.
+    """
     return TrainState(
         step=jnp.zeros((), jnp.int32),
         params=params,
@@ -260,12 +271,6 @@ def combined_loss(pred, mos, anchor, w: LossWeights, attacked=None, pred_clean=N
     return total, parts
 
 
-def make_mesh(devices=None) -> Mesh:
-    """1-D mesh over all (global) devices, axis ``"data"``."""
-    devices = np.asarray(devices if devices is not None else jax.devices())
-    return Mesh(devices.reshape(-1), (AXIS,))
-
-
 def replicate(tree, mesh: Mesh):
     """Copy a pytree replicated onto every device of ``mesh`` (identical on every process).
 
@@ -276,7 +281,7 @@ def replicate(tree, mesh: Mesh):
 
 
 def global_batch(local_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
-    """Assemble this process's slice of the batch into global arrays sharded over ``"data"``."""
+    """Assemble this process's slice of the batch into global arrays sharded over ``parallel.AXIS``."""
     sharding = NamedSharding(mesh, P(AXIS))
     return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in local_batch.items()}
 
@@ -290,11 +295,12 @@ def make_train_step(
 ) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
     """The jitted ``train_step(state, batch) -> (state, metrics)``; ``state`` is donated.
 
-    ``batch``: dict of global arrays sharded over ``"data"``: ``ref``, ``dist`` [B, h, w, 3]
-    uint8 0..255 (converted inside the step by ``inputs.as_float``: bitwise the host's
+    ``batch``: dict of global arrays sharded over ``parallel.AXIS``: ``ref``, ``dist`` [B, h, w,
+    3] uint8 0..255 (converted inside the step by ``inputs.as_float``: bitwise the host's
     ``v / 255``, so the result equals that of the float batch) or float32 in [0, 1], ``mos`` [B]
-    (normalised, higher = better) and, for AAT, ``anchor`` [B] bool. B must be a multiple of the number of devices. Metrics are scalars (replicated).
-    A non-finite loss or gradient leaves params and optimiser state unchanged and counts it.
+    (normalised, higher = better) and, for AAT, ``anchor`` [B] bool. B must be a multiple of
+    the number of devices. Metrics are scalars (replicated). A non-finite loss or gradient
+    leaves params and optimiser state unchanged and counts it.
     """
     if weights.needs_clean_predictions() and attack is None:
         raise ValueError("loss.consistency, clean, anchor_rank and scaled_consistency compare attacked and clean "
@@ -353,7 +359,10 @@ def make_train_step(
         finite = jnp.isfinite(total) & jnp.all(
             jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)])
         )
-        keep = lambda new, old: jax.tree_util.tree_map(lambda a, c: jnp.where(finite, a, c), new, old)
+
+        def keep(new, old):
+            return jax.tree_util.tree_map(lambda a, c: jnp.where(finite, a, c), new, old)
+
         bad = 1 - finite.astype(jnp.int32)
         new_state = state.replace(
             step=state.step + 1,
@@ -367,7 +376,7 @@ def make_train_step(
             grad_norm=optax.tree.norm(grads),
             finite=finite,
             **{f"loss_{k}": v for k, v in parts.items()},
-            # The score scale in label units (README, "Robustness"): a recipe that shrinks every
+            # The score scale in label units (docs/robustness.md): a recipe that shrinks every
             # score to lower its attack damage shows a falling slope here.
             pred_slope=losses.score_slope(pred, mos_all),
             pred_std=jnp.std(pred),

@@ -1,10 +1,10 @@
-"""Theorem 1's diagnostics of an AAT batch (``train.anchors``), checked by hand."""
+"""Theorem 1's diagnostics of an AAT batch (``train.theorem1``), checked by hand."""
 
 import jax
 import numpy as np
 import pytest
 
-from birqa_jax.train.anchors import aat_diagnostics, mos_spacing, strict_two_sided_coverage, two_sided_coverage
+from birqa_jax.train.theorem1 import aat_diagnostics, mos_spacing, strict_two_sided_coverage, two_sided_coverage
 
 
 def test_strict_coverage_by_hand():

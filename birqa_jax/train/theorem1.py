@@ -35,7 +35,11 @@ def two_sided_coverage(mos, anchor) -> jax.Array:
     tied pairs; ``strict_two_sided_coverage`` counts only the pairs the loss uses.
 
     Args:
-      mos: [B] MOS of a batch; anchor: [B] bool anchor flags.
+      mos: [B] MOS of a batch.
+      anchor: [B] bool, True for the anchors.
+
+    Raises:
+      ValueError: ``mos`` and ``anchor`` are not 1-D of one shape.
     """
     mos, anchor = _checked(mos, anchor)
     a_hi = jnp.max(jnp.where(anchor, mos, -jnp.inf))
@@ -49,7 +53,11 @@ def strict_two_sided_coverage(mos, anchor) -> jax.Array:
     A scalar in [0, 1]; 1.0 when every item is an anchor, 0.0 when none is.
 
     Args:
-      mos: [B] MOS of a batch; anchor: [B] bool anchor flags.
+      mos: [B] MOS of a batch.
+      anchor: [B] bool, True for the anchors.
+
+    Raises:
+      ValueError: ``mos`` and ``anchor`` are not 1-D of one shape.
     """
     mos, anchor = _checked(mos, anchor)
     a_hi = jnp.max(jnp.where(anchor, mos, -jnp.inf))
@@ -70,8 +78,13 @@ def mos_spacing(mos, anchor, margin: float = 0.0, margin_rel: float = 0.0) -> di
         labels are (0.0 when no pair is non-tied).
 
     Args:
-      mos: [B] MOS of a batch; anchor: [B] bool anchor flags; margin, margin_rel: the ranking
-        loss's absolute and relative margins.
+      mos: [B] MOS of a batch.
+      anchor: [B] bool, True for the anchors.
+      margin: the ranking loss's absolute margin.
+      margin_rel: the ranking loss's margin per unit of label gap.
+
+    Raises:
+      ValueError: ``mos`` and ``anchor`` are not 1-D of one shape.
     """
     mos, anchor = _checked(mos, anchor)
     pair = anchor[:, None] & ~anchor[None, :]  # [anchor, item]
@@ -88,8 +101,8 @@ def mos_spacing(mos, anchor, margin: float = 0.0, margin_rel: float = 0.0) -> di
 
 
 def aat_diagnostics(pred, mos, anchor, margin: float = 0.0, margin_rel: float = 0.0) -> dict[str, jax.Array]:
-    """One batch's max anchor error |pred_a - y_a| (assumption A1), two-sided coverage (ties
-    counted as covered, as before) and strict coverage, the MOS spacing of ``mos_spacing``, and
+    """One batch's max anchor error |pred_a - y_a| (assumption A1; 0 without anchors), two-sided
+    coverage (ties counted as covered) and strict coverage, the MOS spacing of ``mos_spacing``, and
     the MOS band width the batch spans. ``pred``, ``mos``: [B]; ``anchor``: [B] bool; margins
     of the ranking loss."""
     anchor_err = jnp.max(jnp.where(anchor, jnp.abs(pred - mos), 0.0))

@@ -4,23 +4,30 @@ Every metric is a pure, jit/vmap/grad-compatible function ``(ref, dist) -> [B]``
 ``ref, dist: [B, H, W, 3] float32 RGB in [0, 1]`` (shape checks run at trace time, so a wrong
 input fails with a ValueError before XLA sees it). Each follows its original definition on
 continuous values; the docstrings say where a choice had to be made. SSIM-type metrics and GMSD
-work on unrounded BT.601 luma (``features.rgb_to_ycbcr``), which is why they are smooth enough
+work on unrounded BT.601 luma (``imageops.luma``), which is why they are smooth enough
 for losses, and why they do not reproduce published tables: for that, the 8-bit reference mode
-(``classical.reference``) rounds to 8 bits and converts to grey as MATLAB does.
+(``classical.reference_mode``) rounds to 8 bits and converts to grey as MATLAB does.
 ``classical.get(name, mode="float")`` returns these, jitted; to jit ``psnr`` or ``ssim`` with a
 non-default option, mark it static (``jax.jit(ssim, static_argnames="downsample")``).
 """
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from birqa_jax import imageops
+from birqa_jax.imageops import (
+    box_downsample,
+    local_moments,
+    luma,
+    matlab_downsample_factor,
+    ssim_from_moments,
+    ssim_map,
+    ssim_terms,
+)
 from birqa_jax.inputs import check_pair
-from birqa_jax.model.features import local_moments, rgb_to_ycbcr, ssim_from_moments, ssim_map, ssim_terms
 
 # Half-width of the 11-tap Gaussian window: the valid region drops this many pixels per border.
 _SSIM_RADIUS = 5
@@ -34,32 +41,6 @@ GMSD_T = 170.0  # stability constant for luma in [0, 255]
 _PREWITT = np.array([1.0, 1.0, 1.0]) / 3.0  # smoothing taps of the Prewitt filter (/3)
 
 
-def _luma(x: jax.Array) -> jax.Array:
-    """BT.601 Y of ``x`` [B, H, W, 3] in [0, 1] -> [B, H, W, 1] float32."""
-    return rgb_to_ycbcr(x.astype(jnp.float32))[..., :1]
-
-
-def _box_downsample(x: jax.Array, f: int, pad_mode: str) -> jax.Array:
-    """MATLAB ``imfilter``/``conv2`` 'same' with an f x f box, then ``x(1:f:end, 1:f:end)``.
-
-    The box is anchored as MATLAB anchors even and odd kernels (origin ``floor((f + 1) / 2)``),
-    so for f = 2 every output is the mean of a 2x2 block starting at an even pixel. Borders are
-    padded with ``pad_mode`` ('symmetric' as imfilter's option, 'constant' = zeros as conv2).
-    ``x``: [B, H, W, C] -> [B, ceil(H / f), ceil(W / f), C].
-    """
-    before = (f + 1) // 2 - 1
-    for axis in (1, 2):
-        n = x.shape[axis]
-        m = -(-n // f)  # outputs: ceil(n / f)
-        pad = [(0, 0)] * 4
-        pad[axis] = (before, max(0, m * f - n - before))
-        xp = jnp.pad(x, pad, mode=pad_mode)
-        xp = jax.lax.slice_in_dim(xp, 0, m * f, axis=axis)
-        shape = xp.shape[:axis] + (m, f) + xp.shape[axis + 1 :]
-        x = xp.reshape(shape).mean(axis=axis + 1)
-    return x
-
-
 def _valid_mean(x: jax.Array) -> jax.Array:
     """Mean over H, W, C of the region where the 11-tap window needs no padding: [B]."""
     r = _SSIM_RADIUS
@@ -70,44 +51,51 @@ def psnr(ref: jax.Array, dist: jax.Array, luma: bool = False) -> jax.Array:
     """Peak signal-to-noise ratio in dB, data range 1.
 
     Args:
-      ref, dist: [B, H, W, 3] float32 RGB in [0, 1].
+      ref: [B, H, W, 3] float32 RGB in [0, 1].
+      dist: the distorted images, of ``ref``'s shape.
       luma: compute on BT.601 Y instead of on the three RGB channels.
-    Returns [B] float32, higher = better. Identical images give +inf (not capped: the MSE is 0);
-    callers that correlate scores must exclude such pairs.
+
+    Returns:
+      [B] float32, higher = better. Identical images give +inf (not capped: the MSE is 0);
+      callers that correlate scores must exclude such pairs.
+
+    Raises:
+      ValueError: the inputs are not float [B, H, W, 3] batches of one shape.
     """
     check_pair(ref, dist, who="psnr")
     if luma:
-        a, b = _luma(ref), _luma(dist)
+        a, b = imageops.luma(ref), imageops.luma(dist)
     else:
         a, b = ref.astype(jnp.float32), dist.astype(jnp.float32)
-    mse = jnp.mean((a - b) ** 2, axis=(1, 2, 3))
-    return -10.0 * jnp.log10(mse)
-
-
-def ssim_downsample_factor(height: int, width: int) -> int:
-    """Wang et al.'s ``f = max(1, round(min(H, W) / 256))`` with MATLAB's half-up rounding."""
-    return max(1, math.floor(min(height, width) / 256 + 0.5))
+    return imageops.psnr(a, b)
 
 
 def ssim(ref: jax.Array, dist: jax.Array, downsample: bool = True) -> jax.Array:
     """SSIM (Wang et al. 2004) on BT.601 luma, 11-tap Gaussian window (sigma 1.5), K = (0.01, 0.03).
 
     Args:
-      ref, dist: [B, H, W, 3] float32 RGB in [0, 1]; at least 11 px on the short side after the
+      ref: [B, H, W, 3] float32 RGB in [0, 1]; at least 11 px on the short side after the
         optional downsampling.
+      dist: the distorted images, of ``ref``'s shape.
       downsample: the reference MATLAB code's pre-processing (the evaluation default): an f x f
         box filter with symmetric borders, then every f-th pixel, with
-        ``f = ssim_downsample_factor(H, W)`` (f = 1, a no-op, below 384 px on the short side).
-    Returns [B] float32 in [-1, 1], higher = better: the mean SSIM over the valid region (5-px
-    border dropped). With ``downsample=False`` it equals skimage's ``structural_similarity(
-    gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1)`` on Y.
+        ``f = matlab_downsample_factor(H, W)`` (f = 1, a no-op, below 384 px on the short side).
+
+    Returns:
+      [B] float32 in [-1, 1], higher = better: the mean SSIM over the valid region (5-px border
+      dropped). With ``downsample=False`` it equals skimage's ``structural_similarity(
+      gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1)`` on Y.
+
+    Raises:
+      ValueError: the inputs are not float [B, H, W, 3] batches of one shape, or the (downsampled)
+        luma is smaller than the 11-px window.
     """
     check_pair(ref, dist, who="ssim")
-    x, y = _luma(ref), _luma(dist)
+    x, y = luma(ref), luma(dist)
     if downsample:
-        f = ssim_downsample_factor(*x.shape[1:3])
+        f = matlab_downsample_factor(*x.shape[1:3])
         if f > 1:
-            x, y = _box_downsample(x, f, "symmetric"), _box_downsample(y, f, "symmetric")
+            x, y = box_downsample(x, f, "symmetric"), box_downsample(y, f, "symmetric")
     if min(x.shape[1:3]) < _SSIM_WINDOW:
         raise ValueError(f"ssim: {x.shape[2]}x{x.shape[1]} (width x height) luma is smaller than the 11-px window")
     return _valid_mean(ssim_map(x, y))
@@ -126,19 +114,25 @@ def ms_ssim(ref: jax.Array, dist: jax.Array) -> jax.Array:
     where a scale's term is exactly 0.
 
     Args:
-      ref, dist: [B, H, W, 3] float32 RGB in [0, 1], at least ``MS_SSIM_MIN_SIZE`` (161) px on
-        the short side so that the fifth scale still holds an 11-px window.
-    Returns [B] float32 in [0, 1], higher = better.
+      ref: [B, H, W, 3] float32 RGB in [0, 1], at least ``MS_SSIM_MIN_SIZE`` (161) px on the
+        short side so that the fifth scale still holds an 11-px window.
+      dist: the distorted images, of ``ref``'s shape.
+
+    Returns:
+      [B] float32 in [0, 1], higher = better.
+
+    Raises:
+      ValueError: the inputs are not float [B, H, W, 3] batches of one shape, or too small.
     """
     check_pair(ref, dist, who="ms_ssim", min_size=MS_SSIM_MIN_SIZE)
-    x, y = _luma(ref), _luma(dist)
+    x, y = luma(ref), luma(dist)
     score = 1.0
     for j, w in enumerate(MS_SSIM_WEIGHTS):
         moments = local_moments(x, y)
         if j < len(MS_SSIM_WEIGHTS) - 1:
             _, (cs_num, cs_den) = ssim_terms(*moments)
             term = _valid_mean(cs_num / cs_den)
-            x, y = _box_downsample(x, 2, "symmetric"), _box_downsample(y, 2, "symmetric")
+            x, y = box_downsample(x, 2, "symmetric"), box_downsample(y, 2, "symmetric")
         else:
             term = _valid_mean(ssim_from_moments(*moments))
         score = score * jnp.maximum(term, 0.0) ** w
@@ -172,12 +166,18 @@ def gmsd(ref: jax.Array, dist: jax.Array) -> jax.Array:
     the score is the standard deviation of the GMS map with MATLAB ``std2``'s n - 1 normaliser.
 
     Args:
-      ref, dist: [B, H, W, 3] float32 RGB in [0, 1], at least 4 px on the short side.
-    Returns [B] float32 >= 0, lower = better; identical images give exactly 0.
+      ref: [B, H, W, 3] float32 RGB in [0, 1], at least 4 px on the short side.
+      dist: the distorted images, of ``ref``'s shape.
+
+    Returns:
+      [B] float32 >= 0, lower = better; identical images give exactly 0.
+
+    Raises:
+      ValueError: the inputs are not float [B, H, W, 3] batches of one shape, or too small.
     """
     check_pair(ref, dist, who="gmsd", min_size=4)
-    y = 255.0 * jnp.concatenate([_luma(ref), _luma(dist)], axis=-1)
-    m = _prewitt_magnitude(_box_downsample(y, 2, "constant"))
+    y = 255.0 * jnp.concatenate([luma(ref), luma(dist)], axis=-1)
+    m = _prewitt_magnitude(box_downsample(y, 2, "constant"))
     mr, md = m[..., :1], m[..., 1:]
     # The same GMS written as 1 - (m_r - m_d)^2 / (...): exactly 1 where the magnitudes agree
     # whatever the compiler fuses (the ratio form leaves ~1e-8 under jit), and no cancellation.

@@ -1,17 +1,12 @@
-"""A training run's folder and the data a config names: what training writes, evaluation reads.
+"""The data set and split a training config's ``data`` block names, built on first use.
 
-Layout of a run's ``workdir``:
-
-- ``config.json``: the training config (dataset, split, model, optimiser, ...);
-- ``birqa.msgpack`` (``MODEL_FILE``): the exported best model, written when training finishes;
-- ``checkpoints/latest`` and ``checkpoints/best``: Orbax checkpoints of the train state;
-- ``metrics.jsonl``: one JSON record per logged step; ``results.json``: the test summary.
+``load_data(config.data)`` returns the source (a random-access data source of the TFDS
+builder's ArrayRecord files, built first if needed) and the split indices; ``data_dir_path``
+resolves the config's ``data_dir`` (a relative name is a folder of the user's cache).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 from typing import Any
 
@@ -21,25 +16,12 @@ import numpy as np
 from birqa_jax.data.pipeline import group_ids, load_source
 from birqa_jax.data.splits import held_out_split, official_split, split_indices
 from birqa_jax.data.synthetic import KadidSynthetic, KadidSyntheticConfig, source_ids
-from birqa_jax.model import ModelConfig, load_model
-
-MODEL_FILE = "birqa.msgpack"
-CONFIG_FILE = "config.json"
-
-
-class RunError(Exception):
-    """A run folder that lacks what is asked of it, or holds something unreadable."""
 
 
 def plain(cd) -> dict[str, Any]:
     """A config block as a dict of plain values (lists become tuples)."""
     d = cd.to_dict() if isinstance(cd, ml_collections.ConfigDict) else dict(cd)
     return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
-
-
-def model_config(config: ml_collections.ConfigDict) -> ModelConfig:
-    """The ``ModelConfig`` of a training config's ``model`` block."""
-    return ModelConfig.from_dict(plain(config.model))
 
 
 def data_dir_path(data_dir: str) -> str:
@@ -71,7 +53,7 @@ def load_data(data_config: ml_collections.ConfigDict) -> tuple[Any, dict[str, np
                              f"{registered[wanted.name].options()}; give changed options another name "
                              "(--config.data.synthetic.name=...)")
     manual_dir = os.path.expanduser(data_config.manual_dir) if data_config.manual_dir else None
-    # Run folders written before the storage option existed hold configs without it.
+    # A data block without ``storage`` (the config of an older run folder) means PNG storage.
     kwargs["storage"] = data_config.get("storage", "png")
     source = load_source(data_config.name, data_dir_path(data_config.data_dir), manual_dir, **kwargs)
     if data_config.split == "official":
@@ -84,43 +66,3 @@ def load_data(data_config: ml_collections.ConfigDict) -> tuple[Any, dict[str, np
     else:
         splits = split_indices(group_ids(source), data_config.split_id, tuple(data_config.ratios))
     return source, splits
-
-
-@dataclasses.dataclass(frozen=True)
-class Run:
-    """A finished training run: its config and its exported best model."""
-
-    workdir: str
-    config: ml_collections.ConfigDict
-    params: Any
-    model_config: ModelConfig
-    meta: dict
-
-
-def load_run(workdir: str) -> Run:
-    """Read ``<workdir>/config.json`` and ``<workdir>/birqa.msgpack``; RunError says what is
-    missing or unreadable."""
-    if not os.path.isdir(workdir):
-        raise RunError(f"workdir {workdir!r} does not exist")
-    model_path = os.path.join(workdir, MODEL_FILE)
-    if not os.path.isfile(model_path):
-        raise RunError(
-            f"{workdir!r} holds no exported model {MODEL_FILE}; train.py writes it when training "
-            "finishes (an interrupted run only has checkpoints: rerun train.py with the same "
-            "--workdir to finish it)"
-        )
-    config_path = os.path.join(workdir, CONFIG_FILE)
-    if not os.path.isfile(config_path):
-        raise RunError(f"{workdir!r} has no {CONFIG_FILE}, so its dataset and split are unknown")
-    try:
-        with open(config_path) as f:
-            config = ml_collections.ConfigDict(json.load(f))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RunError(f"{config_path!r} is not valid JSON: {e}") from e
-    if "data" not in config or "name" not in config.data:
-        raise RunError(f"{config_path!r} is not a training config (no data.name)")
-    try:
-        params, stored_config, meta = load_model(model_path)
-    except ValueError as e:
-        raise RunError(str(e)) from e
-    return Run(workdir, config, params, stored_config, meta)

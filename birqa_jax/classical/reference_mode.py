@@ -19,7 +19,7 @@ where pyiqa's own implementation differs by the same amounts (see :func:`ms_ssim
 
 Every function is jit/vmap-compatible, ``(ref, dist) -> [B]`` on ``ref, dist: [B, H, W, 3]``
 float RGB in [0, 1]; none is differentiable (the rounding has a zero gradient): the float
-functions in ``classical.metrics`` are the ones for losses. Computation is float32 (int32 for
+functions in ``classical.float_mode`` are the ones for losses. Computation is float32 (int32 for
 GMSD's gradients); against a float64 transcription of the MATLAB code the scores agree to
 about 1e-6 (tested to 1e-5).
 """
@@ -29,23 +29,22 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from birqa_jax.classical.metrics import (
+from birqa_jax.classical.float_mode import (
     GMSD_T,
     MS_SSIM_MIN_SIZE,
     MS_SSIM_WEIGHTS,
-    _box_downsample,
-    ssim_downsample_factor,
 )
+from birqa_jax.imageops import SSIM_K1, SSIM_K2, box_downsample, gaussian_kernel, matlab_downsample_factor
 from birqa_jax.inputs import check_pair
-from birqa_jax.model.features import gaussian_kernel
 
-__all__ = ["PEAK", "RGB2GRAY_COEFFS", "gmsd", "ms_ssim", "psnr", "psnr_y", "rgb2gray", "ssim", "to_8bit"]
+__all__ = [
+    "PEAK", "RGB2GRAY_COEFFS", "gmsd", "gray_8bit", "ms_ssim", "psnr", "psnr_y", "rgb2gray", "ssim", "to_8bit",
+]
 
 # MATLAB rgb2gray: the first row of inv([1 0.956 0.621; 1 -0.272 -0.647; 1 -1.106 1.703]) (NTSC
 # YIQ -> RGB), not BT.601's rounded 0.299 / 0.587 / 0.114.
 RGB2GRAY_COEFFS = (0.298936021293775, 0.587043074451121, 0.114020904255103)
 PEAK = 255.0  # L, the dynamic range of 8-bit images
-SSIM_K = (0.01, 0.03)
 SSIM_WINDOW = 11  # fspecial('gaussian', 11, 1.5)
 SSIM_SIGMA = 1.5
 
@@ -83,7 +82,7 @@ def rgb2gray(v: jax.Array) -> jax.Array:
     return base + ((h - base - 0.5) + lo >= 0).astype(jnp.float32)
 
 
-def _gray(x: jax.Array) -> jax.Array:
+def gray_8bit(x: jax.Array) -> jax.Array:
     """[B, H, W, 3] in [0, 1] -> the 8-bit MATLAB grey image [B, H, W, 1] (float32 0..255)."""
     return rgb2gray(to_8bit(x))
 
@@ -110,7 +109,7 @@ def psnr(ref: jax.Array, dist: jax.Array) -> jax.Array:
 def psnr_y(ref: jax.Array, dist: jax.Array) -> jax.Array:
     """PSNR of the 8-bit ``rgb2gray`` images (peak 255): [B] float32 dB, +inf when they are equal."""
     check_pair(ref, dist, who="psnr_y")
-    d = _gray(ref) - _gray(dist)
+    d = gray_8bit(ref) - gray_8bit(dist)
     return 10.0 * jnp.log10(PEAK * PEAK / _mean_hw(d * d))
 
 
@@ -131,7 +130,7 @@ def _filter_valid(x: jax.Array) -> jax.Array:
 def _ssim_maps(x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Wang's ``ssim_index_new`` on 0..255 grey images [B, H, W, 1]: the 'valid' SSIM map and the
     contrast-structure map cs, each [B, H-10, W-10, 1]."""
-    c1, c2 = (SSIM_K[0] * PEAK) ** 2, (SSIM_K[1] * PEAK) ** 2
+    c1, c2 = (SSIM_K1 * PEAK) ** 2, (SSIM_K2 * PEAK) ** 2
     # Moments are shift-invariant: centring the 0..255 values on 128 shrinks the float32
     # cancellation in E[x^2] - E[x]^2 about fourfold.
     xs, ys = x - 128.0, y - 128.0
@@ -153,20 +152,28 @@ def ssim(ref: jax.Array, dist: jax.Array, downsample: bool = False) -> jax.Array
     pyiqa's MATLAB calibration) use ``ssim_index.m``, which has none.
 
     Args:
-      ref, dist: [B, H, W, 3] float RGB in [0, 1], at least 11 px on the short side (after the
+      ref: [B, H, W, 3] float RGB in [0, 1], at least 11 px on the short side (after the
         downsampling, when asked for).
+      dist: the distorted images, of ``ref``'s shape.
       downsample: first apply ``ssim.m``'s pre-processing (f = round(min(H, W) / 256); an f x f
         box with symmetric borders, then every f-th pixel). Static under ``jax.jit``.
-    Returns [B] float32, higher = better; 1 for identical 8-bit images.
+
+    Returns:
+      [B] float32, higher = better; 1 for identical 8-bit images.
+
+    Raises:
+      ValueError: the inputs are not float [B, H, W, 3] batches of one shape, or the (downsampled)
+        grey image is smaller than the 11-px window.
     """
     check_pair(ref, dist, who="ssim")
-    x, y = _gray(ref), _gray(dist)
+    x, y = gray_8bit(ref), gray_8bit(dist)
     if downsample:
-        f = ssim_downsample_factor(*x.shape[1:3])
+        f = matlab_downsample_factor(*x.shape[1:3])
         if f > 1:
-            x, y = _box_downsample(x, f, "symmetric"), _box_downsample(y, f, "symmetric")
+            x, y = box_downsample(x, f, "symmetric"), box_downsample(y, f, "symmetric")
     if min(x.shape[1:3]) < SSIM_WINDOW:
-        raise ValueError(f"ssim: {x.shape[2]}x{x.shape[1]} (width x height) grey image is smaller than the 11-px window")
+        raise ValueError(f"ssim: {x.shape[2]}x{x.shape[1]} (width x height) grey image is smaller than the 11-px "
+                         "window")
     return _mean_hw(_ssim_maps(x, y)[0])
 
 
@@ -194,18 +201,24 @@ def ms_ssim(ref: jax.Array, dist: jax.Array) -> jax.Array:
     values are taken to come from a differently configured run.
 
     Args:
-      ref, dist: [B, H, W, 3] float RGB in [0, 1], at least ``MS_SSIM_MIN_SIZE`` (161) px on
-        the short side.
-    Returns [B] float32 in [0, 1], higher = better.
+      ref: [B, H, W, 3] float RGB in [0, 1], at least ``MS_SSIM_MIN_SIZE`` (161) px on the short
+        side.
+      dist: the distorted images, of ``ref``'s shape.
+
+    Returns:
+      [B] float32 in [0, 1], higher = better.
+
+    Raises:
+      ValueError: the inputs are not float [B, H, W, 3] batches of one shape, or too small.
     """
     check_pair(ref, dist, who="ms_ssim", min_size=MS_SSIM_MIN_SIZE)
-    x, y = _gray(ref), _gray(dist)
+    x, y = gray_8bit(ref), gray_8bit(dist)
     score = 1.0
     for j, w in enumerate(MS_SSIM_WEIGHTS):
         ssim_map, cs_map = _ssim_maps(x, y)
         if j < len(MS_SSIM_WEIGHTS) - 1:
             term = _mean_hw(cs_map)
-            x, y = _box_downsample(x, 2, "symmetric"), _box_downsample(y, 2, "symmetric")
+            x, y = box_downsample(x, 2, "symmetric"), box_downsample(y, 2, "symmetric")
         else:
             term = _mean_hw(ssim_map)
         score = score * jnp.maximum(term, 0.0) ** w
@@ -251,11 +264,17 @@ def gmsd(ref: jax.Array, dist: jax.Array) -> jax.Array:
     near-identical pairs (GMSD ~ 5e-4) keep float32's relative precision.
 
     Args:
-      ref, dist: [B, H, W, 3] float RGB in [0, 1], at least 4 px on the short side.
-    Returns [B] float32 >= 0, lower = better; exactly 0 for identical 8-bit images.
+      ref: [B, H, W, 3] float RGB in [0, 1], at least 4 px on the short side.
+      dist: the distorted images, of ``ref``'s shape.
+
+    Returns:
+      [B] float32 >= 0, lower = better; exactly 0 for identical 8-bit images.
+
+    Raises:
+      ValueError: the inputs are not float [B, H, W, 3] batches of one shape, or too small.
     """
     check_pair(ref, dist, who="gmsd", min_size=4)
-    a, b = (_prewitt_sq(_half_sums(_gray(x)[..., 0].astype(jnp.int32))) for x in (ref, dist))
+    a, b = (_prewitt_sq(_half_sums(gray_8bit(x)[..., 0].astype(jnp.int32))) for x in (ref, dist))
     diff = (a - b).astype(jnp.float32)
     fa, fb = a.astype(jnp.float32), b.astype(jnp.float32)
     root_sum = jnp.sqrt(fa) + jnp.sqrt(fb)

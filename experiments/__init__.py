@@ -1,0 +1,1 @@
+"""Studies: experiments run with ``python -m experiments.<name>`` from the repository root."""
