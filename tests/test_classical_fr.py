@@ -196,3 +196,19 @@ def test_crosscheck_pyiqa_fsim(small_pairs):
     r, d = (torch.from_numpy(u.transpose(0, 3, 1, 2) / 255.0).float() for u in (ref, dist))
     theirs = pyiqa.create_metric("fsim", device="cpu")(d, r).detach().numpy().reshape(-1)
     np.testing.assert_allclose(np.asarray(classical.get("fsim")(_f32(ref), _f32(dist))), theirs, atol=1e-3)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 8, 1001])
+def test_fsim_median_without_a_sort_is_the_median(n):
+    """The bisection on the floats' bit patterns gives jnp.median's value exactly (odd and even
+    lengths, ties, zeros), and its derivative reaches only the middle value(s)."""
+    from birqa_jax.classical.fsim import _median
+
+    rng = np.random.default_rng(n)
+    x = (rng.random((3, n), np.float32) ** 3 * 1e4).astype(np.float32)
+    x[1, : n // 2] = x[1, -1]  # ties around the middle
+    x[2, : (n + 1) // 2] = 0.0  # half zeros
+    x = jnp.asarray(x)
+    np.testing.assert_array_equal(np.asarray(jax.jit(_median)(x)), np.asarray(jnp.median(x, axis=-1)))
+    g = np.asarray(jax.grad(lambda v: _median(v)[0])(x))
+    assert g[0].sum() == pytest.approx(1.0) and np.count_nonzero(g[0]) <= 2 and not g[1:].any()
