@@ -266,7 +266,7 @@ def test_registry_directions_and_ranking(small):
     strong = np.clip(ref + rng.normal(0, 0.1, ref.shape), 0, 1)
     assert classical.HIGHER_IS_BETTER == {
         "psnr": True, "psnr_y": True, "ssim": True, "ms_ssim": True, "gmsd": False, "vif": True, "fsim": True,
-        "cw_ssim": True, "nlpd": False, "vsi": True,
+        "cw_ssim": True, "nlpd": False, "vsi": True, "mad": False,
     }
     for name, higher_is_better in classical.HIGHER_IS_BETTER.items():
         if classical.MIN_SIZE[name] > min(ref.shape[1:3]):

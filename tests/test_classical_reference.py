@@ -413,11 +413,13 @@ def test_float_mode_departs_from_reference(photo_pairs):
 
 
 def test_registry():
-    assert classical.NAMES == ("psnr", "psnr_y", "ssim", "ms_ssim", "gmsd", "vif", "fsim", "cw_ssim", "nlpd", "vsi")
+    assert classical.NAMES == (
+        "psnr", "psnr_y", "ssim", "ms_ssim", "gmsd", "vif", "fsim", "cw_ssim", "nlpd", "vsi", "mad",
+    )
     for name in classical.NAMES:
         fn, higher = classical.BASELINES[name]
         assert fn is classical.get(name) is classical.get(name, "reference")
-        assert higher == classical.HIGHER_IS_BETTER[name] == (name not in ("gmsd", "nlpd"))
+        assert higher == classical.HIGHER_IS_BETTER[name] == (name not in ("gmsd", "nlpd", "mad"))
         assert classical.get(name, "float") is not fn
     with pytest.raises(ValueError, match="unknown classical metric 'lpips'"):
         classical.get("lpips")

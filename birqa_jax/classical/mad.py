@@ -78,7 +78,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from birqa_jax.classical.reference_mode import gray_8bit
-from birqa_jax.imageops import luma
+from birqa_jax.imageops import luma, safe_sqrt
 from birqa_jax.inputs import check_pair
 
 BLOCK, STEP, SUB_BLOCK = 16, 4, 8  # block side, block step (tile side), the reference's small windows
@@ -199,12 +199,6 @@ def _block_moments(x: jax.Array, cells: int, order: int) -> tuple[jax.Array, lis
     return mean, central
 
 
-def _safe_sqrt(v: jax.Array) -> jax.Array:
-    """sqrt with a zero (not infinite) derivative at 0."""
-    pos = v > 0
-    return jnp.where(pos, jnp.sqrt(jnp.where(pos, v, 1.0)), 0.0)
-
-
 def _log_std(var: jax.Array) -> jax.Array:
     """log(sqrt(var)), floored far below anything the thresholds let through."""
     return 0.5 * jnp.log(jnp.maximum(var, _LOG_FLOOR))
@@ -223,7 +217,7 @@ def _collapse(tiles: jax.Array, h: int, w: int) -> jax.Array:
     (piecewise constant on tiles): [B]."""
     h_w, w_w = _collapse_weights(h), _collapse_weights(w)
     weights = h_w[:, None] * w_w[None, :]
-    return _safe_sqrt(jnp.sum(jnp.asarray(weights) * tiles * tiles, axis=(1, 2)) / float(weights.sum()))
+    return safe_sqrt(jnp.sum(jnp.asarray(weights) * tiles * tiles, axis=(1, 2)) / float(weights.sum()))
 
 
 def detection_index(ref: jax.Array, dist: jax.Array, saturating_table: bool = False) -> jax.Array:
@@ -264,7 +258,7 @@ def detection_index(ref: jax.Array, dist: jax.Array, saturating_table: bool = Fa
     lmse = err2[:, 0] / (BLOCK * BLOCK)
     mask_px = jnp.repeat(jnp.repeat(mask, STEP, axis=1), STEP, axis=2)[:, EDGE : h - EDGE - 1, EDGE : w - EDGE - 1]
     mp = mask_px * lmse
-    return DETECT_SCALE * _safe_sqrt(jnp.mean(mp * mp, axis=(1, 2)))
+    return DETECT_SCALE * safe_sqrt(jnp.mean(mp * mp, axis=(1, 2)))
 
 
 def _block_statistics(mag: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -278,7 +272,7 @@ def _block_statistics(mag: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     inv_var = inv_sd * inv_sd
     skew = jnp.where(flat, 0.0, (s3 / n) * inv_var * inv_sd)
     kurt = jnp.where(flat, 0.0, (s4 / n) * inv_var * inv_var)
-    return _safe_sqrt(s2 / (n - 1)), skew, kurt
+    return safe_sqrt(s2 / (n - 1)), skew, kurt
 
 
 def appearance_index(ref: jax.Array, dist: jax.Array) -> jax.Array:
@@ -290,7 +284,7 @@ def appearance_index(ref: jax.Array, dist: jax.Array) -> jax.Array:
     def band(total, filt_weight):
         filt, weight = filt_weight
         eo = jnp.fft.ifft2(spectra * filt)
-        mag = _safe_sqrt(jnp.real(eo) ** 2 + jnp.imag(eo) ** 2)
+        mag = safe_sqrt(jnp.real(eo) ** 2 + jnp.imag(eo) ** 2)
         sd, skew, kurt = _block_statistics(mag)
         diff = jnp.abs(sd[0] - sd[1]) + 2.0 * jnp.abs(skew[0] - skew[1]) + jnp.abs(kurt[0] - kurt[1])
         return total + weight * diff, None

@@ -31,6 +31,10 @@ cw_ssim   ``cwssim_index.m`` (4 levels, 8 orientations,  the same on 255 x unrou
           K = 0) on 8-bit grey                          (``classical.cw_ssim``)
 nlpd      ``NLP_dist.m`` on 8-bit grey / 255 (within    the same on unrounded Y in [0, 1]
           1.1e-3 of the published values, not exact)    (``classical.nlpd``)
+vsi       ``VSI.m`` on 8-bit RGB                        the same on 255 x unrounded RGB
+                                                        (``classical.vsi``)
+mad       ``MAD_index.m`` on 8-bit grey (0..255)        the same on 255 x unrounded Y
+                                                        (``classical.mad``)
 ========  ===========================================  ============================================
 
 Each metric is one ``ClassicalMetric`` entry of ``METRICS`` (name -> entry, in the order
@@ -38,7 +42,7 @@ Each metric is one ``ClassicalMetric`` entry of ``METRICS`` (name -> entry, in t
 one-line description, the keyword options both functions take. Everything else here is read
 from it: ``NAMES``, ``HIGHER_IS_BETTER``, ``MIN_SIZE``, ``get`` and ``BASELINES`` (name ->
 ``(reference-mode fn, higher_is_better)``, what ``evaluation.job`` and ``train.loop`` score
-with). A new metric is one entry. GMSD and NLPD are lower-better.
+with). A new metric is one entry. GMSD, NLPD and MAD are lower-better.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ from typing import Any, NamedTuple
 
 import jax
 
-from birqa_jax.classical import cw_ssim, float_mode, fsim, nlpd, reference_mode, vif, vsi
+from birqa_jax.classical import cw_ssim, float_mode, fsim, mad, nlpd, reference_mode, vif, vsi
 
 Fn = Callable[..., jax.Array]
 MODES = ("reference", "float")
@@ -139,6 +143,11 @@ METRICS: dict[str, ClassicalMetric] = {m.name: m for m in (
         min_size=vsi.VSI_MIN_SIZE,
         description="VSI on 8-bit RGB as VSI.m: saliency (SDSP), gradient and chroma similarity, weighted by "
                     "saliency; 1 = identical"),
+    ClassicalMetric(
+        "mad", jax.jit(mad.mad_reference), jax.jit(mad.mad), higher_is_better=False, score_range=(0.0, math.inf),
+        min_size=mad.MAD_MIN_SIZE,
+        description="MAD on 8-bit grey as MAD_index.m: detection (CSF, masking) and appearance (log-Gabor "
+                    "statistics) indices combined; 0 = identical; needs 34 px on the short side"),
 )}
 
 NAMES = tuple(METRICS)
