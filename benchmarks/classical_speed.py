@@ -37,7 +37,8 @@ from birqa_jax import classical
 # pyiqa's name of each classical metric (the same algorithm; its own conventions differ in details
 # such as the grey conversion, see tests/test_classical_reference.py).
 PYIQA_NAMES = {"psnr": "psnr", "psnr_y": "psnry", "ssim": "ssim", "ms_ssim": "ms_ssim", "gmsd": "gmsd",
-               "vif": "vif", "fsim": "fsim", "cw_ssim": "cw_ssim", "nlpd": "nlpd", "vsi": "vsi"}
+               "vif": "vif", "fsim": "fsim", "cw_ssim": "cw_ssim", "nlpd": "nlpd", "vsi": "vsi",
+               "mad": "mad"}
 SIZES = ((384, 512), (1080, 1920))
 BATCHES = (1, 16)
 
