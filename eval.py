@@ -17,6 +17,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from birqa_jax.absl_entry import run_absl
+from birqa_jax.classical import NAMES as CLASSICAL_NAMES
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 config_flags.DEFINE_config_file("config", os.path.join(HERE, "configs", "eval_default.py"), "Evaluation config file.",
@@ -24,8 +25,8 @@ config_flags.DEFINE_config_file("config", os.path.join(HERE, "configs", "eval_de
 flags.DEFINE_string("workdir", None,
                     "A training run's folder (config.json and birqa.msgpack); omit for baselines only.")
 flags.DEFINE_string("out", None, "Output folder; default <workdir>/eval, or runs/baselines/eval without a workdir.")
-flags.DEFINE_multi_string("metric", None, "A metric to evaluate, repeatable: birqa, psnr, psnr_y, ssim, ms_ssim, "
-                          "gmsd, vif, fsim, cw_ssim, nlpd (replaces config.metrics).")
+flags.DEFINE_multi_string("metric", None, f"A metric to evaluate, repeatable: {', '.join(('birqa', *CLASSICAL_NAMES))} "
+                          "(replaces config.metrics).")
 flags.DEFINE_boolean("robustness", None, "Add the adversarial evaluation (config.robustness.enabled).")
 flags.DEFINE_list("robust_attacks", None, "Attacks to run, e.g. fgsm,pgd (config.robustness.attacks).")
 flags.DEFINE_list("robust_eps", None, "L-inf budgets in [0, 1] units, e.g. 1/255,2/255,4/255,8/255 "
