@@ -754,8 +754,8 @@ def markdown(preset_name: str, preset: Preset, test: StudyPairs, analysis: dict,
            if preset.sweep else "")
         + f"; worst case per image over the attacks run at that eps + {preset.apgd_restarts} APGD random restart(s) "
         "+ the clean image; "
-        f"Square {preset.square_queries} queries (p_init {preset.square_p_init}) at {preset.square_eps}/255 on "
-        f"{preset.square_pairs} pairs of seed 0"
+        + (f"Square {preset.square_queries} queries (p_init {preset.square_p_init}) at {preset.square_eps}/255 on "
+           f"{preset.square_pairs} pairs of seed 0" if preset.square_pairs and preset.square_seeds else "no Square")
         + (f"; transfer: APGD crafted on the starting (clean) model at {preset.suite_eps}/255, scored by each model"
            if preset.transfer else "") + ".",
         f"- 95% CIs: paired percentile bootstrap, {preset.bootstrap} replicates, images resampled within blocks "
