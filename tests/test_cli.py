@@ -236,12 +236,15 @@ def test_json_keeps_infinite_scores_apart_from_missing_ones(tmp_path, tiny_confi
     assert isinstance(pair["scores"]["birqa"], float) and pair["error"] is None
 
 
+MANY = 1000  # pairs: enough that the run is still going when the test has seen its first rows
+
+
 @pytest.fixture(scope="module")
 def many_pairs(tmp_path_factory):
-    """300 pairs of 16x16 images: a folder run long enough to interrupt."""
+    """MANY pairs of 16x16 images: a folder run long enough to interrupt."""
     root = tmp_path_factory.mktemp("many")
     (root / "a").mkdir(), (root / "b").mkdir()
-    for i in range(300):
+    for i in range(MANY):
         x = _img(i, (16, 16, 3))
         Image.fromarray(x).save(root / "a" / f"{i:03d}.png")
         Image.fromarray(255 - x).save(root / "b" / f"{i:03d}.png")
@@ -258,25 +261,26 @@ def test_ctrl_c_keeps_every_scored_row_and_resume_scores_the_rest(many_pairs, tm
         deadline = time.monotonic() + 300  # the bound of every command here
         while (not out.exists() or out.read_text().count('"ref"') < 3) and run.poll() is None:
             assert time.monotonic() < deadline, "no rows written"
-            time.sleep(0.02)
+            time.sleep(0.001)
+        assert run.poll() is None, f"the run scored all {MANY} pairs before it could be interrupted"
         run.send_signal(signal.SIGINT)
         assert run.wait(timeout=120) == 130
     stderr = log.read_text()
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     last = stderr.strip().splitlines()[-1]
-    m = re.fullmatch(rf"birqa: interrupted after scoring (\d+) of 300 pairs, saved in {re.escape(str(out))}; "
+    m = re.fullmatch(rf"birqa: interrupted after scoring (\d+) of {MANY} pairs, saved in {re.escape(str(out))}; "
                      r"run the same command with --resume to score the rest", last)
     assert m, last
     partial = json.loads(out.read_text())["pairs"]  # valid JSON as the run left it
-    assert len(partial) == int(m[1]) and 3 <= len(partial) < 300
+    assert len(partial) == int(m[1]) and 3 <= len(partial) < MANY
     assert all(p["error"] is None and p["scores"]["psnr"] > 0 for p in partial)
 
     res = subprocess.run(command + ["--resume"], capture_output=True, text=True, env=ENV, timeout=300)
     assert res.returncode == 0, res.stderr
-    kept = f"note: {len(partial)} pairs already scored in {out} are kept; scoring the other {300 - len(partial)}"
+    kept = f"note: {len(partial)} pairs already scored in {out} are kept; scoring the other {MANY - len(partial)}"
     assert kept in res.stderr
     pairs = json.loads(out.read_text())["pairs"]
-    assert sorted(p["ref"] for p in pairs) == [f"{i:03d}.png" for i in range(300)]
+    assert sorted(p["ref"] for p in pairs) == [f"{i:03d}.png" for i in range(MANY)]
     assert pairs[:len(partial)] == partial
 
 
