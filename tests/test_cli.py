@@ -238,11 +238,10 @@ def test_json_keeps_infinite_scores_apart_from_missing_ones(tmp_path, tiny_confi
 
 MANY = 300  # pairs: enough that the run is still going when the test has seen its first rows
 
-
-def _default_sigint():
-    """In the child before it starts: Ctrl-C's default effect. A test run started in the
-    background by a non-interactive shell ignores SIGINT, and a child would inherit that."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+# The CLI with Ctrl-C's usual effect: a suite started in the background by a non-interactive shell
+# ignores SIGINT, and a child inherits that (Python leaves an ignored SIGINT ignored).
+INTERRUPTIBLE_CLI = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                     "runpy.run_module('birqa_jax.cli', run_name='__main__', alter_sys=True)")
 
 
 @pytest.fixture(scope="module")
@@ -260,10 +259,10 @@ def many_pairs(tmp_path_factory):
 def test_ctrl_c_keeps_every_scored_row_and_resume_scores_the_rest(many_pairs, tmp_path):
     a, b = many_pairs
     out, log = tmp_path / "scores.json", tmp_path / "stderr.txt"
-    command = [sys.executable, "-m", "birqa_jax.cli", "score", "--ref-dir", a, "--dist-dir", b, "--metric", "psnr",
+    command = [sys.executable, "-c", INTERRUPTIBLE_CLI, "score", "--ref-dir", a, "--dist-dir", b, "--metric", "psnr",
                "--out", out]
     with log.open("w") as err:
-        run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, env=ENV, preexec_fn=_default_sigint)
+        run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, env=ENV)
         deadline = time.monotonic() + 300  # the bound of every command here
         while (not out.exists() or out.read_text().count('"ref"') < 3) and run.poll() is None:
             assert time.monotonic() < deadline, "no rows written"
