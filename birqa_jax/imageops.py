@@ -312,6 +312,21 @@ def similarity(a: jax.Array, b: jax.Array, c: float) -> jax.Array:
     return (2.0 * a * b + c) / (a * a + b * b + c)
 
 
+def matlab_real_power(x: jax.Array, p: float) -> jax.Array:
+    """MATLAB's ``real(x .^ p)`` for a fractional ``p``: ``|x|^p``, times ``cos(p pi)`` where ``x``
+    is negative (the principal power's real part). The floor at 1e-30 keeps the derivative finite
+    at 0."""
+    return jnp.maximum(jnp.abs(x), 1e-30) ** p * jnp.where(x < 0, math.cos(p * math.pi), 1.0)
+
+
+def weighted_mean_hw(values: jax.Array, weight: jax.Array) -> jax.Array:
+    """``sum(values * weight) / sum(weight)`` over the last two axes ([B, h, w] -> [B]); where
+    the weights sum to 0 (MATLAB: 0 / 0) the plain mean of ``values`` instead."""
+    total = jnp.sum(weight, axis=(-2, -1))
+    weighted = jnp.sum(values * weight, axis=(-2, -1)) / jnp.where(total > 0, total, 1.0)
+    return jnp.where(total > 0, weighted, jnp.mean(values, axis=(-2, -1)))
+
+
 _SCHARR = np.array([3.0, 10.0, 3.0]) / 16.0
 
 

@@ -78,6 +78,11 @@ TARGETS = {
     "birqa_jax/evaluation/paired.py": Target(("tests/test_study.py",), 10),
     "birqa_jax/inputs.py": Target(("tests/test_inputs.py", "tests/test_metric.py"), 10),
     "birqa_jax/data/distortions.py": Target(("tests/test_distortions.py",), 15),
+    "birqa_jax/imageops.py": Target(("tests/test_features.py", "tests/test_baselines.py", "tests/test_vsi.py"), 15),
+    "birqa_jax/classical/vsi.py": Target(("tests/test_vsi.py",), 10),
+    "birqa_jax/classical/mad.py": Target(("tests/test_mad.py",), 10),
+    "birqa_jax/classical/registry.py": Target(("tests/test_registry.py", "tests/test_classical_reference.py"), 5),
+    "birqa_jax/evaluation/robustness.py": Target(("tests/test_robust_eval.py",), 10),
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -38,7 +38,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from birqa_jax.classical.reference_mode import to_8bit
-from birqa_jax.imageops import box_downsample, matlab_downsample_factor, safe_sqrt, scharr_magnitude, similarity
+from birqa_jax.imageops import (
+    box_downsample,
+    matlab_downsample_factor,
+    matlab_real_power,
+    safe_sqrt,
+    scharr_magnitude,
+    similarity,
+    weighted_mean_hw,
+)
 from birqa_jax.inputs import check_pair
 
 SCALES, ORIENTS = 4, 4
@@ -166,15 +174,11 @@ def fsim_from_rgb255(ref: jax.Array, dist: jax.Array) -> jax.Array:
     pc_max = jnp.maximum(pc[:b], pc[b:])
     sim = similarity(pc[:b], pc[b:], T1) * similarity(grad[:b], grad[b:], T2)
     iq = similarity(planes[:b, 1], planes[b:, 1], T3) * similarity(planes[:b, 2], planes[b:, 2], T4)
-    # MATLAB's real((S_I S_Q)^0.03): a negative product (opposite hues) is weighted by
-    # |.|^0.03 cos(0.03 pi). The floor keeps the power's derivative finite at 0.
-    mag = jnp.maximum(jnp.abs(iq), 1e-30)
-    sim = sim * mag**LAMBDA * jnp.where(iq < 0, math.cos(LAMBDA * math.pi), 1.0)
+    # MATLAB's real((S_I S_Q)^0.03): a negative product (opposite hues) weighs by |.|^0.03 cos(0.03 pi).
+    sim = sim * matlab_real_power(iq, LAMBDA)
     # Weighted by PCm; where no pixel has phase congruency (two flat images, 0 / 0 in MATLAB) the
     # plain mean of the similarity map instead (1 for identical images).
-    weight = jnp.sum(pc_max, axis=(1, 2))
-    weighted = jnp.sum(sim * pc_max, axis=(1, 2)) / jnp.where(weight > 0, weight, 1.0)
-    return jnp.where(weight > 0, weighted, jnp.mean(sim, axis=(1, 2)))
+    return weighted_mean_hw(sim, pc_max)
 
 
 def fsim_reference(ref: jax.Array, dist: jax.Array) -> jax.Array:

@@ -66,7 +66,6 @@ and positive), higher = better, 1 for identical images.
 from __future__ import annotations
 
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
@@ -77,9 +76,11 @@ from birqa_jax.imageops import (
     box_downsample,
     imresize_bilinear,
     matlab_downsample_factor,
+    matlab_real_power,
     safe_sqrt,
     scharr_magnitude,
     similarity,
+    weighted_mean_hw,
 )
 from birqa_jax.inputs import check_pair
 
@@ -181,13 +182,8 @@ def vsi_from_rgb255(ref: jax.Array, dist: jax.Array) -> jax.Array:
     weight = jnp.maximum(vs[:b], vs[b:])
     sim = similarity(grad[:b], grad[b:], C_GM) ** ALPHA * similarity(vs[:b], vs[b:], C_VS)
     chroma = similarity(m[:b], m[b:], C_CHROMA) * similarity(n[:b], n[b:], C_CHROMA)
-    # MATLAB's real((S_M S_N)^0.02): a negative product is weighted by |.|^0.02 cos(0.02 pi).
-    # The floor keeps the power's derivative finite at 0.
-    mag = jnp.maximum(jnp.abs(chroma), 1e-30)
-    sim = sim * mag**LAMBDA * jnp.where(chroma < 0, math.cos(LAMBDA * math.pi), 1.0)
-    total = jnp.sum(weight, axis=(1, 2))
-    weighted = jnp.sum(sim * weight, axis=(1, 2)) / jnp.where(total > 0, total, 1.0)
-    return jnp.where(total > 0, weighted, jnp.mean(sim, axis=(1, 2)))
+    # MATLAB's real((S_M S_N)^0.02): a negative product weighs by |.|^0.02 cos(0.02 pi).
+    return weighted_mean_hw(sim * matlab_real_power(chroma, LAMBDA), weight)
 
 
 def vsi_reference(ref: jax.Array, dist: jax.Array) -> jax.Array:
