@@ -142,6 +142,12 @@ def _m_vsi(image1: np.ndarray, image2: np.ndarray) -> float:
 # ------------------------------------------------------------------------------------ imresize
 
 
+@pytest.mark.parametrize("n_in, n_out", [(0, 4), (4, 0)])
+def test_imresize_weights_refuse_an_empty_axis(n_in, n_out):
+    with pytest.raises(ValueError, match="sizes must be positive"):
+        imresize_weights(n_in, n_out)
+
+
 def test_imresize_hand_cases():
     """4 -> 2: scale 1/2, kernel 1/2 tri(d / 2) over 4 px; output 1 at u = 1.5 weighs pixels
     -1..4 by 0, 1/8, 3/8, 3/8, 1/8, 0, and pixel 0 mirrors pixel 1. 2 -> 4: scale 2, plain
