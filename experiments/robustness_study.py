@@ -118,6 +118,15 @@ CONFIRMATION_RULE = (
     "\"confirmed: AAT better\" if the 95% CI of (aat_full_v2 - plain_at) worst@4 SROCC has its lower bound > 0; "
     "\"confirmed: AAT at least as good\" if that lower bound is > -0.02 and the clean SROCC's lower bound is "
     "> -0.02 too; otherwise \"not confirmed\": the README then reports the cpu preset's result as unconfirmed.")
+# Registered at 12:10 UTC 2026-12-07, before any run of plain_at_long: aat_full_v2_long won the training-length
+# factor against plain_at at 100 steps, an unequal comparison; this one is at equal length.
+LENGTH_RULE = (
+    f"Equal-length comparison, registered before any run of `plain_at_long`: `aat_full_v2_long` against "
+    f"`plain_at_long` (both {LONG_STEPS} steps), same seeds, pairs, attacks and margin as the cpu preset. "
+    "\"AAT better\" if the 95% CI of (aat_full_v2_long - plain_at_long) worst@4 SROCC has its lower bound > 0; "
+    "\"AAT at least as good\" if that lower bound is > -0.02 and the clean SROCC's lower bound is > -0.02 too; "
+    "otherwise \"plain AT stays\", and the shipped recipe becomes `plain_at_long` (subject to the same 0.01 "
+    "clean-SROCC admission check).")
 _BATCH_KEYS = ("ref", "dist", "mos", "anchor")
 
 # ----------------------------------------------------------------------------- arms
@@ -607,6 +616,8 @@ def comparison_pairs(arms: Sequence[str]) -> list[tuple[str, str]]:
         if "aat_full" in arms and variant in arms:
             out.append((variant, "aat_full"))
     out += [(a, a[: -len("_long")]) for a in arms if a.endswith("_long") and a[: -len("_long")] in arms]
+    if "plain_at_long" in arms:  # LENGTH_RULE: every long AAT arm against plain AT at the same length
+        out += [(a, "plain_at_long") for a in arms if a.startswith("aat") and a.endswith("_long")]
     return out
 
 
@@ -712,17 +723,19 @@ def analyse(preset: Preset, test: StudyPairs, records: Mapping[str, list[dict]],
     return {"metrics": table, "comparisons": comparisons, "masking": masking, "winners": winners,
             "scale": scale, "transfer": transfer, "decision": decide(comparisons, preset),
             "decision_v2": decide(comparisons, preset, "aat_full_v2"),
+            "decision_length": decide(comparisons, preset, "aat_full_v2_long", "plain_at_long"),
             "train_diagnostics": diagnostics, "curves": curves, "headline": headline}
 
 
-def decide(comparisons: Sequence[Mapping], preset: Preset, arm: str = "aat_full") -> str | None:
-    """The pre-registered verdict (``DECISION_RULE``) of ``arm`` against plain_at, or None when
-    either arm is missing."""
+def decide(comparisons: Sequence[Mapping], preset: Preset, arm: str = "aat_full",
+           against: str = "plain_at") -> str | None:
+    """The pre-registered verdict (``DECISION_RULE``) of ``arm`` against ``against`` (plain AT),
+    or None when either arm is missing."""
     got = {(c["a"], c["b"], c["metric"]): c for c in comparisons}
     key = f"worst@{preset.suite_eps:g}"
-    if (arm, "plain_at", key) not in got:
+    if (arm, against, key) not in got:
         return None
-    worst, clean = got[arm, "plain_at", key], got[arm, "plain_at", "clean"]
+    worst, clean = got[arm, against, key], got[arm, against, "clean"]
     if worst["lo"] > 0:
         return "AAT better"
     if worst["lo"] > -NON_INFERIORITY_MARGIN and clean["lo"] > -NON_INFERIORITY_MARGIN:
@@ -817,6 +830,8 @@ def markdown(preset_name: str, preset: Preset, test: StudyPairs, analysis: dict,
         lines += ["", "## Decision", "", CONFIRMATION_RULE, "", f"Outcome: **{outcome}**."]
     elif analysis.get("decision_v2"):
         lines += ["", DECISION_RULE_V2, "", f"Outcome for `aat_full_v2`: **{analysis['decision_v2']}**."]
+    if analysis.get("decision_length"):
+        lines += ["", LENGTH_RULE, "", f"Outcome for `aat_full_v2_long`: **{analysis['decision_length']}**."]
     lines += ["", "## Score scale and damage (mean over seeds)", "",
               "| arm | eps | slope of clean score vs MOS | damage (score units) | damage / slope (MOS units) | R |",
               "|---|---|---|---|---|---|"]

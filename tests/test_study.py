@@ -135,6 +135,22 @@ def test_new_arms_comparisons_and_the_decision_rule():
     assert study.ARMS["aat_full_long"].overrides["num_steps"] == study.LONG_STEPS
 
 
+def test_the_equal_length_rule_compares_long_aat_with_long_plain_at():
+    pairs = study.comparison_pairs(["plain_at", "aat_full_v2", "plain_at_long", "aat_full_v2_long"])
+    for pair in (("aat_full_v2_long", "plain_at_long"), ("plain_at_long", "plain_at"),
+                 ("aat_full_v2_long", "aat_full_v2"), ("aat_full_v2", "plain_at")):
+        assert pair in pairs, pair
+    assert ("plain_at_long", "aat_full_v2_long") not in pairs
+    preset = study.PRESETS["cpu"]
+    rows = [{"a": "aat_full_v2_long", "b": "plain_at_long", "metric": "worst@4", "lo": 0.002},
+            {"a": "aat_full_v2_long", "b": "plain_at_long", "metric": "clean", "lo": -0.5},
+            {"a": "aat_full_v2_long", "b": "plain_at", "metric": "worst@4", "lo": -0.5},
+            {"a": "aat_full_v2_long", "b": "plain_at", "metric": "clean", "lo": -0.5}]
+    assert study.decide(rows, preset, "aat_full_v2_long", "plain_at_long") == "AAT better"
+    assert study.decide(rows, preset, "aat_full_v2_long") == "plain AT stays"  # against plain_at: another row
+    assert study.ARMS["plain_at_long"].overrides == {**study.ARMS["plain_at"].overrides, "num_steps": study.LONG_STEPS}
+
+
 def test_same_config_accepts_fields_added_later_at_their_default():
     defaults = {"loss": {"plcc": 1.0, "new": True}, "seed": 0}
     recorded = {"loss": {"plcc": 1.0}, "seed": 3}
