@@ -10,7 +10,7 @@ Quick use::
     loss = m.as_loss()(m.params, ref, dist)         # inside your own jitted code
 
 BiRQA: higher = better quality; the score is unbounded, trained towards MOS normalised to
-[0, 1] (an identical pair scores about 0.8: ``metric.IDENTICAL_PAIR`` has each weight set's range).
+[0, 1] (an identical pair scores about 0.75-0.85: ``metric.IDENTICAL_PAIR`` has each weight set's range).
 
 The package's layers, lowest first (a module imports only from layers below its own):
 ``inputs``, ``version``; ``model``; ``classical``, ``adversarial``, ``data``; ``evaluation``; ``train``;
