@@ -886,17 +886,56 @@ def _work_of(preset: Preset) -> dict:
     return {"models": models, "rows": rows, "entries": entries}
 
 
-def print_plan(preset: Preset, init_from: str, data_dir: str = "data_cache", repeats: int = 2) -> dict:
+def _done_work(preset: Preset, out: str, init_from: str, data_dir: str) -> dict:
+    """What ``out`` already holds of a preset's work, as the study would reuse it: the (arm,
+    seed index) pairs with a finished run of the same config (``ensure_run``) and the (arm, seed
+    index, entry name) evaluations cached for that model file with the same settings
+    (``evaluate_model``; their rows are checked when the study runs, not here)."""
+    trained, evaluated = set(), set()
+    for arm in preset.arms:
+        for i in range(preset.seeds):
+            seed = preset.first_seed + i
+            if ARMS[arm].finetune:
+                folder = os.path.join(out, "runs", arm, f"seed{seed}")
+                model_path, record = os.path.join(folder, MODEL_FILE), _read_json(os.path.join(folder, "train.json"))
+                config = arm_config(arm, seed, preset, init_from, data_dir)
+                if record is None or not os.path.isfile(model_path) or \
+                        not same_config(record["config"], _config_json(config)):
+                    continue
+                trained.add((arm, i))
+            else:
+                model_path = os.path.abspath(init_from)
+            cached = _read_json(os.path.join(out, "eval", arm, f"seed{seed}.json"))
+            if cached is None:
+                continue
+            with open(model_path, "rb") as f:
+                if cached.get("spec", {}).get("model") != hashlib.sha256(f.read()).hexdigest():
+                    continue
+            evaluated.add((arm, i, "clean"))
+            for e in plan_entries(preset, i, ARMS[arm].finetune):
+                done = cached["entries"].get(e.name)
+                if done is not None and done["settings"] == [list(x) for x in e.settings]:
+                    evaluated.add((arm, i, e.name))
+    return {"trained": trained, "evaluated": evaluated}
+
+
+def print_plan(preset: Preset, init_from: str, data_dir: str = "data_cache", repeats: int = 2,
+               out: str | None = None) -> dict:
     """Print a preset's work and its wall time on this machine, from the study's own compiled
     programs timed here: each distinct training step (compilation, then ``repeats`` steps on a
     batch of the training size), each distinct attack program (compilation, then one batch of
     the evaluation size; Square with 1/20 of its queries, scaled), the clean forward pass.
-    Takes a few minutes (it compiles what the study compiles). Excludes building the data set."""
+    Work that ``out`` already holds (finished runs, cached evaluations) is left out of the
+    estimate, as the study reuses it. Takes a few minutes (it compiles what the study
+    compiles). Excludes building the data set."""
     from birqa_jax.data.from_config import plain
     from birqa_jax.train import loop
     from birqa_jax.train import step as training
 
     work = _work_of(preset)
+    done = _done_work(preset, out, init_from, data_dir) if out else {"trained": set(), "evaluated": set()}
+    work["entries"] = {(arm, s): [(e, n) for e, n in entries if (arm, s, e.name) not in done["evaluated"]]
+                       for (arm, s), entries in work["entries"].items()}
     params, model_cfg, _ = load_model(init_from)
     params = jax.device_put(params)
     model = WithParams(apply_fn(model_cfg), params)
@@ -908,7 +947,8 @@ def print_plan(preset: Preset, init_from: str, data_dir: str = "data_cache", rep
     rng = np.random.default_rng(0)
     seen_programs: dict[tuple, float] = {}
     for arm in preset.arms:
-        if not ARMS[arm].finetune:
+        to_train = sum((arm, i) not in done["trained"] for i in range(preset.seeds))
+        if not ARMS[arm].finetune or not to_train:
             continue
         config = arm_config(arm, 0, preset, init_from, data_dir)
         h, w = config.data.crop_size
@@ -934,8 +974,8 @@ def print_plan(preset: Preset, init_from: str, data_dir: str = "data_cache", rep
             seen_programs[key] = per_step
             estimate["compilation_s"] += max(first - per_step, 0.0)
         per_step = seen_programs[key]
-        estimate["training_s"] += preset.seeds * config.num_steps * per_step
-        detail["train"][arm] = {"steps": config.num_steps, "s_per_step": per_step}
+        estimate["training_s"] += to_train * config.num_steps * per_step
+        detail["train"][arm] = {"runs": to_train, "steps": config.num_steps, "s_per_step": per_step}
 
     # Evaluation: time each distinct attack program on one batch of the evaluation size.
     b = preset.eval_batch
@@ -966,7 +1006,8 @@ def print_plan(preset: Preset, init_from: str, data_dir: str = "data_cache", rep
             detail["eval"][f"{name} {dict(settings)}"] = per_pair[key] * 1000
     transfer_rows = set()
     for (arm, s), entry_list in work["entries"].items():
-        estimate["evaluation_s"] += work["rows"][s] * fwd / b
+        if (arm, s, "clean") not in done["evaluated"]:
+            estimate["evaluation_s"] += work["rows"][s] * fwd / b
         for e, n in entry_list:
             if e.attack == "transfer":
                 estimate["evaluation_s"] += n * fwd / b
@@ -976,12 +1017,14 @@ def print_plan(preset: Preset, init_from: str, data_dir: str = "data_cache", rep
                 continue
             estimate["evaluation_s"] += n * per_pair[e.attack, e.settings]
     estimate["total_s"] = sum(estimate.values())
-    out = {"models": len(work["models"]), "estimate_s": estimate, "train_s_per_step": detail["train"],
-           "eval_ms_per_pair": detail["eval"], "load_average": os.getloadavg()}
-    print(json.dumps(out, indent=2))
+    result = {"models": len(work["models"]), "cached": {"runs": len(done["trained"]),
+                                                        "evaluations": len(done["evaluated"])},
+              "estimate_s": estimate, "train_s_per_step": detail["train"], "eval_ms_per_pair": detail["eval"],
+              "load_average": os.getloadavg()}
+    print(json.dumps(result, indent=2))
     print(f"estimated wall time: {estimate['total_s'] / 60:.0f} min at this machine's present load (load average "
           f"{os.getloadavg()[0]:.1f}; building the data set, about a minute, once, not included)")
-    return out
+    return result
 
 
 # ----------------------------------------------------------------------------- main
@@ -1127,7 +1170,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
         args.init_from = PACKAGED_WEIGHTS
     if args.plan:
-        return print_plan(preset, args.init_from, args.data_dir)
+        return print_plan(preset, args.init_from, args.data_dir, out=out)
     if args.ship:
         import birqa_jax.metric
 

@@ -268,6 +268,14 @@ def test_tiny_study_writes_reports_and_resumes(tmp_path, make_tiny_run_config, o
     md = open(os.path.join(out, "results.md")).read()
     assert "| aat | packaged | worst@4 |" in md and "Gradient-masking check" in md
 
+    # --plan counts only what is left: here nothing (every run and evaluation is cached).
+    done = study._done_work(preset, out, init, data_dir)
+    assert done["trained"] == {("aat", 0)}
+    entries = {(a, e.name) for a in preset.arms for e in study.plan_entries(preset, 0, study.ARMS[a].finetune)}
+    assert {(a, name) for a, _, name in done["evaluated"]} == entries | {("packaged", "clean"), ("aat", "clean")}
+    longer = study._done_work(dataclasses.replace(preset, steps=3), out, init, data_dir)
+    assert longer["trained"] == set() and {a for a, _, _ in longer["evaluated"]} == {"packaged"}
+
     again = study.run_study("test", preset, out, data_dir, init)
     assert again["work"] == {"finetuned": 0, "evaluated": 0}
     assert again["metrics"] == json.loads(json.dumps(result["metrics"]))
