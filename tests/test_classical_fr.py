@@ -111,6 +111,36 @@ def test_float_fsim_equals_reference_on_8bit_inputs(small_pairs):
     np.testing.assert_allclose(got, np.asarray(classical.get("fsim")(ref, dist)), atol=2e-5)
 
 
+_VIF_BATCH_PROGRAM = """
+import json, numpy as np, jax
+from birqa_jax.classical.vif import vif_reference
+rng = np.random.default_rng(0)
+ref = rng.random((4, 192, 256, 3)).astype(np.float32)
+dist = np.clip(ref + 0.05 * rng.standard_normal(ref.shape), 0, 1).astype(np.float32)
+f = jax.jit(vif_reference)
+print(json.dumps([np.asarray(f(ref, dist)).tolist(), np.asarray(f(ref[2:3], dist[2:3])).tolist()]))
+"""
+
+
+def test_jitted_vif_returns_at_batch_4_and_scores_items_independently():
+    """A batched LU solve in VIF's program deadlocked XLA's CPU runtime at batch 4 of 192x256
+    (jax 0.10.2, one CPU device, default XLA flags; this suite's 8 host devices and compile
+    flags hid it): run in a subprocess with a user's plain environment and a deadline, so a
+    relapse fails instead of hanging."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XLA_", "JAX_COMPILATION", "JAX_PERSISTENT"))}
+    done = subprocess.run([sys.executable, "-c", _VIF_BATCH_PROGRAM], capture_output=True, text=True, timeout=90,
+                          env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    batch, single = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(batch) == 4 and 0.3 < batch[2] < 0.9
+    assert batch[2] == pytest.approx(single[0], rel=1e-5)
+
+
 def test_create_metric_direction_and_range():
     """Each is a ``create_metric`` name with its direction and documented range (no scoring)."""
     import birqa_jax

@@ -145,17 +145,27 @@ def _gsm(y: jax.Array, ridge: float) -> tuple[jax.Array, jax.Array]:
     The eigenvalues are read off as ``diag(V^T C V)`` with the eigenvectors V held constant:
     the same values, and the derivative of each (``v_j v_j^T``) stays defined where
     eigenvalues coincide (a flat image), where the derivative of ``eigh`` is not.
+
+    The inverse comes from the same decomposition, not from ``jnp.linalg.solve``: with
+    ``X0 = V diag(1 / (w + ridge)) V^T`` held constant, ``X = 2 X0 - X0 (C + ridge I) X0`` is
+    one Newton step towards the inverse (its error is the square of X0's) whose derivative,
+    ``-X0 dC X0``, is the inverse's. (A batched ``solve`` beside the rest of this program
+    deadlocked XLA's CPU runtime at batch >= 4 with jax 0.10.2; the eigenvalue route uses no
+    LU factorisation.)
     """
     n, h, w = y.shape
     shifted = jnp.stack([y[:, i : h - M + 1 + i, j : w - M + 1 + j].reshape(n, -1)
                          for j in range(M) for i in range(M)], axis=1)  # [N, 9, P]
     centred = shifted - jnp.mean(shifted, axis=2, keepdims=True)
     c = jnp.einsum("nip,njp->nij", centred, centred, precision=jax.lax.Precision.HIGHEST) / shifted.shape[2]
-    v = jax.lax.stop_gradient(jnp.linalg.eigh(c)[1])
-    lam = jnp.einsum("nij,nik,nkj->nj", v, c, v, precision=jax.lax.Precision.HIGHEST)
+    hi = jax.lax.Precision.HIGHEST
+    w_eig, v = jax.lax.stop_gradient(jnp.linalg.eigh(c))
+    lam = jnp.einsum("nij,nik,nkj->nj", v, c, v, precision=hi)
     blocks = y.reshape(n, h // M, M, w // M, M).transpose(0, 4, 2, 1, 3).reshape(n, M * M, -1)
     c_reg = c + ridge * jnp.eye(M * M, dtype=c.dtype)
-    s = jnp.sum(blocks * jnp.linalg.solve(c_reg, blocks), axis=1) / (M * M)
+    x0 = jnp.einsum("nij,nj,nkj->nik", v, 1.0 / (w_eig + ridge), v, precision=hi)
+    inv = 2.0 * x0 - jnp.einsum("nij,njk,nkl->nil", x0, c_reg, x0, precision=hi)
+    s = jnp.sum(blocks * jnp.einsum("nij,njp->nip", inv, blocks, precision=hi), axis=1) / (M * M)
     return lam, s.reshape(n, h // M, w // M)
 
 
