@@ -54,6 +54,12 @@ def test_scores_an_identical_pair_better_than_a_blurred_one(name):
     assert identical.shape == worse.shape == (1,) and np.isfinite(worse[0])
     assert np.isposinf(identical[0]) if name in INFINITE_ON_IDENTICAL else np.isfinite(identical[0])
     assert (identical < worse) if m.lower_better else (identical > worse), (identical, worse)
+    # Both scores lie in the documented range, and a lower-better metric's identical pair sits on
+    # its best end (0 = identical for GMSD, NLPD and MAD).
+    lo, hi = m.score_range
+    assert lo <= worse[0] <= hi and lo <= identical[0] <= hi, (identical, worse, m.score_range)
+    if m.lower_better:
+        assert identical[0] == pytest.approx(lo, abs=1e-6), (identical, m.score_range)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -78,6 +84,34 @@ def test_apply_traces_inside_the_callers_jit_and_vmap(name):
     outer = jax.jit(jax.vmap(lambda r, d: m.apply(m.params, r, d), in_axes=(None, 0)))
     got = jax.eval_shape(outer, ref, np.stack([ref, blurred]))
     assert got.shape == (2, 1) and got.dtype == np.float32
+
+
+CLASSICAL = [(name, mode) for name in classical.NAMES for mode in classical.MODES]
+
+
+@pytest.mark.parametrize("name, mode", CLASSICAL)
+def test_min_size_is_the_smallest_size_accepted(name, mode):
+    """A square pair of exactly ``min_size`` px traces (shapes only, nothing compiles); one pixel
+    less is a ValueError naming the size."""
+    fn, size = classical.get(name, mode), classical.MIN_SIZE[name]
+
+    def pair(n):
+        return [jax.ShapeDtypeStruct((1, n, n, 3), np.float32)] * 2
+
+    assert jax.eval_shape(fn, *pair(size)).shape == (1,)
+    with pytest.raises(ValueError, match="too small|smaller than|at least|below"):
+        jax.eval_shape(fn, *pair(size - 1))
+
+
+@pytest.mark.parametrize("name, mode", CLASSICAL)
+def test_a_bad_input_is_named_in_the_error(name, mode):
+    """The check names the image that is wrong (ref or dist), for every metric in both modes."""
+    fn, n = classical.get(name, mode), classical.MIN_SIZE[name]
+    good, grey = jax.ShapeDtypeStruct((1, n, n, 3), np.float32), jax.ShapeDtypeStruct((1, n, n, 1), np.float32)
+    with pytest.raises(ValueError, match=r"\bdist must be \[B, H, W, 3\]"):
+        jax.eval_shape(fn, good, grey)
+    with pytest.raises(ValueError, match=r"\bref must be \[B, H, W, 3\]"):
+        jax.eval_shape(fn, grey, good)
 
 
 # ----------------------------------------------------------------- the registry is the one source
