@@ -295,6 +295,19 @@ def test_inputs_are_quantised_to_8_bits(photo_pairs):
         np.testing.assert_array_equal(np.asarray(fn(_f32(ref), off_grid)), np.asarray(fn(_f32(ref), _f32(dist))))
 
 
+def test_to_8bit_rounds_and_saturates_as_im2uint8():
+    """Every level of 0..255 (from k / 255), round-half-even between levels, saturation outside
+    [0, 1] and NaN -> 0, as MATLAB's im2uint8; inside a jitted program as well as eagerly."""
+    levels = np.arange(256, dtype=np.float32)
+    odd = np.array([-3.0, -0.4 / 255, 1.4 / 255, 254.6 / 255, 1.0 + 0.4 / 255, 300.0 / 255, np.nan, np.inf, -np.inf],
+                   np.float32)
+    want = np.array([0, 0, 1, 255, 255, 255, 0, 255, 0], np.float32)
+    for fn in (ref_mode.to_8bit, jax.jit(ref_mode.to_8bit)):
+        np.testing.assert_array_equal(np.asarray(fn(jnp.asarray(levels / np.float32(255)))), levels)
+        np.testing.assert_array_equal(np.asarray(fn(jnp.asarray(odd))), want)
+    assert np.asarray(ref_mode.to_8bit(jnp.float32(0.5))) == 128.0  # 127.5: the even neighbour
+
+
 # --------------------------------------------------------------------------------- golden checks
 
 

@@ -124,13 +124,18 @@ def _median(x: jax.Array) -> jax.Array:
     n = x.shape[-1]
     bits = jax.lax.bitcast_convert_type(x, jnp.int32)
 
-    def value(k: int) -> jax.Array:  # the k-th smallest, differentiable through the selected entries
-        hit = bits == jax.lax.stop_gradient(_kth_smallest_bits(bits, k))[..., None]
+    def value(pattern: jax.Array) -> jax.Array:  # the entry with this pattern, differentiable through it
+        hit = bits == jax.lax.stop_gradient(pattern)[..., None]
         return jnp.max(jnp.where(hit, x, 0.0), axis=-1)
 
     if n % 2:
-        return value((n + 1) // 2)
-    return 0.5 * value(n // 2) + 0.5 * value(n // 2 + 1)
+        return value(_kth_smallest_bits(bits, (n + 1) // 2))
+    # The (n/2 + 1)-th smallest from the n/2-th in one more pass: the same pattern when it occurs
+    # more often than the n/2-th's rank needs, else the smallest pattern above it.
+    lower = _kth_smallest_bits(bits, n // 2)
+    repeated = jnp.sum(bits <= lower[..., None], axis=-1) > n // 2
+    above = jnp.min(jnp.where(bits > lower[..., None], bits, jnp.iinfo(jnp.int32).max), axis=-1)
+    return 0.5 * value(lower) + 0.5 * value(jnp.where(repeated, lower, above))
 
 
 def phase_congruency(y: jax.Array) -> jax.Array:
