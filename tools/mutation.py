@@ -65,8 +65,9 @@ class Target:
 
 
 TARGETS = {
-    "birqa_jax/model/features.py": Target(("tests/test_features.py", "tests/test_model.py"), 20),
-    "birqa_jax/model/pyramid.py": Target(("tests/test_model.py", "tests/test_gem.py"), 20),
+    "birqa_jax/model/features.py": Target(("tests/test_features.py", "tests/test_model.py", "tests/test_unit_facts.py"),
+                                          20),
+    "birqa_jax/model/pyramid.py": Target(("tests/test_model.py", "tests/test_gem.py", "tests/test_unit_facts.py"), 20),
     "birqa_jax/classical/float_mode.py": Target(("tests/test_baselines.py", "tests/test_classical_reference.py"), 10),
     "birqa_jax/classical/reference_mode.py": Target(
         ("tests/test_classical_reference.py", "tests/test_baselines.py"), 10),
