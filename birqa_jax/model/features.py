@@ -79,15 +79,6 @@ def _padded_neighbours(yp: jax.Array, r: int, axes: tuple[int, int] = (1, 2)) ->
     return out
 
 
-def lbp_neighbours(y: jax.Array) -> jax.Array:
-    """Bilinearly sampled radius-1 neighbours of each pixel: [N, H, W, C] -> [N, H, W, C, 8].
-
-    Sampling positions, order and interpolation follow skimage's ``local_binary_pattern`` with
-    P=8, R=1; borders use edge padding (skimage pads with zeros, which invents texture).
-    """
-    return jnp.stack(_padded_neighbours(pad_symmetric(y, 1), 1), axis=-1)
-
-
 def _soft_bit(neighbour: jax.Array, centre: jax.Array, temperature: float) -> jax.Array:
     d = neighbour - centre
     if temperature == 0:
