@@ -345,3 +345,50 @@ def test_run_attack_rejects_bad_input(kwargs, error, match):
 def test_objective_must_return_one_value_per_item():
     with pytest.raises(ValueError, match=r"objective\(x\) must have shape"):
         A.fgsm(lambda x: jnp.sum(x), DIST, eps=EPS)
+
+
+def _zero_objective(x):
+    return jnp.zeros(x.shape[0], x.dtype)
+
+
+def _linear_score_fn():
+    w = jnp.asarray(np.random.default_rng(5).normal(size=(8, 8, 3)).astype(np.float32))
+    return lambda ref, dist: jnp.sum(w * (dist - ref), axis=(1, 2, 3))
+
+
+def test_apgd_random_start_is_uniform_in_the_ball():
+    """With a flat objective APGD never moves, so it returns its start: ``dist`` itself, or with
+    ``random_start`` a point drawn uniformly from the eps ball (both signs, mean 0), clipped to
+    [0, 1]."""
+    eps = 8 / 255
+    dist = jnp.asarray(np.random.default_rng(0).uniform(0.1, 0.9, (2, 16, 16, 3)), jnp.float32)
+    rng = A.item_keys(jax.random.PRNGKey(3), 2)
+    plain = A.apgd(_zero_objective, dist, eps=eps, rng=rng, steps=2)
+    np.testing.assert_array_equal(np.asarray(plain), np.asarray(dist))
+    offset = np.asarray(A.apgd(_zero_objective, dist, eps=eps, rng=rng, steps=2, random_start=True) - dist)
+    assert np.abs(offset).max() <= eps + 1e-6
+    assert offset.min() < -0.8 * eps and offset.max() > 0.8 * eps and abs(offset.mean()) < 0.05 * eps
+    assert np.std(offset) == pytest.approx(eps / np.sqrt(3), rel=0.1)  # uniform on [-eps, eps]
+
+
+def test_pgd_default_step_is_a_quarter_of_eps():
+    score = _linear_score_fn()
+    dist = jnp.full((1, 8, 8, 3), 0.5, jnp.float32)
+    objective = A.direction_objective(score, dist, jnp.ones(1))
+    rng = A.item_keys(jax.random.PRNGKey(0), 1)
+    got = A.pgd(objective, dist, eps=8 / 255, rng=rng, steps=1)
+    want = A.pgd(objective, dist, eps=8 / 255, rng=rng, steps=1, step_size=2 / 255)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    assert not np.array_equal(np.asarray(got), np.asarray(A.pgd(objective, dist, eps=8 / 255, rng=rng, steps=1,
+                                                                step_size=1.6 / 255)))
+
+
+def test_ranking_objective_checks_its_anchors():
+    score = _linear_score_fn()
+    ref = jnp.full((2, 8, 8, 3), 0.5, jnp.float32)
+    mos = jnp.array([0.2, 0.8])
+    ok = A.ranking_objective(score, ref, mos, jnp.array([0.3, 0.5, 0.7]), jnp.array([0.1, 0.5, 0.9]))
+    assert ok(ref).shape == (2,)
+    for scores, labels in ((jnp.ones((3, 1)), jnp.ones((3, 1))), (jnp.ones(3), jnp.ones(2))):
+        with pytest.raises(ValueError, match="anchor_scores and anchor_mos must be \\[A\\] of one length"):
+            A.ranking_objective(score, ref, mos, scores, labels)

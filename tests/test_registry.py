@@ -105,12 +105,13 @@ def test_min_size_is_the_smallest_size_accepted(name, mode):
 
 @pytest.mark.parametrize("name, mode", CLASSICAL)
 def test_a_bad_input_is_named_in_the_error(name, mode):
-    """The check names the image that is wrong (ref or dist), for every metric in both modes."""
+    """The check names the metric and the image that is wrong (ref or dist), for every metric in
+    both modes."""
     fn, n = classical.get(name, mode), classical.MIN_SIZE[name]
     good, grey = jax.ShapeDtypeStruct((1, n, n, 3), np.float32), jax.ShapeDtypeStruct((1, n, n, 1), np.float32)
-    with pytest.raises(ValueError, match=r"\bdist must be \[B, H, W, 3\]"):
+    with pytest.raises(ValueError, match=rf"\b{name}: dist must be \[B, H, W, 3\]"):
         jax.eval_shape(fn, good, grey)
-    with pytest.raises(ValueError, match=r"\bref must be \[B, H, W, 3\]"):
+    with pytest.raises(ValueError, match=rf"\b{name}: ref must be \[B, H, W, 3\]"):
         jax.eval_shape(fn, grey, good)
 
 

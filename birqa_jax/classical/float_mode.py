@@ -62,7 +62,7 @@ def psnr(ref: jax.Array, dist: jax.Array, luma: bool = False) -> jax.Array:
     Raises:
       ValueError: the inputs are not float [B, H, W, 3] batches of one shape.
     """
-    check_pair(ref, dist, who="psnr")
+    check_pair(ref, dist, who="psnr_y" if luma else "psnr")
     if luma:
         a, b = imageops.luma(ref), imageops.luma(dist)
     else:
