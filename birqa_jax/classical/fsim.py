@@ -143,26 +143,30 @@ def phase_congruency(y: jax.Array) -> jax.Array:
     h, w = y.shape[1:]
     filters, em_n, noise = _filters(h, w)
     eo = jnp.fft.ifft2(jnp.fft.fft2(y)[:, None, None] * filters)  # [B, S, O, h, w]
-    even, odd = jnp.real(eo), jnp.imag(eo)
-    amp = safe_sqrt(even * even + odd * odd)
-    sum_e, sum_o = jnp.sum(even, axis=1), jnp.sum(odd, axis=1)  # [B, O, h, w]
+    # Per scale, as Python sums of [B, O, h, w] terms rather than reductions over the scale axis
+    # of the complex responses: the same arithmetic in the same order, which XLA's CPU backend
+    # fuses into fewer passes over them (phase congruency at 270x480, batch 2: 154 -> 114 ms).
+    even = [jnp.real(eo[:, s]) for s in range(SCALES)]
+    odd = [jnp.imag(eo[:, s]) for s in range(SCALES)]
+    sum_e, sum_o = sum(even), sum(odd)  # [B, O, h, w]
+    amp_all = sum(jnp.sum(safe_sqrt(e * e + o * o), axis=1) for e, o in zip(even, odd))  # [B, h, w]
     x_energy = safe_sqrt(sum_e * sum_e + sum_o * sum_o) + PC_EPSILON
-    mean_e, mean_o = (sum_e / x_energy)[:, None], (sum_o / x_energy)[:, None]
-    energy = jnp.sum(even * mean_e + odd * mean_o - jnp.abs(even * mean_o - odd * mean_e), axis=1)
+    mean_e, mean_o = sum_e / x_energy, sum_o / x_energy
+    energy = sum(e * mean_e + o * mean_o - jnp.abs(e * mean_o - o * mean_e) for e, o in zip(even, odd))
     # Noise: the median of the finest scale's squared amplitude estimates a Rayleigh parameter.
-    finest = (even[:, 0] ** 2 + odd[:, 0] ** 2).reshape(y.shape[0], ORIENTS, -1)
+    finest = (even[0] ** 2 + odd[0] ** 2).reshape(y.shape[0], ORIENTS, -1)
     noise_power = -_median(finest) / math.log(0.5) / jnp.asarray(em_n, jnp.float32)
     tau = safe_sqrt(noise_power * jnp.asarray(noise / 2.0, jnp.float32))
     threshold = (tau * math.sqrt(math.pi / 2) + NOISE_K * math.sqrt(2 - math.pi / 2) * tau) / 1.7
     energy_all = jnp.sum(jnp.maximum(energy - threshold[..., None, None], 0.0), axis=1)
-    amp_all = jnp.sum(amp, axis=(1, 2))
     has = amp_all > 0
     return jnp.where(has, energy_all / jnp.where(has, amp_all, 1.0), 0.0)
 
 
 def _yiq(v: jax.Array) -> jax.Array:
-    """[B, H, W, 3] RGB 0..255 -> [B, 3, H, W] Y, I, Q planes (float32, unrounded)."""
-    return jnp.stack([sum(v[..., c] * jnp.float32(m[c]) for c in range(3)) for m in _YIQ], axis=1)
+    """[B, H, W, 3] RGB 0..255 -> [B, H, W, 3] Y, I, Q (float32, unrounded), channels last: the
+    full-size planes are downsampled before anything transposes them."""
+    return jnp.stack([sum(v[..., c] * jnp.float32(m[c]) for c in range(3)) for m in _YIQ], axis=-1)
 
 
 def fsim_from_rgb255(ref: jax.Array, dist: jax.Array) -> jax.Array:
@@ -170,7 +174,8 @@ def fsim_from_rgb255(ref: jax.Array, dist: jax.Array) -> jax.Array:
     f = matlab_downsample_factor(*ref.shape[1:3])
     planes = _yiq(jnp.concatenate([ref, dist], axis=0))
     if f > 1:
-        planes = box_downsample(planes.transpose(0, 2, 3, 1), f, "constant").transpose(0, 3, 1, 2)
+        planes = box_downsample(planes, f, "constant")
+    planes = planes.transpose(0, 3, 1, 2)  # [2B, 3, h, w]
     if min(planes.shape[2:]) < FSIM_MIN_SIZE:
         raise ValueError(f"fsim: {planes.shape[2]}x{planes.shape[3]} after downsampling is below {FSIM_MIN_SIZE} px")
     b = ref.shape[0]
