@@ -392,3 +392,38 @@ def test_ranking_objective_checks_its_anchors():
     for scores, labels in ((jnp.ones((3, 1)), jnp.ones((3, 1))), (jnp.ones(3), jnp.ones(2))):
         with pytest.raises(ValueError, match="anchor_scores and anchor_mos must be \\[A\\] of one length"):
             A.ranking_objective(score, ref, mos, scores, labels)
+
+
+def test_apgd_first_step_has_no_momentum():
+    """On a linear objective the first APGD step (step 2 eps, no momentum) already lands on the
+    corner of the ball: one step suffices."""
+    score = _linear_score_fn()
+    dist = jnp.asarray(np.random.default_rng(1).uniform(0.2, 0.8, (2, 8, 8, 3)), jnp.float32)
+    objective = A.direction_objective(score, dist, jnp.array([1.0, -1.0]))
+    w = np.sign(np.asarray(jax.grad(lambda x: score(dist, x).sum())(dist)))
+    corner = np.asarray(dist) + np.array([1.0, -1.0])[:, None, None, None] * w * (8 / 255)
+    got = A.apgd(objective, dist, eps=8 / 255, steps=1)
+    np.testing.assert_allclose(np.asarray(got), corner, atol=1e-6)
+
+
+def test_square_proposals_are_squares_of_the_scheduled_side():
+    """After one proposal every changed pixel of an item lies in one side x side square, side =
+    round(sqrt(p h w)) for the scheduled area fraction p."""
+    h, w, queries, p_init = 24, 24, 2, 0.3
+    dist = jnp.full((16, h, w, 3), 0.5, jnp.float32)
+    weights = jnp.asarray(np.random.default_rng(2).normal(size=(h, w, 3)), jnp.float32)
+
+    def objective(x):
+        return jnp.sum(x * weights, axis=(1, 2, 3))
+
+    rng = A.item_keys(jax.random.PRNGKey(4), 16)
+    start = np.asarray(A.square(objective, dist, eps=4 / 255, rng=rng, queries=1, p_init=p_init))
+    after = np.asarray(A.square(objective, dist, eps=4 / 255, rng=rng, queries=queries, p_init=p_init))
+    side = int(round(np.sqrt(float(A._square_fraction(jnp.int32(1), queries, p_init)) * h * w)))
+    widths = []
+    for changed in np.any(start != after, axis=-1):
+        if changed.any():
+            rows, cols = np.nonzero(changed)
+            assert rows.max() - rows.min() < side and cols.max() - cols.min() < side
+            widths.append(max(rows.max() - rows.min(), cols.max() - cols.min()) + 1)
+    assert len(widths) >= 4 and max(widths) == side, (widths, side)

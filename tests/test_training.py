@@ -308,3 +308,15 @@ def test_anchored_adversarial_training_run(tmp_path, make_tiny_run_config, one_d
         assert 0 < m["attack_linf"] <= c.aat.eps + 1e-6
         assert m["band_width"] <= c.aat.band_width + 1e-6  # every batch stays inside its MOS band
         assert 0.0 <= m["two_sided_coverage"] <= 1.0 and m["anchor_max_err"] >= 0.0
+
+
+def test_attack_spec_defaults_are_the_config_defaults():
+    """The train step's AttackSpec and configs/default.py's aat block name one recipe: the spec a
+    default config asks for is the spec with every field at its default."""
+    from birqa_jax.train import loop
+    from configs import default
+
+    c = default.get_config()
+    c.aat.enabled = True
+    spec = loop.attack_spec(c)
+    assert spec == training.AttackSpec(settings=spec.settings)

@@ -296,3 +296,12 @@ def test_packaged_weights_order_distortion_levels(photo):
         assert np.all(np.diff(s) < 0), (t, s)
         np.testing.assert_allclose(s, PACKAGED[photo, t], atol=1e-4)
     assert birqa_jax.score(ref, ref, params=params, config=config) == pytest.approx(0.84, abs=0.01)
+
+
+@pytest.mark.parametrize("shape", [(9, 12), (8, 13), (5, 12), (8, 6)])
+def test_upsampled_conv3x3_refuses_an_output_that_is_not_a_2x_upsampling(shape):
+    """Either side alone off 2h - 1 .. 2h (or 2w - 1 .. 2w) is refused."""
+    coarse, kernel = _rand(0, (1, 4, 6, 2)), _rand(1, (3, 3, 2, 3))
+    with pytest.raises(ValueError, match="is not a 2x upsampling of 4x6"):
+        pyramid.upsampled_conv3x3(coarse, kernel, shape)
+    assert pyramid.upsampled_conv3x3(coarse, kernel, (7, 12)).shape == (1, 7, 12, 3)
