@@ -165,8 +165,21 @@ def test_band_bad_arguments(source):
         band(source, anchor_rule="best")
     with pytest.raises(ValueError, match=r"num_anchors must be in \[0, 6\]"):
         band(source, num_anchors=7)
+    with pytest.raises(ValueError, match=r"num_anchors must be in \[0, 6\]"):
+        band(source, num_anchors=-1)
+    assert not np.any(band(source, num_anchors=0)[0]["anchor"])  # both ends of the range are allowed
+    assert np.all(band(source, num_anchors=6)[0]["anchor"])
     with pytest.raises(ValueError, match="band_width must be positive"):
         band(source, band_width=0.0)
+
+
+def test_spread_anchors_take_the_targets_from_the_lowest_up():
+    """Targets 0.23 .. 0.8 in steps of 0.114, each taking the closest free item: 0.23 -> item 4,
+    0.344 -> 0.36 (item 5), 0.458 -> 0.42 (6), 0.572 -> 0.79 (0), 0.686 -> 0.8 (1, the first of
+    two), 0.8 -> 0.8 (3); 0.32 (item 2) is left out (from the highest target down it would not be)."""
+    mos = np.array([0.79, 0.8, 0.32, 0.8, 0.23, 0.36, 0.42])
+    got = data.select_anchors(mos, 6, "spread", np.random.default_rng(0))
+    np.testing.assert_array_equal(np.flatnonzero(got), [0, 1, 3, 4, 5, 6])
 
 
 def test_select_anchors_by_hand():

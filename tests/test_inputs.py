@@ -227,3 +227,32 @@ def test_positive_int_takes_whole_numbers_only():
     for bad in (0, -1, 2.5, "4", True, None):
         with pytest.raises(ValueError, match=f"n must be a positive integer, got {bad!r}"):
             inputs.positive_int("n", bad)
+
+
+@pytest.mark.parametrize("bad", [-1, 65536])
+def test_32bit_integer_image_outside_16_bits_is_refused(bad):
+    """A mode-I PIL image (32-bit integers) is read as 16-bit levels; a value below 0 or above
+    65535, either alone, is refused with the reason."""
+    values = np.full((8, 8), 1000, np.int32)
+    values[0, 0] = bad
+    with pytest.raises(ValueError, match="32-bit integer image with values outside 0..65535"):
+        inputs.read_image(Image.fromarray(values, mode="I"))
+    values[0, 0] = 65535
+    got = inputs.read_image(Image.fromarray(values, mode="I"))
+    assert got[0, 0, 0] == 1.0 and got[1, 1, 0] == pytest.approx(1000 / 65535)
+
+
+def test_check_values_default_tolerance_is_zero():
+    inputs.check_values("x", np.array([0.0, 1.0]))
+    for bad in (1.0001, -0.0001):
+        with pytest.raises(ValueError, match="x"):
+            inputs.check_values("x", np.array([0.5, bad]))
+
+
+@pytest.mark.parametrize("shape", [(40, 48), (40, 48, 1), (2, 40, 48, 1)])
+def test_grayscale_arrays_are_replicated_to_rgb(shape):
+    grey = np.random.default_rng(0).integers(0, 256, shape, np.uint8)
+    ref, dist, single = inputs.to_float_pair(grey, grey)
+    assert ref.shape[-1] == 3 and single == (len(shape) < 4)
+    want = (grey if grey.ndim > 2 else grey[..., None]).astype(np.float32) / 255
+    np.testing.assert_array_equal(ref, np.broadcast_to(want.reshape(ref.shape[:-1] + (1,)), ref.shape))

@@ -304,3 +304,19 @@ def test_ranking_objective_by_hand_and_its_direction():
     # Maximising it pushes the best-rated item down and the worst-rated one up.
     g = jax.grad(lambda x: objective(x).sum())(x)
     assert float(g[0].sum()) < 0 < float(g[1].sum())
+
+
+def test_combined_loss_scales_the_gap_by_the_clean_scores_variance():
+    """combined_loss's scale-invariant term is mean((attacked - clean)^2) over the attacked items
+    divided by the variance of their clean scores (numpy by hand), not of the attacked ones."""
+    from birqa_jax.train import step as training
+
+    pred = jnp.array([0.1, 0.5, 0.9, 0.4])  # attacked scores: spread out
+    clean = jnp.array([0.45, 0.5, 0.55, 0.5])  # clean scores: close together
+    attacked = jnp.array([1.0, 1.0, 1.0, 0.0])
+    w = training.LossWeights(scaled_consistency=1.0)
+    _, parts = training.combined_loss(pred, jnp.array([0.2, 0.5, 0.8, 0.4]), None, w, attacked=attacked,
+                                      pred_clean=clean)
+    gap = (np.asarray(pred) - np.asarray(clean))[:3] ** 2
+    want = gap.mean() / (np.var(np.asarray(clean)[:3]) + 1e-6)
+    assert float(parts["scaled_consistency"]) == pytest.approx(want, rel=1e-5)

@@ -142,6 +142,15 @@ def _m_vsi(image1: np.ndarray, image2: np.ndarray) -> float:
 # ------------------------------------------------------------------------------------ imresize
 
 
+@pytest.mark.parametrize("n_in, n_out", [(5, 2), (7, 3), (9, 2), (3, 7), (6, 4), (300, 256)])
+def test_imresize_weights_are_mirror_symmetric(n_in, n_out):
+    """Resizing is the same from either end: W[i, j] = W[n_out - 1 - i, n_in - 1 - j], so the
+    symmetric border handling folds the taps beyond the right edge as those beyond the left."""
+    w = imresize_weights(n_in, n_out)
+    np.testing.assert_allclose(w, w[::-1, ::-1], atol=1e-12)
+    np.testing.assert_allclose(w.sum(axis=1), 1.0, atol=1e-12)
+
+
 @pytest.mark.parametrize("n_in, n_out", [(0, 4), (4, 0)])
 def test_imresize_weights_refuse_an_empty_axis(n_in, n_out):
     with pytest.raises(ValueError, match="sizes must be positive"):

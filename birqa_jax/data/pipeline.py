@@ -236,8 +236,9 @@ def select_anchors(
     """Flags ``num_anchors`` items of a batch as clean anchors.
 
     Rules: ``"spread"``: the items closest to ``num_anchors`` MOS values evenly spaced from the
-    batch's lowest to its highest MOS (so the lowest and highest items are anchors and every
-    other item has anchors on both sides); ``"quantile"``: the items at the batch's MOS quantiles
+    batch's lowest to its highest MOS, each target from the lowest up taking the closest item
+    not taken yet (so the lowest item is an anchor, and the highest unless a lower target took
+    it); ``"quantile"``: the items at the batch's MOS quantiles
     ``(i + 1/2) / num_anchors`` (the middle items of equal-count MOS groups; extremes are not
     forced); ``"random"``: uniformly at random.
 
