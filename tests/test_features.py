@@ -215,3 +215,15 @@ def test_feature_rules_differentiate_again_as_autodiff():
         got, want = np.asarray(twice(custom)(x)), np.asarray(twice(plain)(x))
         assert np.abs(want).max() > 0, name
         np.testing.assert_allclose(got, want, rtol=0, atol=2e-5 * np.abs(want).max(), err_msg=name)
+
+
+def test_hard_lbp_bit_is_set_on_ties_as_skimage():
+    """At temperature 0 a neighbour equal to the centre sets its bit (skimage's LBP compares
+    neighbour >= centre): a flat image has every bit set, skimage's code 255 (inside the border,
+    where skimage reads zero padding)."""
+    flat = np.full((7, 7), 0.5, np.float32)
+    bits = np.asarray(F.soft_lbp_bits(jnp.asarray(flat)[None, ..., None], 0.0))
+    assert bits.shape == (1, 7, 7, 1, 8) and np.all(bits == 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # skimage warns about float images
+        assert np.all(feature.local_binary_pattern(flat, 8, 1)[1:-1, 1:-1] == 255)
