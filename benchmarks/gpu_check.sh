@@ -58,6 +58,16 @@ step report 330 "$PY" -m benchmarks.report "${report_args[@]}" --out-dir "$OUT"
 step speed_grid 110 "$PY" -m benchmarks.speed "${grid_args[@]}" --dtypes float32 bfloat16 --out "$OUT/speed_grid.json"
 step speed_grid_small 40 "$PY" -m benchmarks.speed "${small_args[@]}" --dtypes float32 bfloat16 \
   --widths 16 24 32 48 --out "$OUT/speed_grid_small.json"
+# reference_mode.to_8bit relies on XLA's float-to-uint8 conversion saturating (NaN -> 0), which
+# the suite checks on the CPU only: check it on this device too.
+step to_8bit_saturates 30 "$PY" -c '
+import jax, jax.numpy as jnp, numpy as np
+from birqa_jax.classical.reference_mode import to_8bit
+x = jnp.array([-3.0, 1.4 / 255, 1.0 + 0.4 / 255, 300 / 255, float("nan"), float("inf"), -float("inf")])
+got = np.asarray(jax.jit(to_8bit)(x)).tolist()
+print(jax.devices()[0].platform, got)
+assert got == [0, 1, 255, 255, 0, 255, 0], got
+'
 # The peer networks against torchvision's layouts (torchvision is on the GPU image), on the CPU.
 step peer_checks 45 "$PY" -m pytest -q -p no:cacheprovider tests/test_benchmarks.py -k "peer_distances or peer_tap or l2_pool or torchvision_layouts"
 
