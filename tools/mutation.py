@@ -84,6 +84,8 @@ TARGETS = {
     "birqa_jax/classical/mad.py": Target(("tests/test_mad.py",), 10),
     "birqa_jax/classical/registry.py": Target(("tests/test_registry.py", "tests/test_classical_reference.py"), 5),
     "birqa_jax/evaluation/robustness.py": Target(("tests/test_robust_eval.py",), 10),
+    "birqa_jax/classical/fsim.py": Target(("tests/test_classical_fr.py",), 8),
+    "birqa_jax/classical/vif.py": Target(("tests/test_classical_fr.py",), 8),
 }
 
 # ---------------------------------------------------------------------------------------------
