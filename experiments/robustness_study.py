@@ -422,17 +422,47 @@ def same_config(recorded: Mapping, wanted: Mapping, defaults: Mapping | None = N
     return set(recorded) <= set(wanted)
 
 
+def _run_files(out: str, arm: str, seed: int) -> tuple[str, str]:
+    """(model file, train.json) of the run of (arm, seed) under ``out``."""
+    folder = os.path.join(out, "runs", arm, f"seed{seed}")
+    return os.path.join(folder, MODEL_FILE), os.path.join(folder, "train.json")
+
+
+def finished_run(out: str, arm: str, seed: int, config) -> str | None:
+    """The model file of a finished run of (arm, seed) with ``config``, or None when there is
+    none. A finished run with another config raises (delete it, or use another --out)."""
+    model_path, record_path = _run_files(out, arm, seed)
+    record = _read_json(record_path)
+    if record is None or not os.path.isfile(model_path):
+        return None
+    if not same_config(record["config"], _config_json(config)):
+        raise ValueError(f"{os.path.dirname(model_path)} was fine-tuned with another config; delete it or choose "
+                         "another --out")
+    return model_path
+
+
+def _eval_cache(out: str, arm: str, seed: int) -> str:
+    return os.path.join(out, "eval", arm, f"seed{seed}.json")
+
+
+def _file_sha256(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def _is_cached(record: Mapping, entry) -> bool:
+    """Whether an evaluation record holds ``entry`` at the entry's own settings."""
+    done = record["entries"].get(entry.name)
+    return done is not None and done["settings"] == [list(s) for s in entry.settings]
+
+
 def ensure_run(out: str, arm: str, seed: int, config, data, work: dict) -> str:
     """The model file of (arm, seed), fine-tuned now unless a finished run with the same config
-    is on disk. A finished run with another config raises (delete it, or use another --out)."""
-    folder = os.path.join(out, "runs", arm, f"seed{seed}")
-    model_path, record_path = os.path.join(folder, MODEL_FILE), os.path.join(folder, "train.json")
-    wanted = _config_json(config)
-    record = _read_json(record_path)
-    if record is not None and os.path.isfile(model_path):
-        if not same_config(record["config"], wanted):
-            raise ValueError(f"{folder} was fine-tuned with another config; delete it or choose another --out")
-        return model_path
+    is on disk (``finished_run``, which refuses one with another config)."""
+    done = finished_run(out, arm, seed, config)
+    if done is not None:
+        return done
+    model_path, record_path = _run_files(out, arm, seed)
     print(f"fine-tuning {arm} seed {seed} ({config.num_steps} steps)", flush=True)
     t0 = time.perf_counter()
     from birqa_jax.train.loop import finetune
@@ -440,7 +470,8 @@ def ensure_run(out: str, arm: str, seed: int, config, data, work: dict) -> str:
     params, model_cfg, log = finetune(config, *data)
     seconds = time.perf_counter() - t0
     save_model(model_path, params, model_cfg, meta={"arm": arm, "seed": seed, "steps": config.num_steps})
-    _write_json(record_path, {"arm": arm, "seed": seed, "seconds": seconds, "config": wanted, "log": log})
+    _write_json(record_path, {"arm": arm, "seed": seed, "seconds": seconds, "config": _config_json(config),
+                              "log": log})
     work["finetuned"] += 1
     print(f"  done in {seconds:.0f} s", flush=True)
     return model_path
@@ -548,9 +579,7 @@ def evaluate_model(model_path: str, test: StudyPairs, rows: np.ndarray, directio
     each finished entry is written to ``cache_path`` at once, and entries already there (same
     model file, rows and settings) are kept. Entries of kind "transfer" score ``transfer``'s
     images (crafted on another model) instead of attacking this one."""
-    with open(model_path, "rb") as f:
-        model_hash = hashlib.sha256(f.read()).hexdigest()
-    spec = {"model": model_hash, "rows": rows.tolist(), "pairs": test.index[rows].tolist()}
+    spec = {"model": _file_sha256(model_path), "rows": rows.tolist(), "pairs": test.index[rows].tolist()}
     cached = _read_json(cache_path)
     record = cached if cached is not None and cached.get("spec") == spec else {"spec": spec, "entries": {}}
     params, model_cfg, _ = load_model(model_path)
@@ -563,8 +592,7 @@ def evaluate_model(model_path: str, test: StudyPairs, rows: np.ndarray, directio
         record["clean"], record["gem_floor"] = (np.concatenate(parts).tolist() for parts in zip(*got))
         _write_json(cache_path, record)
     for entry in entries:
-        done = record["entries"].get(entry.name)
-        if done is not None and done["settings"] == [list(s) for s in entry.settings]:
+        if _is_cached(record, entry):
             continue
         sub = rows if entry.limit is None else rows[: entry.limit]
         t0 = time.perf_counter()
@@ -896,26 +924,21 @@ def _done_work(preset: Preset, out: str, init_from: str, data_dir: str) -> dict:
         for i in range(preset.seeds):
             seed = preset.first_seed + i
             if ARMS[arm].finetune:
-                folder = os.path.join(out, "runs", arm, f"seed{seed}")
-                model_path, record = os.path.join(folder, MODEL_FILE), _read_json(os.path.join(folder, "train.json"))
-                config = arm_config(arm, seed, preset, init_from, data_dir)
-                if record is None or not os.path.isfile(model_path) or \
-                        not same_config(record["config"], _config_json(config)):
+                try:
+                    model_path = finished_run(out, arm, seed, arm_config(arm, seed, preset, init_from, data_dir))
+                except ValueError:  # another config: the study itself will refuse it
+                    model_path = None
+                if model_path is None:
                     continue
                 trained.add((arm, i))
             else:
                 model_path = os.path.abspath(init_from)
-            cached = _read_json(os.path.join(out, "eval", arm, f"seed{seed}.json"))
-            if cached is None:
+            cached = _read_json(_eval_cache(out, arm, seed))
+            if cached is None or cached.get("spec", {}).get("model") != _file_sha256(model_path):
                 continue
-            with open(model_path, "rb") as f:
-                if cached.get("spec", {}).get("model") != hashlib.sha256(f.read()).hexdigest():
-                    continue
             evaluated.add((arm, i, "clean"))
-            for e in plan_entries(preset, i, ARMS[arm].finetune):
-                done = cached["entries"].get(e.name)
-                if done is not None and done["settings"] == [list(x) for x in e.settings]:
-                    evaluated.add((arm, i, e.name))
+            entries = plan_entries(preset, i, ARMS[arm].finetune)
+            evaluated |= {(arm, i, e.name) for e in entries if _is_cached(cached, e)}
     return {"trained": trained, "evaluated": evaluated}
 
 
@@ -1069,7 +1092,7 @@ def run_study(preset_name: str, preset: Preset, out: str, data_dir: str, init_fr
             print(f"evaluating {arm} seed {seed} on {len(rows)} pairs", flush=True)
             records[arm].append(evaluate_model(model_path, test, rows, direction,
                                                plan_entries(preset, i, ARMS[arm].finetune),
-                                               os.path.join(out, "eval", arm, f"seed{seed}.json"),
+                                               _eval_cache(out, arm, seed),
                                                preset.eval_batch, work, transfer))
             t_train += t1 - t0
             t_eval += time.perf_counter() - t1
