@@ -17,6 +17,12 @@ DIRECTION = jnp.array([1.0, -1.0, 1.0, -1.0])  # both directions in one batch
 TOL = 1e-6
 
 
+def _linear_score(seed: int, shape: tuple[int, int, int]):
+    """(w, score): a linear score ``sum(w * (dist - ref))`` with Gaussian weights w of ``shape``."""
+    w = jnp.asarray(np.random.default_rng(seed).normal(size=shape).astype(np.float32))
+    return w, lambda ref, dist: jnp.sum(w * (dist - ref), axis=(1, 2, 3))
+
+
 def _toy_params():
     # numpy draws: a jax.random draw compiles a program per shape.
     rng = np.random.default_rng(0)
@@ -83,11 +89,7 @@ def test_apgd100_at_least_pgd100(results):
 def test_attacks_on_a_linear_score_reach_the_corner():
     """On a linear score every sign-gradient attack ends at dist + eps * sign(w) (clipped):
     a hand-computed optimum."""
-    w = jnp.asarray(np.random.default_rng(3).normal(size=(H, W, 3)).astype(np.float32))
-
-    def linear(ref, dist):
-        return jnp.sum(w * (dist - ref), axis=(1, 2, 3))
-
+    w, linear = _linear_score(3, (H, W, 3))
     objective = A.direction_objective(linear, REF, DIRECTION)
     expect = np.clip(
         np.asarray(DIST) + EPS * np.sign(np.asarray(DIRECTION)[:, None, None, None] * w),
@@ -351,9 +353,6 @@ def _zero_objective(x):
     return jnp.zeros(x.shape[0], x.dtype)
 
 
-def _linear_score_fn():
-    w = jnp.asarray(np.random.default_rng(5).normal(size=(8, 8, 3)).astype(np.float32))
-    return lambda ref, dist: jnp.sum(w * (dist - ref), axis=(1, 2, 3))
 
 
 def test_apgd_random_start_is_uniform_in_the_ball():
@@ -372,7 +371,7 @@ def test_apgd_random_start_is_uniform_in_the_ball():
 
 
 def test_pgd_default_step_is_a_quarter_of_eps():
-    score = _linear_score_fn()
+    _, score = _linear_score(5, (8, 8, 3))
     dist = jnp.full((1, 8, 8, 3), 0.5, jnp.float32)
     objective = A.direction_objective(score, dist, jnp.ones(1))
     rng = A.item_keys(jax.random.PRNGKey(0), 1)
@@ -384,7 +383,7 @@ def test_pgd_default_step_is_a_quarter_of_eps():
 
 
 def test_ranking_objective_checks_its_anchors():
-    score = _linear_score_fn()
+    _, score = _linear_score(5, (8, 8, 3))
     ref = jnp.full((2, 8, 8, 3), 0.5, jnp.float32)
     mos = jnp.array([0.2, 0.8])
     ok = A.ranking_objective(score, ref, mos, jnp.array([0.3, 0.5, 0.7]), jnp.array([0.1, 0.5, 0.9]))
@@ -397,7 +396,7 @@ def test_ranking_objective_checks_its_anchors():
 def test_apgd_first_step_has_no_momentum():
     """On a linear objective the first APGD step (step 2 eps, no momentum) already lands on the
     corner of the ball: one step suffices."""
-    score = _linear_score_fn()
+    _, score = _linear_score(5, (8, 8, 3))
     dist = jnp.asarray(np.random.default_rng(1).uniform(0.2, 0.8, (2, 8, 8, 3)), jnp.float32)
     objective = A.direction_objective(score, dist, jnp.array([1.0, -1.0]))
     w = np.sign(np.asarray(jax.grad(lambda x: score(dist, x).sum())(dist)))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The mutation campaign of tools/mutation.py (its docstring says how it works), at the lowest CPU
-# priority. Not part of CI: a full run takes hours on 2 cores.
+# priority. Not part of CI: the whole sample takes about an hour on 2 cores.
 #
 #   tools/mutation.sh run [MODULE...] [--retest] [--limit N]   run the mutants not run yet
 #   tools/mutation.sh run --only ID... [--tests NODEID...]     rerun those mutants (with the test that kills them)
