@@ -94,6 +94,7 @@ ATTACK_IDS = {name: i for i, name in enumerate((*SUITE, "square", "apgd_rs"))}
 CHECKS = ("square", "transfer")
 NON_INFERIORITY_MARGIN = paired.NON_INFERIORITY_MARGIN  # pre-registered (DECISION_RULE)
 LONG_STEPS = 400  # the training-length factor: the recipe's arm at 4x the preset's 100 steps
+XLONG_STEPS = 800  # its second level: 8x the preset's steps
 # The decision rule of the cpu preset, written into results.md before any number of it existed
 # (commit history): the new AAT against plain adversarial training on worst@4.
 DECISION_RULE = (
@@ -127,6 +128,16 @@ LENGTH_RULE = (
     "\"AAT at least as good\" if that lower bound is > -0.02 and the clean SROCC's lower bound is > -0.02 too; "
     "otherwise \"plain AT stays\", and the shipped recipe becomes `plain_at_long` (subject to the same 0.01 "
     "clean-SROCC admission check).")
+# Registered at 14:25 UTC 2026-12-07, before any run of either 800-step arm: both recipes still gained from
+# 100 to 400 steps, so the length factor gets a second level.
+XLENGTH_RULE = (
+    f"Second length level, registered before any run of `aat_full_v2_xlong` or `plain_at_xlong` (both "
+    f"{XLONG_STEPS} steps, seeds 0-3, same pairs, attacks and margin as the cpu preset). Method at "
+    f"{XLONG_STEPS} steps: \"AAT better\", \"AAT at least as good\" or \"plain AT stays\" for "
+    "(aat_full_v2_xlong - plain_at_xlong) by LENGTH_RULE's wording; the method winner is AAT unless \"plain AT "
+    f"stays\". Length: the {XLONG_STEPS}-step winner replaces the shipped {LONG_STEPS}-step model only if the 95% "
+    f"CI of (its worst@4 - aat_full_v2_long's) has its lower bound > 0, the clean SROCC's lower bound is > -0.02, "
+    "and its seed-0 model passes the 0.01 clean-SROCC admission check; otherwise the shipped model stays.")
 _BATCH_KEYS = ("ref", "dist", "mos", "anchor")
 
 # ----------------------------------------------------------------------------- arms
@@ -188,6 +199,9 @@ ARMS: dict[str, Arm] = {
     "aat_full_v2_long": Arm(f"aat_full_v2 for {LONG_STEPS} steps (DECISION_RULE's training-length factor for the "
                             "arm that won)", {**_FULL, "loss.scaled_consistency_stop_var": False,
                                              "num_steps": LONG_STEPS}),
+    "plain_at_xlong": Arm(f"plain_at for {XLONG_STEPS} steps", {**_PLAIN, "num_steps": XLONG_STEPS}),
+    "aat_full_v2_xlong": Arm(f"aat_full_v2 for {XLONG_STEPS} steps (XLENGTH_RULE)",
+                             {**_FULL, "loss.scaled_consistency_stop_var": False, "num_steps": XLONG_STEPS}),
 }
 
 # ----------------------------------------------------------------------------- presets
