@@ -95,6 +95,7 @@ CHECKS = ("square", "transfer")
 NON_INFERIORITY_MARGIN = paired.NON_INFERIORITY_MARGIN  # pre-registered (DECISION_RULE)
 LONG_STEPS = 400  # the training-length factor: the recipe's arm at 4x the preset's 100 steps
 XLONG_STEPS = 800  # its second level: 8x the preset's steps
+SHIPPED_LONG = "aat_full_v2_long"  # the arm packaged as birqa_robust before XLENGTH_RULE
 # The decision rule of the cpu preset, written into results.md before any number of it existed
 # (commit history): the new AAT against plain adversarial training on worst@4.
 DECISION_RULE = (
@@ -128,8 +129,8 @@ LENGTH_RULE = (
     "\"AAT at least as good\" if that lower bound is > -0.02 and the clean SROCC's lower bound is > -0.02 too; "
     "otherwise \"plain AT stays\", and the shipped recipe becomes `plain_at_long` (subject to the same 0.01 "
     "clean-SROCC admission check).")
-# Registered at 14:25 UTC 2026-12-07, before any run of either 800-step arm: both recipes still gained from
-# 100 to 400 steps, so the length factor gets a second level.
+# Registered at 14:22 UTC 2026-12-07 (commit aee4717), before any run of either 800-step arm: both recipes
+# still gained from 100 to 400 steps, so the length factor gets a second level.
 XLENGTH_RULE = (
     f"Second length level, registered before any run of `aat_full_v2_xlong` or `plain_at_xlong` (both "
     f"{XLONG_STEPS} steps, seeds 0-3, same pairs, attacks and margin as the cpu preset). Method at "
@@ -645,7 +646,8 @@ def _is_check(entry_name: str) -> bool:
 def comparison_pairs(arms: Sequence[str]) -> list[tuple[str, str]]:
     """(A, B) pairs to compare: every arm against the packaged and the clean model, every AAT
     arm against plain adversarial training, every AAT variant against today's AAT, the new AAT
-    against itself without the consistency term, and every ``<arm>_long`` against ``<arm>``."""
+    against itself without the consistency term, every ``<arm>_long`` against ``<arm>``, and
+    every ``<arm>_xlong`` against ``<arm>_long`` and the shipped ``SHIPPED_LONG``."""
     out = []
     for b in REFERENCE_ARMS:
         if b not in arms:
@@ -658,8 +660,14 @@ def comparison_pairs(arms: Sequence[str]) -> list[tuple[str, str]]:
         if "aat_full" in arms and variant in arms:
             out.append((variant, "aat_full"))
     out += [(a, a[: -len("_long")]) for a in arms if a.endswith("_long") and a[: -len("_long")] in arms]
-    if "plain_at_long" in arms:  # LENGTH_RULE: every long AAT arm against plain AT at the same length
-        out += [(a, "plain_at_long") for a in arms if a.startswith("aat") and a.endswith("_long")]
+    for suffix in ("_long", "_xlong"):  # LENGTH_RULE, XLENGTH_RULE: AAT against plain AT at the same length
+        if f"plain_at{suffix}" in arms:
+            out += [(a, f"plain_at{suffix}") for a in arms if a.startswith("aat") and a.endswith(suffix)]
+    # Every 800-step arm against its own 400-step run and against the shipped recipe (XLENGTH_RULE).
+    for a in (a for a in arms if a.endswith("_xlong")):
+        for b in (a[: -len("_xlong")] + "_long", SHIPPED_LONG):
+            if b in arms and (a, b) not in out:
+                out.append((a, b))
     return out
 
 
@@ -766,6 +774,7 @@ def analyse(preset: Preset, test: StudyPairs, records: Mapping[str, list[dict]],
             "scale": scale, "transfer": transfer, "decision": decide(comparisons, preset),
             "decision_v2": decide(comparisons, preset, "aat_full_v2"),
             "decision_length": decide(comparisons, preset, "aat_full_v2_long", "plain_at_long"),
+            "decision_xlength": decide_xlength(comparisons, preset),
             "train_diagnostics": diagnostics, "curves": curves, "headline": headline}
 
 
@@ -785,6 +794,26 @@ def decide(comparisons: Sequence[Mapping], preset: Preset, arm: str = "aat_full"
     return "plain AT stays"
 
 
+def decide_xlength(comparisons: Sequence[Mapping], preset: Preset) -> str | None:
+    """XLENGTH_RULE's two verdicts: the method at XLONG_STEPS (AAT against plain AT, as
+    ``decide``) and whether its winner replaces the shipped LONG_STEPS model; None when an arm
+    it needs is missing."""
+    method = decide(comparisons, preset, "aat_full_v2_xlong", "plain_at_xlong")
+    if method is None:
+        return None
+    winner = "plain_at_xlong" if method == "plain AT stays" else "aat_full_v2_xlong"
+    got = {(c["a"], c["b"], c["metric"]): c for c in comparisons}
+    key = f"worst@{preset.suite_eps:g}"
+    if (winner, SHIPPED_LONG, key) not in got:
+        return None
+    worst, clean = got[winner, SHIPPED_LONG, key], got[winner, SHIPPED_LONG, "clean"]
+    if worst["lo"] > 0 and clean["lo"] > -NON_INFERIORITY_MARGIN:
+        length = f"`{winner}` replaces `{SHIPPED_LONG}` if its seed-0 model passes the clean admission check"
+    else:
+        length = f"`{SHIPPED_LONG}` stays shipped"
+    return f"{method} at {XLONG_STEPS} steps; {length}"
+
+
 def markdown(preset_name: str, preset: Preset, test: StudyPairs, analysis: dict, meta: dict) -> str:
     """results.md: setup, SROCC table with CIs, comparisons and verdicts, masking check, training
     diagnostics."""
@@ -800,7 +829,7 @@ def markdown(preset_name: str, preset: Preset, test: StudyPairs, analysis: dict,
         + f"; the i-th seed of every arm evaluated on block i % {preset.blocks} ({per_seed} pairs).",
         f"- Fine-tuning: {preset.seeds} seeds per arm (from seed {preset.first_seed}), {preset.steps} steps from the "
         "packaged weights "
-        f"(`*_long` arms: {LONG_STEPS}; configs/aat_study.py + the arm's overrides).",
+        f"(`*_long` arms: {LONG_STEPS}, `*_xlong` arms: {XLONG_STEPS}; configs/aat_study.py + the arm's overrides).",
         f"- Attacks (scrambling direction, eps {', '.join(f'{e}/255' for e in preset.eps)}): "
         + "; ".join(f"{n} {dict(preset.attacks[n]) or 'one step'}" for n in suite(preset))
         + (f" (the whole suite at {preset.suite_eps}/255; at the other budgets only "
@@ -874,6 +903,8 @@ def markdown(preset_name: str, preset: Preset, test: StudyPairs, analysis: dict,
         lines += ["", DECISION_RULE_V2, "", f"Outcome for `aat_full_v2`: **{analysis['decision_v2']}**."]
     if analysis.get("decision_length"):
         lines += ["", LENGTH_RULE, "", f"Outcome for `aat_full_v2_long`: **{analysis['decision_length']}**."]
+    if analysis.get("decision_xlength"):
+        lines += ["", XLENGTH_RULE, "", f"Outcome: **{analysis['decision_xlength']}**."]
     lines += ["", "## Score scale and damage (mean over seeds)", "",
               "| arm | eps | slope of clean score vs MOS | damage (score units) | damage / slope (MOS units) | R |",
               "|---|---|---|---|---|---|"]

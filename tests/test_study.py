@@ -151,6 +151,38 @@ def test_the_equal_length_rule_compares_long_aat_with_long_plain_at():
     assert study.ARMS["plain_at_long"].overrides == {**study.ARMS["plain_at"].overrides, "num_steps": study.LONG_STEPS}
 
 
+def test_the_second_length_level_compares_at_equal_length_and_against_the_shipped_model():
+    arms = ["plain_at_long", "aat_full_v2_long", "plain_at_xlong", "aat_full_v2_xlong"]
+    pairs = study.comparison_pairs(arms)
+    for pair in (("aat_full_v2_xlong", "plain_at_xlong"), ("aat_full_v2_xlong", "aat_full_v2_long"),
+                 ("plain_at_xlong", "plain_at_long"), ("plain_at_xlong", "aat_full_v2_long")):
+        assert pair in pairs, pair
+    assert len(pairs) == len(set(pairs))
+    assert ("aat_full_v2_xlong", "plain_at_long") not in pairs
+    preset = study.PRESETS["cpu"]
+
+    def rows(method_lo, length_lo, length_clean_lo, winner="aat_full_v2_xlong"):
+        return [{"a": "aat_full_v2_xlong", "b": "plain_at_xlong", "metric": "worst@4", "lo": method_lo},
+                {"a": "aat_full_v2_xlong", "b": "plain_at_xlong", "metric": "clean", "lo": -0.5},
+                {"a": winner, "b": "aat_full_v2_long", "metric": "worst@4", "lo": length_lo},
+                {"a": winner, "b": "aat_full_v2_long", "metric": "clean", "lo": length_clean_lo}]
+
+    assert study.decide_xlength(rows(0.001, 0.001, -0.019), preset) == (
+        "AAT better at 800 steps; `aat_full_v2_xlong` replaces `aat_full_v2_long` if its seed-0 model passes "
+        "the clean admission check")
+    assert study.decide_xlength(rows(0.001, 0.0, -0.019), preset).endswith("`aat_full_v2_long` stays shipped")
+    assert study.decide_xlength(rows(0.001, 0.001, -0.021), preset).endswith("`aat_full_v2_long` stays shipped")
+    # Plain AT wins the method test: its own 800-step run is the one measured against the shipped model.
+    got = study.decide_xlength(rows(-0.5, 0.001, 0.0, winner="plain_at_xlong"), preset)
+    assert got.startswith("plain AT stays at 800 steps; `plain_at_xlong` replaces"), got
+    assert study.decide_xlength(rows(-0.5, 0.001, 0.0), preset) is None  # the winner's rows are missing
+    assert study.decide_xlength([], preset) is None
+    assert study.ARMS["aat_full_v2_xlong"].overrides == {**study.ARMS["aat_full_v2_long"].overrides,
+                                                         "num_steps": study.XLONG_STEPS}
+    assert study.ARMS["plain_at_xlong"].overrides == {**study.ARMS["plain_at"].overrides,
+                                                      "num_steps": study.XLONG_STEPS}
+
+
 def test_same_config_accepts_fields_added_later_at_their_default():
     defaults = {"loss": {"plcc": 1.0, "new": True}, "seed": 0}
     recorded = {"loss": {"plcc": 1.0}, "seed": 3}
