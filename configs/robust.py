@@ -6,7 +6,8 @@ fine-tunes the clean packaged weights (``birqa_clean``) on kadid_synthetic's fou
 photographs (split ``photos``: astronaut, chelsea and immunohistochemistry held out) for 400
 steps of 16 crops of 96x96, seed 0: the robustness study's run of arm ``RECIPE_ARM``, seed 0
 (the same config, data stream and compiled step). It exports ``runs/robust/birqa.msgpack``;
-copied to ``birqa_jax/assets/birqa_robust.msgpack`` it is the packaged set. Why this arm: the
+copied to ``birqa_jax/assets/birqa_robust.msgpack`` it is the packaged set. Why this arm and
+this length (it beat plain AT at 100 and 400 steps; 800 steps were not significantly better):
 docs/robustness.md and ``experiments/results/robustness_study/cpu/results.md``.
 """
 
