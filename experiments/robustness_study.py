@@ -663,11 +663,9 @@ def comparison_pairs(arms: Sequence[str]) -> list[tuple[str, str]]:
     for suffix in ("_long", "_xlong"):  # LENGTH_RULE, XLENGTH_RULE: AAT against plain AT at the same length
         if f"plain_at{suffix}" in arms:
             out += [(a, f"plain_at{suffix}") for a in arms if a.startswith("aat") and a.endswith(suffix)]
-    # Every 800-step arm against its own 400-step run and against the shipped recipe (XLENGTH_RULE).
+    # Every 800-step arm against its own 400-step run and the shipped recipe (XLENGTH_RULE), once each.
     for a in (a for a in arms if a.endswith("_xlong")):
-        for b in (a[: -len("_xlong")] + "_long", SHIPPED_LONG):
-            if b in arms and (a, b) not in out:
-                out.append((a, b))
+        out += [(a, b) for b in dict.fromkeys((a[: -len("_xlong")] + "_long", SHIPPED_LONG)) if b in arms]
     return out
 
 
@@ -778,15 +776,21 @@ def analyse(preset: Preset, test: StudyPairs, records: Mapping[str, list[dict]],
             "train_diagnostics": diagnostics, "curves": curves, "headline": headline}
 
 
+def _worst_and_clean(comparisons: Sequence[Mapping], preset: Preset, a: str, b: str) -> tuple[Mapping, Mapping] | None:
+    """The comparison rows of (a - b) at worst@suite_eps and on clean SROCC, or None when absent."""
+    got = {(c["a"], c["b"], c["metric"]): c for c in comparisons}
+    key = f"worst@{preset.suite_eps:g}"
+    return (got[a, b, key], got[a, b, "clean"]) if (a, b, key) in got else None
+
+
 def decide(comparisons: Sequence[Mapping], preset: Preset, arm: str = "aat_full",
            against: str = "plain_at") -> str | None:
     """The pre-registered verdict (``DECISION_RULE``) of ``arm`` against ``against`` (plain AT),
     or None when either arm is missing."""
-    got = {(c["a"], c["b"], c["metric"]): c for c in comparisons}
-    key = f"worst@{preset.suite_eps:g}"
-    if (arm, against, key) not in got:
+    rows = _worst_and_clean(comparisons, preset, arm, against)
+    if rows is None:
         return None
-    worst, clean = got[arm, against, key], got[arm, against, "clean"]
+    worst, clean = rows
     if worst["lo"] > 0:
         return "AAT better"
     if worst["lo"] > -NON_INFERIORITY_MARGIN and clean["lo"] > -NON_INFERIORITY_MARGIN:
@@ -802,11 +806,10 @@ def decide_xlength(comparisons: Sequence[Mapping], preset: Preset) -> str | None
     if method is None:
         return None
     winner = "plain_at_xlong" if method == "plain AT stays" else "aat_full_v2_xlong"
-    got = {(c["a"], c["b"], c["metric"]): c for c in comparisons}
-    key = f"worst@{preset.suite_eps:g}"
-    if (winner, SHIPPED_LONG, key) not in got:
+    rows = _worst_and_clean(comparisons, preset, winner, SHIPPED_LONG)
+    if rows is None:
         return None
-    worst, clean = got[winner, SHIPPED_LONG, key], got[winner, SHIPPED_LONG, "clean"]
+    worst, clean = rows
     if worst["lo"] > 0 and clean["lo"] > -NON_INFERIORITY_MARGIN:
         length = f"`{winner}` replaces `{SHIPPED_LONG}` if its seed-0 model passes the clean admission check"
     else:

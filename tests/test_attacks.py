@@ -353,8 +353,6 @@ def _zero_objective(x):
     return jnp.zeros(x.shape[0], x.dtype)
 
 
-
-
 def test_apgd_random_start_is_uniform_in_the_ball():
     """With a flat objective APGD never moves, so it returns its start: ``dist`` itself, or with
     ``random_start`` a point drawn uniformly from the eps ball (both signs, mean 0), clipped to

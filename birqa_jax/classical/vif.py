@@ -157,8 +157,8 @@ def _gsm(y: jax.Array, ridge: float) -> tuple[jax.Array, jax.Array]:
     shifted = jnp.stack([y[:, i : h - M + 1 + i, j : w - M + 1 + j].reshape(n, -1)
                          for j in range(M) for i in range(M)], axis=1)  # [N, 9, P]
     centred = shifted - jnp.mean(shifted, axis=2, keepdims=True)
-    c = jnp.einsum("nip,njp->nij", centred, centred, precision=jax.lax.Precision.HIGHEST) / shifted.shape[2]
     hi = jax.lax.Precision.HIGHEST
+    c = jnp.einsum("nip,njp->nij", centred, centred, precision=hi) / shifted.shape[2]
     w_eig, v = jax.lax.stop_gradient(jnp.linalg.eigh(c))
     lam = jnp.einsum("nij,nik,nkj->nj", v, c, v, precision=hi)
     blocks = y.reshape(n, h // M, M, w // M, M).transpose(0, 4, 2, 1, 3).reshape(n, M * M, -1)
