@@ -68,9 +68,11 @@ TARGETS = {
     "birqa_jax/model/features.py": Target(("tests/test_features.py", "tests/test_model.py", "tests/test_unit_facts.py"),
                                           20),
     "birqa_jax/model/pyramid.py": Target(("tests/test_model.py", "tests/test_gem.py", "tests/test_unit_facts.py"), 20),
-    "birqa_jax/classical/float_mode.py": Target(("tests/test_baselines.py", "tests/test_classical_reference.py"), 10),
+    # test_registry.py checks every metric's input errors (which image, which metric) in both modes.
+    "birqa_jax/classical/float_mode.py": Target(
+        ("tests/test_baselines.py", "tests/test_classical_reference.py", "tests/test_registry.py"), 10),
     "birqa_jax/classical/reference_mode.py": Target(
-        ("tests/test_classical_reference.py", "tests/test_baselines.py"), 10),
+        ("tests/test_classical_reference.py", "tests/test_baselines.py", "tests/test_registry.py"), 10),
     "birqa_jax/adversarial/attacks.py": Target(("tests/test_attacks.py",), 20),
     "birqa_jax/train/step.py": Target(("tests/test_training.py", "tests/test_losses.py"), 15),
     "birqa_jax/train/losses.py": Target(("tests/test_losses.py",), 15),
