@@ -96,6 +96,8 @@ NON_INFERIORITY_MARGIN = paired.NON_INFERIORITY_MARGIN  # pre-registered (DECISI
 LONG_STEPS = 400  # the training-length factor: the recipe's arm at 4x the preset's 100 steps
 XLONG_STEPS = 800  # its second level: 8x the preset's steps
 SHIPPED_LONG = "aat_full_v2_long"  # the arm packaged as birqa_robust before XLENGTH_RULE
+STRONG_ATTACK_ARM = "aat_full_v2_pgd7_long"  # ATTACK_RULE's arm
+NOCONS_LONG = "aat_full_nocons_long"  # NOCONS_RULE's arm
 # The decision rule of the cpu preset, written into results.md before any number of it existed
 # (commit history): the new AAT against plain adversarial training on worst@4.
 DECISION_RULE = (
@@ -139,6 +141,22 @@ XLENGTH_RULE = (
     f"stays\". Length: the {XLONG_STEPS}-step winner replaces the shipped {LONG_STEPS}-step model only if the 95% "
     f"CI of (its worst@4 - aat_full_v2_long's) has its lower bound > 0, the clean SROCC's lower bound is > -0.02, "
     "and its seed-0 model passes the 0.01 clean-SROCC admission check; otherwise the shipped model stays.")
+# ATTACK_RULE and NOCONS_RULE: registered at 16:47 UTC 2026-12-07 (commit history), before any run of the arms
+# they judge. Length stopped paying at 800 steps, so the training attack's strength is the next factor of the
+# shipped recipe; the consistency term's ablation had been run at 100 steps only.
+ATTACK_RULE = (
+    f"Training-attack strength, registered before any run of `{STRONG_ATTACK_ARM}`: the shipped recipe "
+    f"`{SHIPPED_LONG}` ({LONG_STEPS} steps) with PGD-7 of step eps/4 as its training attack instead of PGD-3 of "
+    "step eps/2 (seeds 0-3, same pairs, attacks and margin as the cpu preset). It replaces the shipped model only "
+    f"if the 95% CI of (its worst@4 - {SHIPPED_LONG}'s) has its lower bound > 0, the clean SROCC's lower bound is "
+    "> -0.02, and its seed-0 model passes the 0.01 clean-SROCC admission check; otherwise the shipped model "
+    "stays.")
+NOCONS_RULE = (
+    f"Consistency ablation at the shipped length, registered before any run of `{NOCONS_LONG}`: aat_full_nocons "
+    f"for {LONG_STEPS} steps (seeds 0-3, same pairs, attacks and margin as the cpu preset). \"the consistency term "
+    f"helps\" if the 95% CI of ({SHIPPED_LONG} - {NOCONS_LONG}) worst@4 SROCC has its lower bound > 0; \"the "
+    "consistency term hurts\" if its upper bound is < 0; otherwise \"no measurable contribution\". A verdict on "
+    "the recipe's parts, not a shipping decision (ATTACK_RULE's replacement test applies to this arm too).")
 _BATCH_KEYS = ("ref", "dist", "mos", "anchor")
 
 # ----------------------------------------------------------------------------- arms
@@ -203,6 +221,12 @@ ARMS: dict[str, Arm] = {
     "plain_at_xlong": Arm(f"plain_at for {XLONG_STEPS} steps", {**_PLAIN, "num_steps": XLONG_STEPS}),
     "aat_full_v2_xlong": Arm(f"aat_full_v2 for {XLONG_STEPS} steps (XLENGTH_RULE)",
                              {**_FULL, "loss.scaled_consistency_stop_var": False, "num_steps": XLONG_STEPS}),
+    NOCONS_LONG: Arm(f"aat_full_nocons for {LONG_STEPS} steps (NOCONS_RULE)",
+                     {**_FULL, "loss.scaled_consistency": 0.0, "num_steps": LONG_STEPS}),
+    STRONG_ATTACK_ARM: Arm(f"{SHIPPED_LONG} trained against PGD-7 of step eps/4 instead of PGD-3 of step eps/2 "
+                           "(ATTACK_RULE)", {**_FULL, "loss.scaled_consistency_stop_var": False,
+                                             "num_steps": LONG_STEPS, "aat.settings.steps": 7,
+                                             "aat.settings.step_size": 1 / 255}),
 }
 
 # ----------------------------------------------------------------------------- presets
@@ -666,6 +690,8 @@ def comparison_pairs(arms: Sequence[str]) -> list[tuple[str, str]]:
     # Every 800-step arm against its own 400-step run and the shipped recipe (XLENGTH_RULE), once each.
     for a in (a for a in arms if a.endswith("_xlong")):
         out += [(a, b) for b in dict.fromkeys((a[: -len("_xlong")] + "_long", SHIPPED_LONG)) if b in arms]
+    if SHIPPED_LONG in arms:  # ATTACK_RULE: the challenger against the shipped model; NOCONS_RULE: the ablation
+        out += [(a, SHIPPED_LONG) for a in (STRONG_ATTACK_ARM, NOCONS_LONG) if a in arms]
     return out
 
 
@@ -773,6 +799,8 @@ def analyse(preset: Preset, test: StudyPairs, records: Mapping[str, list[dict]],
             "decision_v2": decide(comparisons, preset, "aat_full_v2"),
             "decision_length": decide(comparisons, preset, "aat_full_v2_long", "plain_at_long"),
             "decision_xlength": decide_xlength(comparisons, preset),
+            "decision_attack": decide_replacement(comparisons, preset, STRONG_ATTACK_ARM),
+            "decision_nocons": decide_ablation(comparisons, preset),
             "train_diagnostics": diagnostics, "curves": curves, "headline": headline}
 
 
@@ -806,15 +834,35 @@ def decide_xlength(comparisons: Sequence[Mapping], preset: Preset) -> str | None
     if method is None:
         return None
     winner = "plain_at_xlong" if method == "plain AT stays" else "aat_full_v2_xlong"
-    rows = _worst_and_clean(comparisons, preset, winner, SHIPPED_LONG)
+    length = decide_replacement(comparisons, preset, winner)
+    return None if length is None else f"{method} at {XLONG_STEPS} steps; {length}"
+
+
+def decide_replacement(comparisons: Sequence[Mapping], preset: Preset, arm: str) -> str | None:
+    """Whether ``arm`` replaces the shipped ``SHIPPED_LONG`` (XLENGTH_RULE's length verdict,
+    ATTACK_RULE): its worst@4 lead's lower bound > 0 and its clean SROCC non-inferior; None
+    when the comparison is missing."""
+    rows = _worst_and_clean(comparisons, preset, arm, SHIPPED_LONG)
     if rows is None:
         return None
     worst, clean = rows
     if worst["lo"] > 0 and clean["lo"] > -NON_INFERIORITY_MARGIN:
-        length = f"`{winner}` replaces `{SHIPPED_LONG}` if its seed-0 model passes the clean admission check"
-    else:
-        length = f"`{SHIPPED_LONG}` stays shipped"
-    return f"{method} at {XLONG_STEPS} steps; {length}"
+        return f"`{arm}` replaces `{SHIPPED_LONG}` if its seed-0 model passes the clean admission check"
+    return f"`{SHIPPED_LONG}` stays shipped"
+
+
+def decide_ablation(comparisons: Sequence[Mapping], preset: Preset) -> str | None:
+    """NOCONS_RULE's verdict on the consistency term from (NOCONS_LONG - SHIPPED_LONG), the
+    orientation ``comparison_pairs`` gives it; None when an arm is missing."""
+    rows = _worst_and_clean(comparisons, preset, NOCONS_LONG, SHIPPED_LONG)
+    if rows is None:
+        return None
+    worst, _ = rows
+    if worst["hi"] < 0:  # the arm without the term is worse: the term helps
+        return "the consistency term helps"
+    if worst["lo"] > 0:
+        return "the consistency term hurts"
+    return "no measurable contribution"
 
 
 def markdown(preset_name: str, preset: Preset, test: StudyPairs, analysis: dict, meta: dict) -> str:
@@ -908,6 +956,11 @@ def markdown(preset_name: str, preset: Preset, test: StudyPairs, analysis: dict,
         lines += ["", LENGTH_RULE, "", f"Outcome for `aat_full_v2_long`: **{analysis['decision_length']}**."]
     if analysis.get("decision_xlength"):
         lines += ["", XLENGTH_RULE, "", f"Outcome: **{analysis['decision_xlength']}**."]
+    if analysis.get("decision_attack"):
+        lines += ["", ATTACK_RULE, "", f"Outcome: **{analysis['decision_attack']}**."]
+    if analysis.get("decision_nocons"):
+        replacement = decide_replacement(analysis["comparisons"], preset, NOCONS_LONG)
+        lines += ["", NOCONS_RULE, "", f"Outcome: **{analysis['decision_nocons']}**; {replacement}."]
     lines += ["", "## Score scale and damage (mean over seeds)", "",
               "| arm | eps | slope of clean score vs MOS | damage (score units) | damage / slope (MOS units) | R |",
               "|---|---|---|---|---|---|"]

@@ -183,6 +183,47 @@ def test_the_second_length_level_compares_at_equal_length_and_against_the_shippe
                                                       "num_steps": study.XLONG_STEPS}
 
 
+def test_the_training_attack_arm_is_the_shipped_recipe_with_pgd7_and_must_beat_it_to_replace_it():
+    arm, shipped = study.STRONG_ATTACK_ARM, study.SHIPPED_LONG
+    assert (arm, shipped) in study.comparison_pairs([shipped, arm])
+    assert (arm, shipped) not in study.comparison_pairs([arm])
+    assert study.ARMS[arm].overrides == {**study.ARMS[shipped].overrides, "aat.settings.steps": 7,
+                                         "aat.settings.step_size": 1 / 255}
+    preset = study.PRESETS["cpu"]
+
+    def rows(worst_lo, clean_lo):
+        return [{"a": arm, "b": shipped, "metric": "worst@4", "lo": worst_lo},
+                {"a": arm, "b": shipped, "metric": "clean", "lo": clean_lo}]
+
+    assert study.decide_replacement(rows(0.001, -0.019), preset, arm) == (
+        f"`{arm}` replaces `{shipped}` if its seed-0 model passes the clean admission check")
+    for worst_lo, clean_lo in ((0.0, 0.0), (0.001, -0.021)):
+        assert study.decide_replacement(rows(worst_lo, clean_lo), preset, arm) == f"`{shipped}` stays shipped"
+    assert study.decide_replacement([], preset, arm) is None
+    from configs.aat_study import PACKAGED_WEIGHTS
+
+    config = study.arm_config(arm, 0, preset, PACKAGED_WEIGHTS, "data_cache")
+    assert (config.aat.settings.steps, config.aat.settings.step_size, config.num_steps) == (7, 1 / 255, 400)
+
+
+def test_the_consistency_ablation_at_the_shipped_length_reads_the_ci_of_shipped_minus_ablated():
+    arm, shipped = study.NOCONS_LONG, study.SHIPPED_LONG
+    pairs = study.comparison_pairs(["plain_at_long", shipped, arm])
+    assert {(arm, shipped), (arm, "plain_at_long")} <= set(pairs) and len(pairs) == len(set(pairs))
+    assert study.ARMS[arm].overrides == {**study.ARMS["aat_full_nocons"].overrides, "num_steps": study.LONG_STEPS}
+    preset = study.PRESETS["cpu"]
+
+    def rows(lo, hi):  # (ablated - shipped): below zero when the term helps
+        return [{"a": arm, "b": shipped, "metric": "worst@4", "lo": lo, "hi": hi},
+                {"a": arm, "b": shipped, "metric": "clean", "lo": -0.5, "hi": 0.5}]
+
+    assert study.decide_ablation(rows(-0.03, -0.001), preset) == "the consistency term helps"
+    assert study.decide_ablation(rows(0.001, 0.03), preset) == "the consistency term hurts"
+    assert study.decide_ablation(rows(-0.03, 0.0), preset) == "no measurable contribution"
+    assert study.decide_ablation(rows(0.0, 0.03), preset) == "no measurable contribution"
+    assert study.decide_ablation([], preset) is None
+
+
 def test_same_config_accepts_fields_added_later_at_their_default():
     defaults = {"loss": {"plcc": 1.0, "new": True}, "seed": 0}
     recorded = {"loss": {"plcc": 1.0}, "seed": 3}
