@@ -355,3 +355,19 @@ def test_tiny_study_writes_reports_and_resumes(tmp_path, make_tiny_run_config, o
     # A changed arm config is refused rather than silently mixed with the old run.
     with pytest.raises(ValueError, match="another config"):
         study.run_study("test", dataclasses.replace(preset, steps=3), out, data_dir, init)
+
+
+def test_clean_base_settings_parse_and_refuse_malformed_text():
+    from experiments import clean_base
+
+    assert clean_base.parse_setting("900:96x128") == {"steps": 900, "crop": (96, 128), "widths": None}
+    assert clean_base.parse_setting("10:8x8:4-6-8-12")["widths"] == (4, 6, 8, 12)
+    for bad in ("900", "900:96", "x:96x96", "0:96x96", "900:96x96:4-a", "1:2x2:3:4"):
+        with pytest.raises(ValueError, match="setting"):
+            clean_base.parse_setting(bad)
+    log = [{"loss_plcc": 0.5}] * 18 + [{"loss_plcc": 0.1}, {"loss_plcc": 0.3}]
+    assert clean_base.train_fit(log) == pytest.approx(0.8)  # the last 10%: two entries
+    config = clean_base.setting_config(clean_base.parse_setting("7:32x48:4-6-8-12"), seed=3)
+    assert (config.num_steps, tuple(config.data.crop_size), tuple(config.model.widths), config.seed) == (
+        7, (32, 48), (4, 6, 8, 12), 3)
+    assert config.data.split == "photos" and "chelsea" in config.data.test_photos and not config.aat.enabled
