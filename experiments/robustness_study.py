@@ -671,7 +671,8 @@ def comparison_pairs(arms: Sequence[str]) -> list[tuple[str, str]]:
     """(A, B) pairs to compare: every arm against the packaged and the clean model, every AAT
     arm against plain adversarial training, every AAT variant against today's AAT, the new AAT
     against itself without the consistency term, every ``<arm>_long`` against ``<arm>``, and
-    every ``<arm>_xlong`` against ``<arm>_long`` and the shipped ``SHIPPED_LONG``."""
+    every ``<arm>_xlong`` against ``<arm>_long`` and the shipped ``SHIPPED_LONG``, and ATTACK_RULE's
+    and NOCONS_RULE's arms against ``SHIPPED_LONG``."""
     out = []
     for b in REFERENCE_ARMS:
         if b not in arms:
