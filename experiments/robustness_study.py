@@ -166,6 +166,9 @@ _PLAIN = {"aat.anchored": False, "loss.plcc": 1.0}
 # The new AAT (docs/robustness.md): plain AT's batches and loss, plus the clean anchors.
 _FULL = {**_PLAIN, "aat.objective": "rank", "loss.clean": 0.5, "loss.anchor_rank": 1.0,
          "loss.anchor_margin_rel": 0.5, "loss.scaled_consistency": 1.0}
+_NOCONS = {**_FULL, "loss.scaled_consistency": 0.0}
+# aat_full_v2: the consistency term's variance differentiated (the shipped recipe's family).
+_V2 = {**_FULL, "loss.scaled_consistency_stop_var": False}
 
 
 def _half_the_steps(config) -> int:
@@ -208,24 +211,21 @@ ARMS: dict[str, Arm] = {
                     "ranking, on the attacked scores) + 0.5 (PLCC + MSE) of the clean scores + anchored ranking of "
                     "every attacked score against every stop-gradient clean score (margin 0.5 x the label gap) + "
                     "scale-invariant consistency (attacked - clean)^2 / Var(clean), weight 1", _FULL),
-    "aat_full_nocons": Arm("aat_full without its scale-invariant consistency term",
-                           {**_FULL, "loss.scaled_consistency": 0.0}),
+    "aat_full_nocons": Arm("aat_full without its scale-invariant consistency term", _NOCONS),
     "aat_full_v2": Arm("aat_full with the consistency term's variance differentiated (not under stop_gradient): "
                        "its gradient along a pure rescaling of the scores is zero (aat_full's shrank the scale)",
-                       {**_FULL, "loss.scaled_consistency_stop_var": False}),
+                       _V2),
     "plain_at_long": Arm(f"plain_at for {LONG_STEPS} steps", {**_PLAIN, "num_steps": LONG_STEPS}),
     "aat_full_long": Arm(f"aat_full for {LONG_STEPS} steps", {**_FULL, "num_steps": LONG_STEPS}),
     "aat_full_v2_long": Arm(f"aat_full_v2 for {LONG_STEPS} steps (DECISION_RULE's training-length factor for the "
-                            "arm that won)", {**_FULL, "loss.scaled_consistency_stop_var": False,
-                                             "num_steps": LONG_STEPS}),
+                            "arm that won)", {**_V2, "num_steps": LONG_STEPS}),
     "plain_at_xlong": Arm(f"plain_at for {XLONG_STEPS} steps", {**_PLAIN, "num_steps": XLONG_STEPS}),
     "aat_full_v2_xlong": Arm(f"aat_full_v2 for {XLONG_STEPS} steps (XLENGTH_RULE)",
-                             {**_FULL, "loss.scaled_consistency_stop_var": False, "num_steps": XLONG_STEPS}),
+                             {**_V2, "num_steps": XLONG_STEPS}),
     NOCONS_LONG: Arm(f"aat_full_nocons for {LONG_STEPS} steps (NOCONS_RULE)",
-                     {**_FULL, "loss.scaled_consistency": 0.0, "num_steps": LONG_STEPS}),
+                     {**_NOCONS, "num_steps": LONG_STEPS}),
     STRONG_ATTACK_ARM: Arm(f"{SHIPPED_LONG} trained against PGD-7 of step eps/4 instead of PGD-3 of step eps/2 "
-                           "(ATTACK_RULE)", {**_FULL, "loss.scaled_consistency_stop_var": False,
-                                             "num_steps": LONG_STEPS, "aat.settings.steps": 7,
+                           "(ATTACK_RULE)", {**_V2, "num_steps": LONG_STEPS, "aat.settings.steps": 7,
                                              "aat.settings.step_size": 1 / 255}),
 }
 
@@ -1226,14 +1226,24 @@ def run_study(preset_name: str, preset: Preset, out: str, data_dir: str, init_fr
     return result
 
 
+def clean_srocc(params, config, test: StudyPairs, batch: int) -> float:
+    """Clean SROCC of a model (``params`` of ``config``) on every test pair, in batches of
+    ``batch`` rows (at most all pairs; the last one padded, so one compiled shape)."""
+    from birqa_jax.evaluation.stats import srocc
+
+    params = jax.device_put(params)
+    n = len(test.mos)
+    scores = np.concatenate([np.asarray(_clean_scores(params, test.ref[b], test.dist[b], config=config)[0])[:k]
+                             for b, k in batch_plan(n, min(batch, n))])
+    return srocc(scores, test.mos)
+
+
 def ship(arm: str, preset: Preset, out: str, data_dir: str, init_from: str, dest: str) -> dict:
     """Copy the seed-0 model of ``arm`` (trained with exactly ``configs/robust.py``'s config
     when that config names the arm) to ``dest`` and score the clean test pairs with it and with
     the starting weights: the packaged robust weights' admission check (docs/robustness.md:
     the default ``birqa`` while its clean SROCC is within 0.01 of the clean weights')."""
     import shutil
-
-    from birqa_jax.evaluation.stats import srocc
 
     source = os.path.join(out, "runs", arm, f"seed{preset.first_seed}", MODEL_FILE)
     if not os.path.isfile(source):
@@ -1242,12 +1252,7 @@ def ship(arm: str, preset: Preset, out: str, data_dir: str, init_from: str, dest
     result = {"arm": arm, "pairs": len(test.mos)}
     for label, path in (("shipped", source), ("start", init_from)):
         params, config, _ = load_model(path)
-        params = jax.device_put(params)
-        rows = np.arange(len(test.mos))
-        scores = np.concatenate([np.asarray(_clean_scores(params, test.ref[rows[b]], test.dist[rows[b]],
-                                                          config=config)[0])[:k]
-                                 for b, k in batch_plan(len(rows), min(preset.eval_batch, len(rows)))])
-        result[f"{label}_clean_srocc"] = srocc(scores, test.mos)
+        result[f"{label}_clean_srocc"] = clean_srocc(params, config, test, preset.eval_batch)
     result["delta"] = result["shipped_clean_srocc"] - result["start_clean_srocc"]
     shutil.copyfile(source, dest)
     print(json.dumps(result, indent=2))

@@ -371,3 +371,23 @@ def test_clean_base_settings_parse_and_refuse_malformed_text():
     assert (config.num_steps, tuple(config.data.crop_size), tuple(config.model.widths), config.seed) == (
         7, (32, 48), (4, 6, 8, 12), 3)
     assert config.data.split == "photos" and "chelsea" in config.data.test_photos and not config.aat.enabled
+
+
+def test_clean_srocc_scores_every_pair_once_in_padded_batches():
+    from birqa_jax.evaluation.stats import srocc
+    from birqa_jax.inputs import as_float
+    from birqa_jax.model import apply_fn
+    from configs.aat_study import PACKAGED_WEIGHTS
+
+    rng = np.random.default_rng(0)
+    ref = rng.integers(0, 256, (5, 48, 64, 3), dtype=np.uint8)
+    dist = np.clip(ref.astype(int) + rng.integers(-60, 61, ref.shape) * (np.arange(5) / 4)[:, None, None, None],
+                   0, 255).astype(np.uint8)
+    zeros = np.zeros(5, int)
+    test = study.StudyPairs(ref=ref, dist=dist, mos=rng.random(5), index=np.arange(5), photo=zeros,
+                            dist_type=zeros, block=zeros)
+    params, config, _ = study.load_model(PACKAGED_WEIGHTS)
+    whole = np.asarray(apply_fn(config)(params, as_float(ref), as_float(dist)))
+    # 5 pairs in batches of 2: the last batch is padded and its extra row dropped.
+    assert study.clean_srocc(params, config, test, 2) == pytest.approx(srocc(whole, test.mos), abs=1e-12)
+    assert study.clean_srocc(params, config, test, 64) == pytest.approx(srocc(whole, test.mos), abs=1e-12)
