@@ -569,3 +569,22 @@ def test_crosscheck_piq(photo_pairs):
     rgb_r, rgb_d = _torch_pair(ref, dist, gray=False)
     piq_psnr = _without_eps(piq.psnr(rgb_d, rgb_r, data_range=1.0, reduction="none").numpy())
     np.testing.assert_allclose(piq_psnr, _scores("psnr", ref, dist), atol=1e-4)
+
+
+def test_vif_gsm_field_is_the_covariance_eigenvalues_and_the_normalised_quadratic_form():
+    """``_gsm`` against numpy: C is the 3x3 neighbourhoods' covariance normalised by their count
+    (vifvec.m's ``cov``), lam its eigenvalues, s each block's ``b^T C^-1 b / 9``. The VIF
+    ratio depends only on the product s * lam, so a C off by a constant factor is invisible
+    there and is checked here."""
+    from birqa_jax.classical import vif
+
+    m = vif.M
+    y = np.random.default_rng(3).normal(size=(1, 4 * m, 5 * m)).astype(np.float64)
+    lam, s = vif._gsm(jnp.asarray(y, jnp.float32), 0.0)
+    h, w = y.shape[1:]
+    shifted = np.stack([y[0, i:h - m + 1 + i, j:w - m + 1 + j].ravel() for j in range(m) for i in range(m)])
+    c = np.cov(shifted, bias=True)
+    np.testing.assert_allclose(np.sort(np.asarray(lam[0])), np.linalg.eigvalsh(c), rtol=1e-3, atol=1e-5)
+    blocks = y[0].reshape(h // m, m, w // m, m).transpose(3, 1, 0, 2).reshape(m * m, -1)
+    want = np.einsum("ip,ij,jp->p", blocks, np.linalg.inv(c), blocks) / (m * m)
+    np.testing.assert_allclose(np.asarray(s[0]).ravel(), want, rtol=1e-3)
