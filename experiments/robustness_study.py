@@ -98,6 +98,9 @@ XLONG_STEPS = 800  # its second level: 8x the preset's steps
 SHIPPED_LONG = "aat_full_v2_long"  # the arm packaged as birqa_robust before XLENGTH_RULE
 STRONG_ATTACK_ARM = "aat_full_v2_pgd7_long"  # ATTACK_RULE's arm
 NOCONS_LONG = "aat_full_nocons_long"  # NOCONS_RULE's arm
+EPS_ARM = "aat_full_v2_eps6_long"  # FACTOR_RULE's arms: a larger training ball, a heavier consistency term
+CONS_ARM = "aat_full_v2_cons4_long"
+FACTOR_ARMS = (EPS_ARM, CONS_ARM)
 # The decision rule of the cpu preset, written into results.md before any number of it existed
 # (commit history): the new AAT against plain adversarial training on worst@4.
 DECISION_RULE = (
@@ -157,6 +160,19 @@ NOCONS_RULE = (
     f"helps\" if the 95% CI of ({SHIPPED_LONG} - {NOCONS_LONG}) worst@4 SROCC has its lower bound > 0; \"the "
     "consistency term hurts\" if its upper bound is < 0; otherwise \"no measurable contribution\". A verdict on "
     "the recipe's parts, not a shipping decision (ATTACK_RULE's replacement test applies to this arm too).")
+# FACTOR_RULE: registered at 19:33 UTC 2026-12-07 (commit history), before any run of its two arms. The
+# training attack's strength bought nothing at 4/255 (ATTACK_RULE) and the consistency term is the part of the
+# recipe that beats plain AT (NOCONS_RULE), so the next factors are the size of the training ball and the
+# consistency term's weight.
+FACTOR_RULE = (
+    f"Training ball and consistency weight, registered before any run of `{EPS_ARM}` or `{CONS_ARM}`: the shipped "
+    f"recipe `{SHIPPED_LONG}` ({LONG_STEPS} steps) trained at eps 6/255 (PGD-3 of step 3/255, still eps/2) "
+    "instead of 4/255, and the shipped recipe with the scale-invariant consistency term's weight 4 instead of 1 "
+    "(seeds 0-3, same pairs, attacks and margin as the cpu preset; evaluated at 4/255 as every arm). Each replaces "
+    f"the shipped model only if the 95% CI of (its worst@4 - {SHIPPED_LONG}'s) has its lower bound > 0, the clean "
+    "SROCC's lower bound is > -0.02, and its seed-0 model passes the 0.01 clean-SROCC admission check; if both "
+    "qualify, the one with the larger mean worst@4 lead is shipped. Two challengers at 95% each: about a 10% "
+    "chance that a recipe no better than the shipped one qualifies by luck.")
 _BATCH_KEYS = ("ref", "dist", "mos", "anchor")
 
 # ----------------------------------------------------------------------------- arms
@@ -227,6 +243,10 @@ ARMS: dict[str, Arm] = {
     STRONG_ATTACK_ARM: Arm(f"{SHIPPED_LONG} trained against PGD-7 of step eps/4 instead of PGD-3 of step eps/2 "
                            "(ATTACK_RULE)", {**_V2, "num_steps": LONG_STEPS, "aat.settings.steps": 7,
                                              "aat.settings.step_size": 1 / 255}),
+    EPS_ARM: Arm(f"{SHIPPED_LONG} trained at eps 6/255 (PGD-3 of step 3/255) instead of 4/255 (FACTOR_RULE)",
+                 {**_V2, "num_steps": LONG_STEPS, "aat.eps": 6 / 255, "aat.settings.step_size": 3 / 255}),
+    CONS_ARM: Arm(f"{SHIPPED_LONG} with the scale-invariant consistency term's weight 4 instead of 1 (FACTOR_RULE)",
+                  {**_V2, "num_steps": LONG_STEPS, "loss.scaled_consistency": 4.0}),
 }
 
 # ----------------------------------------------------------------------------- presets
@@ -671,8 +691,8 @@ def comparison_pairs(arms: Sequence[str]) -> list[tuple[str, str]]:
     """(A, B) pairs to compare: every arm against the packaged and the clean model, every AAT
     arm against plain adversarial training, every AAT variant against today's AAT, the new AAT
     against itself without the consistency term, every ``<arm>_long`` against ``<arm>``, and
-    every ``<arm>_xlong`` against ``<arm>_long`` and the shipped ``SHIPPED_LONG``, and ATTACK_RULE's
-    and NOCONS_RULE's arms against ``SHIPPED_LONG``."""
+    every ``<arm>_xlong`` against ``<arm>_long`` and the shipped ``SHIPPED_LONG``, and the arms of
+    ATTACK_RULE, NOCONS_RULE and FACTOR_RULE against ``SHIPPED_LONG``."""
     out = []
     for b in REFERENCE_ARMS:
         if b not in arms:
@@ -691,8 +711,8 @@ def comparison_pairs(arms: Sequence[str]) -> list[tuple[str, str]]:
     # Every 800-step arm against its own 400-step run and the shipped recipe (XLENGTH_RULE), once each.
     for a in (a for a in arms if a.endswith("_xlong")):
         out += [(a, b) for b in dict.fromkeys((a[: -len("_xlong")] + "_long", SHIPPED_LONG)) if b in arms]
-    if SHIPPED_LONG in arms:  # ATTACK_RULE: the challenger against the shipped model; NOCONS_RULE: the ablation
-        out += [(a, SHIPPED_LONG) for a in (STRONG_ATTACK_ARM, NOCONS_LONG) if a in arms]
+    if SHIPPED_LONG in arms:  # ATTACK_RULE, FACTOR_RULE: challengers of the shipped model; NOCONS_RULE: the ablation
+        out += [(a, SHIPPED_LONG) for a in (STRONG_ATTACK_ARM, NOCONS_LONG, *FACTOR_ARMS) if a in arms]
     return out
 
 
@@ -802,6 +822,7 @@ def analyse(preset: Preset, test: StudyPairs, records: Mapping[str, list[dict]],
             "decision_xlength": decide_xlength(comparisons, preset),
             "decision_attack": decide_replacement(comparisons, preset, STRONG_ATTACK_ARM),
             "decision_nocons": decide_ablation(comparisons, preset),
+            "decision_factors": decide_factors(comparisons, preset),
             "train_diagnostics": diagnostics, "curves": curves, "headline": headline}
 
 
@@ -850,6 +871,21 @@ def decide_replacement(comparisons: Sequence[Mapping], preset: Preset, arm: str)
     if worst["lo"] > 0 and clean["lo"] > -NON_INFERIORITY_MARGIN:
         return f"`{arm}` replaces `{SHIPPED_LONG}` if its seed-0 model passes the clean admission check"
     return f"`{SHIPPED_LONG}` stays shipped"
+
+
+def decide_factors(comparisons: Sequence[Mapping], preset: Preset) -> str | None:
+    """FACTOR_RULE's verdict: each of ``FACTOR_ARMS`` through ``decide_replacement``; of those
+    that qualify, the larger mean worst@4 lead over ``SHIPPED_LONG`` wins. None until every arm
+    of the rule has its comparison."""
+    rows = {arm: _worst_and_clean(comparisons, preset, arm, SHIPPED_LONG) for arm in FACTOR_ARMS}
+    if any(r is None for r in rows.values()):
+        return None
+    qualified = [arm for arm, (worst, clean) in rows.items()
+                 if worst["lo"] > 0 and clean["lo"] > -NON_INFERIORITY_MARGIN]
+    if not qualified:
+        return f"`{SHIPPED_LONG}` stays shipped"
+    arm = max(qualified, key=lambda a: rows[a][0]["delta"])
+    return f"`{arm}` replaces `{SHIPPED_LONG}` if its seed-0 model passes the clean admission check"
 
 
 def decide_ablation(comparisons: Sequence[Mapping], preset: Preset) -> str | None:
@@ -962,6 +998,8 @@ def markdown(preset_name: str, preset: Preset, test: StudyPairs, analysis: dict,
     if analysis.get("decision_nocons"):
         replacement = decide_replacement(analysis["comparisons"], preset, NOCONS_LONG)
         lines += ["", NOCONS_RULE, "", f"Outcome: **{analysis['decision_nocons']}**; {replacement}."]
+    if analysis.get("decision_factors"):
+        lines += ["", FACTOR_RULE, "", f"Outcome: **{analysis['decision_factors']}**."]
     lines += ["", "## Score scale and damage (mean over seeds)", "",
               "| arm | eps | slope of clean score vs MOS | damage (score units) | damage / slope (MOS units) | R |",
               "|---|---|---|---|---|---|"]

@@ -206,6 +206,39 @@ def test_the_training_attack_arm_is_the_shipped_recipe_with_pgd7_and_must_beat_i
     assert (config.aat.settings.steps, config.aat.settings.step_size, config.num_steps) == (7, 1 / 255, 400)
 
 
+def test_factor_rule_ships_the_qualifying_arm_with_the_larger_lead():
+    shipped, (eps, cons) = study.SHIPPED_LONG, study.FACTOR_ARMS
+    pairs = study.comparison_pairs([shipped, eps, cons])
+    assert {(eps, shipped), (cons, shipped)} <= set(pairs) and len(pairs) == len(set(pairs))
+    base = study.ARMS[shipped].overrides
+    assert study.ARMS[eps].overrides == {**base, "aat.eps": 6 / 255, "aat.settings.step_size": 3 / 255}
+    assert study.ARMS[cons].overrides == {**base, "loss.scaled_consistency": 4.0}
+    preset = study.PRESETS["cpu"]
+
+    def rows(arm, delta, worst_lo, clean_lo=-0.01):
+        return [{"a": arm, "b": shipped, "metric": "worst@4", "delta": delta, "lo": worst_lo},
+                {"a": arm, "b": shipped, "metric": "clean", "delta": 0.0, "lo": clean_lo}]
+
+    def replaces(arm):
+        return f"`{arm}` replaces `{shipped}` if its seed-0 model passes the clean admission check"
+
+    stays = f"`{shipped}` stays shipped"
+    assert study.decide_factors(rows(eps, 0.03, 0.01) + rows(cons, 0.02, 0.005), preset) == replaces(eps)
+    assert study.decide_factors(rows(eps, 0.02, 0.01) + rows(cons, 0.03, 0.005), preset) == replaces(cons)
+    # The larger lead does not win without qualifying: its CI touches zero, or its clean SROCC is inferior.
+    assert study.decide_factors(rows(eps, 0.05, 0.0) + rows(cons, 0.02, 0.005), preset) == replaces(cons)
+    assert study.decide_factors(rows(eps, 0.05, 0.01, -0.021) + rows(cons, 0.02, 0.005), preset) == replaces(cons)
+    assert study.decide_factors(rows(eps, 0.05, 0.0) + rows(cons, 0.02, -0.001, 0.0), preset) == stays
+    assert study.decide_factors(rows(eps, 0.03, 0.01), preset) is None  # one arm's comparison missing
+    from configs.aat_study import PACKAGED_WEIGHTS
+
+    config = study.arm_config(eps, 0, preset, PACKAGED_WEIGHTS, "data_cache")
+    assert (config.aat.eps, config.aat.settings.step_size, config.aat.settings.steps) == (6 / 255, 3 / 255, 3)
+    assert config.loss.scaled_consistency == 1.0 and config.num_steps == study.LONG_STEPS
+    config = study.arm_config(cons, 0, preset, PACKAGED_WEIGHTS, "data_cache")
+    assert (config.aat.eps, config.loss.scaled_consistency, config.num_steps) == (4 / 255, 4.0, study.LONG_STEPS)
+
+
 def test_the_consistency_ablation_at_the_shipped_length_reads_the_ci_of_shipped_minus_ablated():
     arm, shipped = study.NOCONS_LONG, study.SHIPPED_LONG
     pairs = study.comparison_pairs(["plain_at_long", shipped, arm])
