@@ -122,10 +122,12 @@ def _block_sums(x: jax.Array, w: int) -> jax.Array:
 def _channel(y: jax.Array, yn: jax.Array, w: int) -> tuple[jax.Array, jax.Array]:
     """``vifsub_est_M.m`` for one subband pair [N, H, W]: gain g and noise variance vv per block."""
     n = float(w * w)
-    mx, my = _block_sums(y, w) / n, _block_sums(yn, w) / n
-    cov = _block_sums(y * yn, w) - n * mx * my
-    ssx = jnp.maximum(_block_sums(y * y, w) - n * mx * mx, 0.0)
-    ssy = jnp.maximum(_block_sums(yn * yn, w) - n * my * my, 0.0)
+    # The five sums in one window reduction (the program compiles in about half the time of five).
+    sx, sy, sxy, sxx, syy = jnp.split(_block_sums(jnp.concatenate([y, yn, y * yn, y * y, yn * yn]), w), 5)
+    mx, my = sx / n, sy / n
+    cov = sxy - n * mx * my
+    ssx = jnp.maximum(sxx - n * mx * mx, 0.0)
+    ssy = jnp.maximum(syy - n * my * my, 0.0)
     g = cov / (ssx + TOL)
     vv = (ssy - g * cov) / n
     flat_ref, flat_dist = ssx < TOL, ssy < TOL
