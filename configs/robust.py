@@ -7,8 +7,9 @@ photographs (split ``photos``: astronaut, chelsea and immunohistochemistry held 
 steps of 16 crops of 96x96, seed 0: the robustness study's run of arm ``RECIPE_ARM``, seed 0
 (the same config, data stream and compiled step). It exports ``runs/robust/birqa.msgpack``;
 copied to ``birqa_jax/assets/birqa_robust.msgpack`` it is the packaged set. Why this arm and
-this length (it beat plain AT at 100 and 400 steps; neither 800 steps nor a PGD-7 training
-attack was significantly better; without its consistency term it loses to plain AT):
+this length (it beat plain AT at 100 and 400 steps; neither 800 steps, a PGD-7 training
+attack, a 6/255 training ball nor a 4x consistency weight was significantly better at 4/255;
+without its consistency term it loses to plain AT):
 docs/robustness.md and ``experiments/results/robustness_study/cpu/results.md``.
 """
 
