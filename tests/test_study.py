@@ -239,6 +239,18 @@ def test_factor_rule_ships_the_qualifying_arm_with_the_larger_lead():
     assert (config.aat.eps, config.loss.scaled_consistency, config.num_steps) == (4 / 255, 4.0, study.LONG_STEPS)
 
 
+def test_clean_rule_arm_is_the_heavier_consistency_with_a_heavier_clean_term():
+    arm, shipped, cons = study.CLEAN_ARM, study.SHIPPED_LONG, study.CONS_ARM
+    pairs = study.comparison_pairs([shipped, cons, arm])
+    assert {(arm, shipped), (arm, cons)} <= set(pairs) and len(pairs) == len(set(pairs))
+    assert (arm, cons) not in study.comparison_pairs([shipped, arm])
+    assert study.ARMS[arm].overrides == {**study.ARMS[cons].overrides, "loss.clean": 2.0}
+    from configs.aat_study import PACKAGED_WEIGHTS
+
+    config = study.arm_config(arm, 0, study.PRESETS["cpu"], PACKAGED_WEIGHTS, "data_cache")
+    assert (config.loss.clean, config.loss.scaled_consistency, config.num_steps) == (2.0, 4.0, study.LONG_STEPS)
+
+
 def test_the_consistency_ablation_at_the_shipped_length_reads_the_ci_of_shipped_minus_ablated():
     arm, shipped = study.NOCONS_LONG, study.SHIPPED_LONG
     pairs = study.comparison_pairs(["plain_at_long", shipped, arm])
