@@ -726,7 +726,7 @@ def comparison_pairs(arms: Sequence[str]) -> list[tuple[str, str]]:
     # Every 800-step arm against its own 400-step run and the shipped recipe (XLENGTH_RULE), once each.
     for a in (a for a in arms if a.endswith("_xlong")):
         out += [(a, b) for b in dict.fromkeys((a[: -len("_xlong")] + "_long", SHIPPED_LONG)) if b in arms]
-    if SHIPPED_LONG in arms:  # ATTACK_RULE, FACTOR_RULE: challengers of the shipped model; NOCONS_RULE: the ablation
+    if SHIPPED_LONG in arms:  # ATTACK, FACTOR, CLEAN_RULE: challengers of the shipped model; NOCONS_RULE: the ablation
         out += [(a, SHIPPED_LONG) for a in (STRONG_ATTACK_ARM, NOCONS_LONG, *FACTOR_ARMS, CLEAN_ARM) if a in arms]
     if CLEAN_ARM in arms and CONS_ARM in arms:
         out.append((CLEAN_ARM, CONS_ARM))
@@ -878,17 +878,24 @@ def decide_xlength(comparisons: Sequence[Mapping], preset: Preset) -> str | None
     return None if length is None else f"{method} at {XLONG_STEPS} steps; {length}"
 
 
+def _replaces(rows: tuple[Mapping, Mapping]) -> bool:
+    """The replacement test on (worst@4, clean) rows of (challenger - SHIPPED_LONG): the worst@4
+    lead's lower bound > 0 and the clean SROCC non-inferior."""
+    worst, clean = rows
+    return worst["lo"] > 0 and clean["lo"] > -NON_INFERIORITY_MARGIN
+
+
+def _replacement(arm: str) -> str:
+    return f"`{arm}` replaces `{SHIPPED_LONG}` if its seed-0 model passes the clean admission check"
+
+
 def decide_replacement(comparisons: Sequence[Mapping], preset: Preset, arm: str) -> str | None:
     """Whether ``arm`` replaces the shipped ``SHIPPED_LONG`` (XLENGTH_RULE's length verdict,
-    ATTACK_RULE): its worst@4 lead's lower bound > 0 and its clean SROCC non-inferior; None
-    when the comparison is missing."""
+    ATTACK_RULE, CLEAN_RULE): ``_replaces``; None when the comparison is missing."""
     rows = _worst_and_clean(comparisons, preset, arm, SHIPPED_LONG)
     if rows is None:
         return None
-    worst, clean = rows
-    if worst["lo"] > 0 and clean["lo"] > -NON_INFERIORITY_MARGIN:
-        return f"`{arm}` replaces `{SHIPPED_LONG}` if its seed-0 model passes the clean admission check"
-    return f"`{SHIPPED_LONG}` stays shipped"
+    return _replacement(arm) if _replaces(rows) else f"`{SHIPPED_LONG}` stays shipped"
 
 
 def decide_factors(comparisons: Sequence[Mapping], preset: Preset) -> str | None:
@@ -898,12 +905,10 @@ def decide_factors(comparisons: Sequence[Mapping], preset: Preset) -> str | None
     rows = {arm: _worst_and_clean(comparisons, preset, arm, SHIPPED_LONG) for arm in FACTOR_ARMS}
     if any(r is None for r in rows.values()):
         return None
-    qualified = [arm for arm, (worst, clean) in rows.items()
-                 if worst["lo"] > 0 and clean["lo"] > -NON_INFERIORITY_MARGIN]
+    qualified = [arm for arm, r in rows.items() if _replaces(r)]
     if not qualified:
         return f"`{SHIPPED_LONG}` stays shipped"
-    arm = max(qualified, key=lambda a: rows[a][0]["delta"])
-    return f"`{arm}` replaces `{SHIPPED_LONG}` if its seed-0 model passes the clean admission check"
+    return _replacement(max(qualified, key=lambda a: rows[a][0]["delta"]))
 
 
 def decide_ablation(comparisons: Sequence[Mapping], preset: Preset) -> str | None:
