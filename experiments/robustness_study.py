@@ -197,6 +197,10 @@ _FULL = {**_PLAIN, "aat.objective": "rank", "loss.clean": 0.5, "loss.anchor_rank
 _NOCONS = {**_FULL, "loss.scaled_consistency": 0.0}
 # aat_full_v2: the consistency term's variance differentiated (the shipped recipe's family).
 _V2 = {**_FULL, "loss.scaled_consistency_stop_var": False}
+# The shipped recipe (aat_full_v2 for LONG_STEPS, configs/robust.py) and its heavier-consistency variant: the
+# ground of every challenger of the shipped model.
+_SHIPPED = {**_V2, "num_steps": LONG_STEPS}
+_CONS4 = {**_SHIPPED, "loss.scaled_consistency": 4.0}
 
 
 def _half_the_steps(config) -> int:
@@ -246,21 +250,20 @@ ARMS: dict[str, Arm] = {
     "plain_at_long": Arm(f"plain_at for {LONG_STEPS} steps", {**_PLAIN, "num_steps": LONG_STEPS}),
     "aat_full_long": Arm(f"aat_full for {LONG_STEPS} steps", {**_FULL, "num_steps": LONG_STEPS}),
     "aat_full_v2_long": Arm(f"aat_full_v2 for {LONG_STEPS} steps (DECISION_RULE's training-length factor for the "
-                            "arm that won)", {**_V2, "num_steps": LONG_STEPS}),
+                            "arm that won)", _SHIPPED),
     "plain_at_xlong": Arm(f"plain_at for {XLONG_STEPS} steps", {**_PLAIN, "num_steps": XLONG_STEPS}),
     "aat_full_v2_xlong": Arm(f"aat_full_v2 for {XLONG_STEPS} steps (XLENGTH_RULE)",
                              {**_V2, "num_steps": XLONG_STEPS}),
     NOCONS_LONG: Arm(f"aat_full_nocons for {LONG_STEPS} steps (NOCONS_RULE)",
                      {**_NOCONS, "num_steps": LONG_STEPS}),
     STRONG_ATTACK_ARM: Arm(f"{SHIPPED_LONG} trained against PGD-7 of step eps/4 instead of PGD-3 of step eps/2 "
-                           "(ATTACK_RULE)", {**_V2, "num_steps": LONG_STEPS, "aat.settings.steps": 7,
-                                             "aat.settings.step_size": 1 / 255}),
+                           "(ATTACK_RULE)", {**_SHIPPED, "aat.settings.steps": 7, "aat.settings.step_size": 1 / 255}),
     EPS_ARM: Arm(f"{SHIPPED_LONG} trained at eps 6/255 (PGD-3 of step 3/255) instead of 4/255 (FACTOR_RULE)",
-                 {**_V2, "num_steps": LONG_STEPS, "aat.eps": 6 / 255, "aat.settings.step_size": 3 / 255}),
+                 {**_SHIPPED, "aat.eps": 6 / 255, "aat.settings.step_size": 3 / 255}),
     CONS_ARM: Arm(f"{SHIPPED_LONG} with the scale-invariant consistency term's weight 4 instead of 1 (FACTOR_RULE)",
-                  {**_V2, "num_steps": LONG_STEPS, "loss.scaled_consistency": 4.0}),
+                  _CONS4),
     CLEAN_ARM: Arm(f"{CONS_ARM} with the clean term's weight 2 instead of 0.5 (CLEAN_RULE)",
-                   {**_V2, "num_steps": LONG_STEPS, "loss.scaled_consistency": 4.0, "loss.clean": 2.0}),
+                   {**_CONS4, "loss.clean": 2.0}),
 }
 
 # ----------------------------------------------------------------------------- presets
@@ -899,9 +902,9 @@ def decide_replacement(comparisons: Sequence[Mapping], preset: Preset, arm: str)
 
 
 def decide_factors(comparisons: Sequence[Mapping], preset: Preset) -> str | None:
-    """FACTOR_RULE's verdict: each of ``FACTOR_ARMS`` through ``decide_replacement``; of those
-    that qualify, the larger mean worst@4 lead over ``SHIPPED_LONG`` wins. None until every arm
-    of the rule has its comparison."""
+    """FACTOR_RULE's verdict: each of ``FACTOR_ARMS`` through the replacement test (``_replaces``);
+    of those that qualify, the larger mean worst@4 lead over ``SHIPPED_LONG`` wins. None until
+    every arm of the rule has its comparison."""
     rows = {arm: _worst_and_clean(comparisons, preset, arm, SHIPPED_LONG) for arm in FACTOR_ARMS}
     if any(r is None for r in rows.values()):
         return None
@@ -1014,17 +1017,14 @@ def markdown(preset_name: str, preset: Preset, test: StudyPairs, analysis: dict,
         lines += ["", DECISION_RULE_V2, "", f"Outcome for `aat_full_v2`: **{analysis['decision_v2']}**."]
     if analysis.get("decision_length"):
         lines += ["", LENGTH_RULE, "", f"Outcome for `aat_full_v2_long`: **{analysis['decision_length']}**."]
-    if analysis.get("decision_xlength"):
-        lines += ["", XLENGTH_RULE, "", f"Outcome: **{analysis['decision_xlength']}**."]
-    if analysis.get("decision_attack"):
-        lines += ["", ATTACK_RULE, "", f"Outcome: **{analysis['decision_attack']}**."]
-    if analysis.get("decision_nocons"):
-        replacement = decide_replacement(analysis["comparisons"], preset, NOCONS_LONG)
-        lines += ["", NOCONS_RULE, "", f"Outcome: **{analysis['decision_nocons']}**; {replacement}."]
-    if analysis.get("decision_factors"):
-        lines += ["", FACTOR_RULE, "", f"Outcome: **{analysis['decision_factors']}**."]
-    if analysis.get("decision_clean"):
-        lines += ["", CLEAN_RULE, "", f"Outcome: **{analysis['decision_clean']}**."]
+    for key, rule in (("decision_xlength", XLENGTH_RULE), ("decision_attack", ATTACK_RULE),
+                      ("decision_nocons", NOCONS_RULE), ("decision_factors", FACTOR_RULE),
+                      ("decision_clean", CLEAN_RULE)):
+        if analysis.get(key):
+            # NOCONS_RULE's arm also meets ATTACK_RULE's replacement test (its rule says so).
+            also = (f"; {decide_replacement(analysis['comparisons'], preset, NOCONS_LONG)}"
+                    if rule is NOCONS_RULE else "")
+            lines += ["", rule, "", f"Outcome: **{analysis[key]}**{also}."]
     lines += ["", "## Score scale and damage (mean over seeds)", "",
               "| arm | eps | slope of clean score vs MOS | damage (score units) | damage / slope (MOS units) | R |",
               "|---|---|---|---|---|---|"]
