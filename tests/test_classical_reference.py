@@ -588,3 +588,62 @@ def test_vif_gsm_field_is_the_covariance_eigenvalues_and_the_normalised_quadrati
     blocks = y[0].reshape(h // m, m, w // m, m).transpose(3, 1, 0, 2).reshape(m * m, -1)
     want = np.einsum("ip,ij,jp->p", blocks, np.linalg.inv(c), blocks) / (m * m)
     np.testing.assert_allclose(np.asarray(s[0]).ravel(), want, rtol=1e-3)
+
+
+def _vifsub_channel(x: np.ndarray, y: np.ndarray, w: int, tol: float = 1e-15) -> tuple[np.ndarray, np.ndarray]:
+    """vifsub_est_M.m's distortion channel in float64 for one plane pair [H, W] (multiples of 3):
+    window sums of ``w x w`` centred on the middle pixel of every 3x3 block, 'reflect1' borders
+    (numpy's 'reflect'), then the script's guards in its order."""
+    r, n = w // 2, float(w * w)
+
+    def sums(p):
+        q = np.pad(p, r, mode="reflect")
+        return np.array([[q[i:i + w, j:j + w].sum() for j in range(1, p.shape[1], 3)]
+                         for i in range(1, p.shape[0], 3)])
+
+    mx, my = sums(x) / n, sums(y) / n
+    ssx, ssy = np.maximum(sums(x * x) - n * mx * mx, 0), np.maximum(sums(y * y) - n * my * my, 0)
+    cov = sums(x * y) - n * mx * my
+    g = cov / (ssx + tol)
+    vv = (ssy - g * cov) / n
+    g[ssx < tol], vv[ssx < tol] = 0, ssy[ssx < tol]
+    g[ssy < tol], vv[ssy < tol] = 0, 0
+    vv[g < 0] = ssy[g < 0]
+    g[g < 0] = 0
+    return g, np.maximum(vv, tol)
+
+
+def test_vif_channel_is_vifsub_est_m_on_flat_near_flat_and_anticorrelated_blocks():
+    """``_channel`` against a float64 transcription of vifsub_est_M.m, where its guards act: a
+    natural-like pair (gain about 1), a near-flat pair whose block variances lie between the
+    tolerance and 1 (zero mean, amplitude 2e-8: where the floors of the variances and the
+    tolerance added to ssx decide g and vv), a flat reference (g = 0, vv = ssy), a reference
+    with an anticorrelated left half and a flat right half in the distorted image (g < 0, ssy = 0),
+    3x3 blocks of zero covariance (g exactly 0, which keeps vv = ssy / n: the script replaces vv
+    only where g < 0), and a near-flat reference against a constant grey 50 (ssy exactly 0 while
+    the rounding leaves cov non-zero: only the flat-distortion guard zeroes g). The published
+    values never reach these branches: their subbands are far from flat."""
+    from birqa_jax.classical import vif
+
+    rng = np.random.default_rng(5)
+    shape = (12, 15)
+    x0 = 100 + 20 * rng.standard_normal(shape)
+    x1 = 2e-8 * rng.standard_normal(shape)
+    x3 = 10 * rng.standard_normal(shape)
+    y3 = np.concatenate([-x3[:, :6], np.zeros((12, 9))], axis=1)
+    cols, rows = np.tile([1.0, 0.0, -1.0], (3, 1)), np.tile([[1.0], [0.0], [-1.0]], (1, 3))  # sum(cols * rows) = 0
+    ref = np.stack([x0, x1, np.zeros(shape), x3, np.tile(cols, (4, 5)), x1])
+    dist = np.stack([x0 + 5 * rng.standard_normal(shape), 0.5 * x1 + 2e-8 * rng.standard_normal(shape),
+                     10 * rng.standard_normal(shape), y3, np.tile(rows, (4, 5)), np.full(shape, 50.0)])
+    for w in (3, 5):
+        g, vv = vif._channel(jnp.asarray(ref, jnp.float32), jnp.asarray(dist, jnp.float32), w)
+        # Case 4 at w = 5: at two reflected corners the covariance is zero only up to rounding, and
+        # the rounding decides g < 0 (vv = ssy) in either program; at w = 3 it is exactly zero.
+        for i in range(len(ref)) if w == 3 else (0, 1, 2, 3, 5):
+            # The transcription on the float32-rounded planes the JAX program sees.
+            want_g, want_vv = _vifsub_channel(ref[i].astype(np.float32).astype(np.float64),
+                                              dist[i].astype(np.float32).astype(np.float64), w)
+            np.testing.assert_allclose(np.asarray(g[i]), want_g, rtol=1e-3, atol=1e-6, err_msg=f"g, case {i}, w {w}")
+            np.testing.assert_allclose(np.asarray(vv[i]), want_vv, rtol=1e-3, atol=0, err_msg=f"vv, case {i}, w {w}")
+        assert np.all(np.asarray(g[2]) == 0) and np.any(np.asarray(g[3]) == 0) and np.all(np.asarray(g[0]) > 0.5)
+        assert np.all(np.asarray(g[5]) == 0) and (w != 3 or np.all(np.asarray(g[4]) == 0))
