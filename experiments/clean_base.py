@@ -5,8 +5,14 @@ beside the packaged clean weights.
 
     python -m experiments.clean_base                       # the settings below, about 30 minutes here (2 CPU cores)
     python -m experiments.clean_base --settings 900:96x96,2700:96x96
+    python -m experiments.clean_base --settings 900:96x96 --refs 52   # more crops of the same photographs
 
-A setting is ``steps:HxW`` (training crop), optionally ``:w1-w2-w3-w4`` (widths). One seed
+A setting is ``steps:HxW`` (training crop), optionally ``:w1-w2-w3-w4`` (widths). ``--refs N``
+builds kadid_synthetic with ``N`` reference crops instead of the packaged weights' 40: the crops
+are a prefix-stable round robin over the photographs (``data.synthetic.reference_crops``), so the
+three test photographs, exhausted within the first 40, keep exactly their pairs and the extra
+crops are all of the four training photographs (52: all 9 of coffee, rocket and motorcycle and 9
+of hubble_deep_field's 20; 63: every crop). One seed
 each: a diagnostic of direction and size, not a comparison with confidence intervals. Every
 finished setting is written to ``--out`` at once and skipped by a rerun (JAX on the CPU is
 deterministic, so a rerun reproduces it).
@@ -31,6 +37,7 @@ from experiments import robustness_study as study
 
 DEFAULT_SETTINGS = ("900:96x96", "2700:96x96", "900:128x128", "900:192x256")
 BATCH = 16  # test pairs per scoring batch
+DEFAULT_REFS = 40  # reference crops of the packaged weights' data set (configs/default.py)
 
 
 def parse_setting(text: str) -> dict:
@@ -48,14 +55,25 @@ def parse_setting(text: str) -> dict:
     return {"steps": steps, "crop": crop, "widths": widths}
 
 
-def setting_key(setting: dict, seed: int) -> str:
-    """The results key of (setting, seed): ``"steps:HxW[:w1-w2-...]:seed<k>"``."""
+def setting_key(setting: dict, seed: int, refs: int = DEFAULT_REFS) -> str:
+    """The results key of (setting, seed, refs): ``"steps:HxW[:w1-w2-...][:refs<N>]:seed<k>"``
+    (``refs`` named only when it is not the packaged data set's)."""
     widths = f":{'-'.join(map(str, setting['widths']))}" if setting["widths"] else ""
-    return f"{setting['steps']}:{'x'.join(map(str, setting['crop']))}{widths}:seed{seed}"
+    more = f":refs{refs}" if refs != DEFAULT_REFS else ""
+    return f"{setting['steps']}:{'x'.join(map(str, setting['crop']))}{widths}{more}:seed{seed}"
 
 
-def setting_config(setting: dict, seed: int = 0):
-    """``configs/default.py`` on the study's photograph split with ``setting`` applied."""
+def with_refs(config, refs: int):
+    """``config`` on kadid_synthetic with ``refs`` reference crops (its own build name when they
+    are not the packaged data set's ``DEFAULT_REFS``); returns ``config``."""
+    if refs != DEFAULT_REFS:
+        config.data.synthetic.num_refs, config.data.synthetic.name = refs, f"refs{refs}"
+    return config
+
+
+def setting_config(setting: dict, seed: int = 0, refs: int = DEFAULT_REFS):
+    """``configs/default.py`` on the study's photograph split with ``setting`` applied, on a data
+    set of ``refs`` reference crops."""
     from configs import aat_study, default
 
     c = default.get_config()
@@ -64,7 +82,7 @@ def setting_config(setting: dict, seed: int = 0):
     c.num_steps, c.data.crop_size, c.seed = setting["steps"], setting["crop"], seed
     if setting["widths"] is not None:
         c.model.widths = setting["widths"]
-    return c
+    return with_refs(c, refs)
 
 
 def train_fit(log: Sequence[dict]) -> float:
@@ -77,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--settings", default=",".join(DEFAULT_SETTINGS), help="comma-separated steps:HxW[:widths]")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--refs", type=int, default=DEFAULT_REFS,
+                   help="reference crops of kadid_synthetic (40: the packaged weights' data set; at most 63)")
     p.add_argument("--out", default=os.path.join(study.ROOT, "experiments", "results", "clean_base", "results.json"))
     args = p.parse_args(argv)
     settings = [parse_setting(s) for s in args.settings.split(",")]
@@ -85,19 +105,25 @@ def main(argv: Sequence[str] | None = None) -> dict:
     from configs.aat_study import PACKAGED_WEIGHTS
 
     results = study._read_json(args.out) or {"pairs": None, "packaged": None, "runs": {}}
-    source, splits, test = study.load_study_data(setting_config(settings[0], args.seed), study.PRESETS["cpu"])
+    source, splits, test = study.load_study_data(setting_config(settings[0], args.seed, args.refs),
+                                                 study.PRESETS["cpu"])
     params, model_cfg, _ = study.load_model(PACKAGED_WEIGHTS)
-    results["pairs"], results["packaged"] = len(test.mos), study.clean_srocc(params, model_cfg, test, BATCH)
+    packaged = study.clean_srocc(params, model_cfg, test, BATCH)
+    if results["packaged"] is not None and abs(packaged - results["packaged"]) > 1e-6:
+        raise ValueError(f"the packaged weights score {packaged:.6f} on this data set's test pairs and "
+                         f"{results['packaged']:.6f} in {args.out}: the test pairs differ; use another --out")
+    results["pairs"], results["packaged"] = len(test.mos), packaged
     study._write_json(args.out, results)
     print(f"packaged clean weights: SROCC {results['packaged']:.3f} on {len(test.mos)} test pairs", flush=True)
     for setting in settings:
-        key = setting_key(setting, args.seed)
+        key = setting_key(setting, args.seed, args.refs)
         if key in results["runs"]:
             print(f"{key}: done before, SROCC {results['runs'][key]['srocc']:.3f}", flush=True)
             continue
         t0 = time.perf_counter()
-        params, model_cfg, log = finetune(setting_config(setting, args.seed), source, splits)
-        run = {**setting, "seed": args.seed, "srocc": study.clean_srocc(params, model_cfg, test, BATCH),
+        params, model_cfg, log = finetune(setting_config(setting, args.seed, args.refs), source, splits)
+        run = {**setting, "seed": args.seed, "refs": args.refs, "train_pairs": len(splits["train"]),
+               "srocc": study.clean_srocc(params, model_cfg, test, BATCH),
                "train_plcc": train_fit(log), "seconds": time.perf_counter() - t0}
         results["runs"][key] = run
         study._write_json(args.out, results)

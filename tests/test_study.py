@@ -251,6 +251,51 @@ def test_clean_rule_arm_is_the_heavier_consistency_with_a_heavier_clean_term():
     assert (config.loss.clean, config.loss.scaled_consistency, config.num_steps) == (2.0, 4.0, study.LONG_STEPS)
 
 
+def test_data_rule_arm_is_the_shipped_recipe_on_more_crops_of_the_training_photographs():
+    arm, shipped = study.DATA_ARM, study.SHIPPED_LONG
+    pairs = study.comparison_pairs([shipped, arm])
+    assert (arm, shipped) in pairs and len(pairs) == len(set(pairs))
+    from birqa_jax.data.synthetic import UNSEEN_BY_DEFAULT, reference_crops
+    from configs.aat_study import PACKAGED_WEIGHTS
+
+    config = study.arm_config(arm, 0, study.PRESETS["cpu"], PACKAGED_WEIGHTS, "data_cache")
+    base = study.arm_config(shipped, 0, study.PRESETS["cpu"], PACKAGED_WEIGHTS, "data_cache")
+    data, base_data = config.data.to_dict(), base.data.to_dict()
+    assert data.pop("synthetic") != base_data.pop("synthetic") and data == base_data
+    # Only the data set differs; it keeps the packaged one's crops (a prefix) and adds training crops only.
+    assert config.to_dict() | {"data": None} == base.to_dict() | {"data": None}
+    size = tuple(config.data.synthetic.crop_size)
+    crops, packaged = reference_crops(study.DATA_REFS, size), reference_crops(base.data.synthetic.num_refs, size)
+    assert crops[: len(packaged)] == packaged and len(crops) > len(packaged)
+    assert not {c.source for c in crops[len(packaged):]} & set(UNSEEN_BY_DEFAULT)
+    assert set(UNSEEN_BY_DEFAULT) == set(config.data.test_photos)
+
+
+def test_study_data_loads_each_data_block_once_and_refuses_one_that_changes_the_test_pairs(make_tiny_run_config):
+    from configs import override
+    from configs.aat_study import PACKAGED_WEIGHTS
+
+    preset = dataclasses.replace(study.PRESETS["tiny"], pairs=9, blocks=1)
+    data_dir = make_tiny_run_config().data.data_dir  # the session's tiny kadid_synthetic
+
+    def config(**overrides):
+        return override(study.arm_config("plain_at", 0, preset, PACKAGED_WEIGHTS, data_dir), overrides)
+
+    data = study.StudyData(config(), preset)
+    assert data.training(config()) is data.training(config())
+    # Another training crop is another data block, read from the same build: the same test pairs.
+    other = data.training(config(**{"data.crop_size": (24, 24)}))
+    assert other is not data.training(config()) and np.array_equal(other[1]["test"], data.training(config())[1]["test"])
+    # An eighth crop is astronaut's second, a test photograph: the test pairs would change.
+    with pytest.raises(ValueError, match="never change the test pairs"):
+        data.training(config(**{"data.synthetic.name": "test_tiny8", "data.synthetic.num_refs": 8}))
+    moved = dataclasses.replace(data.test, ref=data.test.ref.copy())
+    moved.ref[0, 0, 0, 0] ^= 1
+    with pytest.raises(ValueError, match="other test pairs"):
+        study.check_same_pairs(moved, data.test, "a one-bit change")
+    study.check_same_pairs(dataclasses.replace(data.test), data.test, "a copy")
+
+
 def test_the_consistency_ablation_at_the_shipped_length_reads_the_ci_of_shipped_minus_ablated():
     arm, shipped = study.NOCONS_LONG, study.SHIPPED_LONG
     pairs = study.comparison_pairs(["plain_at_long", shipped, arm])
@@ -416,6 +461,12 @@ def test_clean_base_settings_parse_and_refuse_malformed_text():
     assert (config.num_steps, tuple(config.data.crop_size), tuple(config.model.widths), config.seed) == (
         7, (32, 48), (4, 6, 8, 12), 3)
     assert config.data.split == "photos" and "chelsea" in config.data.test_photos and not config.aat.enabled
+    setting = clean_base.parse_setting("900:96x96")
+    assert clean_base.setting_key(setting, 1) == "900:96x96:seed1"  # the keys of runs before --refs existed
+    assert clean_base.setting_key(setting, 0, 52) == "900:96x96:refs52:seed0"
+    packaged = clean_base.setting_config(setting).data.synthetic
+    more = clean_base.setting_config(setting, refs=52).data.synthetic
+    assert (packaged.name, packaged.num_refs, more.name, more.num_refs) == ("default", 40, "refs52", 52)
 
 
 def test_clean_srocc_scores_every_pair_once_in_padded_batches():
