@@ -8,8 +8,9 @@ steps of 16 crops of 96x96, seed 0: the robustness study's run of arm ``RECIPE_A
 (the same config, data stream and compiled step). It exports ``runs/robust/birqa.msgpack``;
 copied to ``birqa_jax/assets/birqa_robust.msgpack`` it is the packaged set. Why this arm and
 this length (it beat plain AT at 100 and 400 steps; neither 800 steps, a PGD-7 training
-attack, a 6/255 training ball nor a 4x consistency weight (with or without a 4x clean term) was
-significantly better at 4/255; without its consistency term it loses to plain AT):
+attack, a 6/255 training ball, a 4x consistency weight (with or without a 4x clean term) nor
+every crop of the training photographs (47 instead of 24) was significantly better at 4/255;
+without its consistency term it loses to plain AT):
 docs/robustness.md and ``experiments/results/robustness_study/cpu/results.md``.
 """
 
