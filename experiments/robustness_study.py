@@ -1174,7 +1174,7 @@ def print_plan(preset: Preset, init_from: str, data_dir: str = "data_cache", rep
     the evaluation size; Square with 1/20 of its queries, scaled), the clean forward pass.
     Work that ``out`` already holds (finished runs, cached evaluations) is left out of the
     estimate, as the study reuses it. Takes a few minutes (it compiles what the study
-    compiles). Excludes building the data set."""
+    compiles). Excludes building the data sets."""
     from birqa_jax.data.from_config import plain
     from birqa_jax.train import loop
     from birqa_jax.train import step as training
@@ -1270,7 +1270,7 @@ def print_plan(preset: Preset, init_from: str, data_dir: str = "data_cache", rep
               "load_average": os.getloadavg()}
     print(json.dumps(result, indent=2))
     print(f"estimated wall time: {estimate['total_s'] / 60:.0f} min at this machine's present load (load average "
-          f"{os.getloadavg()[0]:.1f}; building the data set, about a minute, once, not included)")
+          f"{os.getloadavg()[0]:.1f}; building each data set, about a minute once, not included)")
     return result
 
 
