@@ -8,14 +8,13 @@ beside the packaged clean weights.
     python -m experiments.clean_base --settings 900:96x96 --refs 52   # more crops of the same photographs
 
 A setting is ``steps:HxW`` (training crop), optionally ``:w1-w2-w3-w4`` (widths). ``--refs N``
-builds kadid_synthetic with ``N`` reference crops instead of the packaged weights' 40: the crops
-are a prefix-stable round robin over the photographs (``data.synthetic.reference_crops``), so the
-three test photographs, exhausted within the first 40, keep exactly their pairs and the extra
-crops are all of the four training photographs (52: all 9 of coffee, rocket and motorcycle and 9
-of hubble_deep_field's 20; 63: every crop). One seed
-each: a diagnostic of direction and size, not a comparison with confidence intervals. Every
-finished setting is written to ``--out`` at once and skipped by a rerun (JAX on the CPU is
-deterministic, so a rerun reproduces it).
+trains on kadid_synthetic built with ``N`` reference crops instead of the packaged weights' 40
+(``robustness_study.more_crops``): the extra crops are all of the four training photographs (52:
+all 9 of coffee, rocket and motorcycle and 9 of hubble_deep_field's 20; 63: every crop), and the
+test pairs stay the packaged data set's (``robustness_study.StudyData`` checks them pixel for
+pixel). One seed each: a diagnostic of direction and size, not a comparison with confidence
+intervals. Every finished setting is written to ``--out`` at once and skipped by a rerun (JAX on
+the CPU is deterministic, so a rerun reproduces it).
 
 Split: ``data.split = "photos"`` with the study's three test photographs and no validation part
 (the final step is kept), so the four training photographs are the packaged weights' own. The
@@ -63,18 +62,10 @@ def setting_key(setting: dict, seed: int, refs: int = DEFAULT_REFS) -> str:
     return f"{setting['steps']}:{'x'.join(map(str, setting['crop']))}{widths}{more}:seed{seed}"
 
 
-def with_refs(config, refs: int):
-    """``config`` on kadid_synthetic with ``refs`` reference crops (its own build name when they
-    are not the packaged data set's ``DEFAULT_REFS``); returns ``config``."""
-    if refs != DEFAULT_REFS:
-        config.data.synthetic.num_refs, config.data.synthetic.name = refs, f"refs{refs}"
-    return config
-
-
 def setting_config(setting: dict, seed: int = 0, refs: int = DEFAULT_REFS):
     """``configs/default.py`` on the study's photograph split with ``setting`` applied, on a data
     set of ``refs`` reference crops."""
-    from configs import aat_study, default
+    from configs import aat_study, default, override
 
     c = default.get_config()
     study_data = aat_study.get_config().data
@@ -82,7 +73,7 @@ def setting_config(setting: dict, seed: int = 0, refs: int = DEFAULT_REFS):
     c.num_steps, c.data.crop_size, c.seed = setting["steps"], setting["crop"], seed
     if setting["widths"] is not None:
         c.model.widths = setting["widths"]
-    return with_refs(c, refs)
+    return override(c, study.more_crops(refs)) if refs != DEFAULT_REFS else c
 
 
 def train_fit(log: Sequence[dict]) -> float:
@@ -105,8 +96,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     from configs.aat_study import PACKAGED_WEIGHTS
 
     results = study._read_json(args.out) or {"pairs": None, "packaged": None, "runs": {}}
-    source, splits, test = study.load_study_data(setting_config(settings[0], args.seed, args.refs),
-                                                 study.PRESETS["cpu"])
+    data = study.StudyData(setting_config(settings[0], args.seed), study.PRESETS["cpu"])  # the test pairs
+    test = data.test
+    source, splits = data.training(setting_config(settings[0], args.seed, args.refs))
     params, model_cfg, _ = study.load_model(PACKAGED_WEIGHTS)
     packaged = study.clean_srocc(params, model_cfg, test, BATCH)
     if results["packaged"] is not None and abs(packaged - results["packaged"]) > 1e-6:
